@@ -1,0 +1,58 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+/// Device plugins: each is its own shared object (`lib<name>.so`), loaded at run time through the
+/// C ABI in PluginSDK/include. `name` is what a VM config's `plugin = "..."` says.
+struct PluginTarget {
+    let name: String
+    let module: String
+    let path: String
+}
+
+let plugins: [PluginTarget] = [
+    PluginTarget(name: "serial16550", module: "Serial16550", path: "Plugins/Emulated/serial16550"),
+    PluginTarget(name: "debug-exit", module: "DebugExit", path: "Plugins/Emulated/debug-exit"),
+]
+
+let strict: [SwiftSetting] = [.enableUpcomingFeature("ExistentialAny")]
+
+let package = Package(
+    name: "Veneer",
+    products: [
+        .executable(name: "veneer", targets: ["veneer"]),
+        .executable(name: "veneer-plugin-test", targets: ["veneer-plugin-test"]),
+        .library(name: "VeneerPluginKit", targets: ["VeneerPluginKit"]),
+        .library(name: "VeneerHarness", targets: ["VeneerHarness"]),
+    ] + plugins.map { .library(name: $0.name, type: .dynamic, targets: [$0.module]) },
+    dependencies: [
+        .package(url: "https://github.com/LebJe/TOMLKit", exact: "0.6.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
+    targets: [
+        // C facts Swift cannot import: KVM ioctl numbers, non-variadic ioctl, packed epoll events.
+        .target(name: "CKVM", path: "Sources/CKVM"),
+        // The plugin ABI header, as a module for Swift; the .c file holds its layout checks.
+        .target(name: "VeneerPluginABI", path: "PluginSDK/include", publicHeadersPath: "."),
+        .target(
+            name: "VeneerHost",
+            dependencies: ["CKVM", "VeneerPluginABI", "TOMLKit"],
+            path: "Sources/Host",
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "veneer",
+            dependencies: ["VeneerHost", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            path: "Sources/veneer",
+            swiftSettings: strict
+        ),
+        .target(name: "VeneerPluginKit", dependencies: ["VeneerPluginABI"], path: "PluginSDK/Swift", swiftSettings: strict),
+        .target(name: "VeneerHarness", dependencies: ["VeneerHost", "VeneerPluginABI"], path: "PluginSDK/Harness/Library", swiftSettings: strict),
+        .executableTarget(name: "veneer-plugin-test", dependencies: ["VeneerHarness"], path: "PluginSDK/Harness/CLI", swiftSettings: strict),
+        .testTarget(name: "HostTests", dependencies: ["VeneerHost", "VeneerPluginKit"], path: "Tests/HostTests", swiftSettings: strict),
+        .testTarget(name: "PluginTests", dependencies: ["VeneerHarness"], path: "Tests/PluginTests", swiftSettings: strict),
+        .testTarget(name: "IntegrationTests", dependencies: ["VeneerHost"], path: "Tests/IntegrationTests", swiftSettings: strict),
+    ] + plugins.map {
+        .target(name: $0.module, dependencies: ["VeneerPluginKit"], path: $0.path, swiftSettings: strict)
+    },
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,125 @@
+import VeneerHost
+import VeneerPluginABI
+#if canImport(Glibc)
+import Glibc
+#endif
+
+public struct HarnessError: Error, CustomStringConvertible, Sendable {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// Loads one plugin `.so` and drives one instance of it without a VM: the same ABI, loader,
+/// parameter validation and guest-memory checks as `veneer run`, with fakes for everything else.
+///
+///     let uart = try PluginHarness(plugin: "serial16550", parameters: ["output": .string("none")])
+///     uart.write(port: 0x3f8 + 3, 0x80)
+///     #expect(uart.host.irqLevels[4] == false)
+public final class PluginHarness {
+    public let library: PluginLibrary
+    public let device: PluginDevice
+    public let host: FakeHost
+
+    /// Plugin `nameOrPath` (a name found through the plugin search path, or a path to a .so).
+    public init(
+        plugin nameOrPath: String,
+        parameters: [String: ParameterValidation.Input] = [:],
+        instanceName: String = "dut",
+        ramBytes: UInt64 = 16 << 20,
+        vcpuCount: UInt32 = 1,
+        registry: PluginRegistry = .standard()
+    ) throws {
+        let path = nameOrPath.contains("/") ? nameOrPath : try registry.locate(nameOrPath)
+        library = try PluginLibrary(path: path)
+        let values = try ParameterValidation.resolve(parameters, schema: library.info.parameters)
+        host = FakeHost(memory: try GuestMemory(map: try MemoryMap.pc(ramBytes: ramBytes)))
+        device = PluginDevice(library: library, instanceName: instanceName, host: host)
+        host.device = device
+        try device.create(parameters: values, vcpuCount: vcpuCount)
+        try device.reset()
+        try device.start()
+    }
+
+    deinit {
+        try? device.stop()
+        device.destroy()
+    }
+
+    // MARK: guest accesses, dispatched like the VMM's buses (unclaimed reads are all ones)
+
+    private func access(_ kind: FakeHost.Region.Kind, _ address: UInt64, size: Int, write: UInt64?) -> UInt64 {
+        guard let region = host.regions.first(where: {
+            $0.kind == kind && address >= $0.base && address - $0.base < $0.length
+        }) else { return write == nil ? (size >= 8 ? .max : (1 << (UInt64(size) * 8)) - 1) : 0 }
+        var flags: UInt32 = kind == .mmio ? UInt32(VENEER_IO_MMIO) : 0
+        var data: UInt64 = size >= 8 ? .max : (1 << (UInt64(size) * 8)) - 1
+        if let write {
+            flags |= UInt32(VENEER_IO_WRITE)
+            data = write
+        }
+        device.io(region: region.id, offset: address - region.base, size: UInt32(size), flags: flags, data: &data)
+        return data
+    }
+
+    @discardableResult
+    public func read(port: UInt16, size: Int = 1) -> UInt64 { access(.pio, UInt64(port), size: size, write: nil) }
+    public func write(port: UInt16, _ value: UInt64, size: Int = 1) { _ = access(.pio, UInt64(port), size: size, write: value) }
+    @discardableResult
+    public func read(mmio address: UInt64, size: Int = 4) -> UInt64 { access(.mmio, address, size: size, write: nil) }
+    public func write(mmio address: UInt64, _ value: UInt64, size: Int = 4) { _ = access(.mmio, address, size: size, write: value) }
+
+    /// An access straight to (region, offset), as the conformance suite's random accesses do.
+    @discardableResult
+    public func access(region: UInt32, offset: UInt64, size: Int, write: UInt64?, mmio: Bool) -> UInt64 {
+        var flags: UInt32 = mmio ? UInt32(VENEER_IO_MMIO) : 0
+        var data: UInt64 = size >= 8 ? .max : (1 << (UInt64(size) * 8)) - 1
+        if let write {
+            flags |= UInt32(VENEER_IO_WRITE)
+            data = write
+        }
+        device.io(region: region, offset: offset, size: UInt32(size), flags: flags, data: &data)
+        return data
+    }
+
+    // MARK: time, work and fds
+
+    /// Advances the manual clock, firing every timer that falls due, in order.
+    public func advance(nanoseconds: UInt64) {
+        let target = host.now + nanoseconds
+        while let token = host.nextDueTimer(upTo: target) { device.timerFired(token: token) }
+    }
+
+    /// Runs posted work until none is left (work may post more).
+    public func runPostedWork() {
+        var tokens = host.takeWork()
+        while !tokens.isEmpty {
+            tokens.forEach { device.workPosted(token: $0) }
+            tokens = host.takeWork()
+        }
+    }
+
+    /// Polls the watched fds once (up to `timeoutMilliseconds`) and delivers readiness; returns
+    /// how many fds were ready.
+    @discardableResult
+    public func pollFDs(timeoutMilliseconds: Int32 = 0) -> Int {
+        let watches = host.watchList()
+        guard !watches.isEmpty else { return 0 }
+        var fds = watches.map { pollfd(fd: $0.fd, events: Int16(truncatingIfNeeded: $0.events), revents: 0) }
+        let n = poll(&fds, nfds_t(fds.count), timeoutMilliseconds)
+        guard n > 0 else { return 0 }
+        for (w, p) in zip(watches, fds) where p.revents != 0 {
+            device.fdReady(token: w.token, events: UInt32(UInt16(bitPattern: p.revents)))
+        }
+        return Int(n)
+    }
+
+    // MARK: lifecycle and state
+
+    public func reset() throws { try device.reset() }
+
+    public func save() throws -> [UInt8] { try device.save().bytes }
+
+    public func load(_ bytes: [UInt8], version: UInt32? = nil) throws {
+        try device.load(version: version ?? library.info.stateVersion, bytes: bytes)
+    }
+}

@@ -1,0 +1,141 @@
+import VeneerPluginABI
+
+/// A device instance written in Swift. The SDK turns a type conforming to this protocol into a
+/// plugin that speaks the C ABI (see `PluginExport`). Every method is called with the instance's
+/// lock held unless the definition is declared concurrent, so instances need no locking of their own.
+public protocol VeneerDevice: AnyObject {
+    /// Power-on state. Called once after creation and again on every VM reset.
+    func reset()
+    /// The VM starts running; timers may be armed and guest memory touched from now on.
+    func start()
+    /// The VM stops running.
+    func stop()
+    /// A guest access to one of the regions the device registered.
+    func io(_ access: IOAccess, data: inout UInt64)
+    func timerFired(token: UInt64)
+    func fdReady(token: UInt64, events: FDEvents)
+    func workPosted(token: UInt64)
+    /// Writes the device state; `load` must accept exactly what this writes.
+    func save(to state: inout StateWriter)
+    func load(version: UInt32, from state: inout StateReader) throws(StateError)
+}
+
+extension VeneerDevice {
+    public func start() {}
+    public func stop() {}
+    public func timerFired(token: UInt64) {}
+    public func fdReady(token: UInt64, events: FDEvents) {}
+    public func workPosted(token: UInt64) {}
+}
+
+/// One guest access, as the host reports it.
+public struct IOAccess: Sendable, Equatable {
+    public var region: UInt32
+    public var offset: UInt64
+    public var size: Int
+    public var isWrite: Bool
+    public var isMMIO: Bool
+
+    public init(region: UInt32, offset: UInt64, size: Int, isWrite: Bool, isMMIO: Bool = false) {
+        self.region = region
+        self.offset = offset
+        self.size = size
+        self.isWrite = isWrite
+        self.isMMIO = isMMIO
+    }
+
+    /// The mask of the low `size` bytes of a value.
+    public var mask: UInt64 { size >= 8 ? .max : (UInt64(1) << (UInt64(size) * 8)) - 1 }
+}
+
+public struct FDEvents: OptionSet, Sendable {
+    public let rawValue: UInt32
+    public init(rawValue: UInt32) { self.rawValue = rawValue }
+    public static let readable = FDEvents(rawValue: UInt32(VENEER_FD_READABLE))
+    public static let writable = FDEvents(rawValue: UInt32(VENEER_FD_WRITABLE))
+    public static let error = FDEvents(rawValue: UInt32(VENEER_FD_ERROR))
+    public static let hangup = FDEvents(rawValue: UInt32(VENEER_FD_HANGUP))
+}
+
+public enum PluginKind: UInt32, Sendable {
+    case emulated = 1
+    case synthetic = 2
+    case passthrough = 3
+}
+
+/// A parameter the plugin accepts; the host validates configs against these before calling `make`.
+public struct ParameterSpec: Sendable {
+    public enum Kind: Sendable, Equatable {
+        case bool
+        case int(min: Int64, max: Int64)
+        case string
+        case choice([String])
+    }
+
+    public var name: String
+    public var kind: Kind
+    /// Textual default as a config would spell it (`"0x3f8"`, `"true"`); nil makes it required.
+    public var defaultValue: String?
+    public var doc: String
+
+    public init(_ name: String, _ kind: Kind, default defaultValue: String?, doc: String) {
+        self.name = name
+        self.kind = kind
+        self.defaultValue = defaultValue
+        self.doc = doc
+    }
+}
+
+/// Validated parameter values, one for every spec (defaults filled in by the host).
+public struct Parameters: Sendable {
+    public enum Value: Sendable, Equatable {
+        case int(Int64)
+        case string(String)
+    }
+
+    public var values: [String: Value]
+    public init(values: [String: Value]) { self.values = values }
+
+    public func int(_ name: String) -> Int64 {
+        if case .int(let v)? = values[name] { return v }
+        return 0
+    }
+
+    public func bool(_ name: String) -> Bool { int(name) != 0 }
+
+    public func string(_ name: String) -> String {
+        if case .string(let s)? = values[name] { return s }
+        return ""
+    }
+}
+
+/// Why a device could not be created; the host prints it with the plugin and device names.
+public struct PluginError: Error, CustomStringConvertible, Sendable {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// Everything the host needs to know about a plugin written with the SDK.
+public struct PluginDefinition: Sendable {
+    public var name: String
+    public var version: String
+    public var summary: String
+    public var kind: PluginKind
+    public var stateVersion: UInt32
+    public var parameters: [ParameterSpec]
+    public var make: @Sendable (HostServices, Parameters, _ instanceName: String) throws(PluginError) -> any VeneerDevice
+
+    public init(
+        name: String, version: String, summary: String, kind: PluginKind = .emulated,
+        stateVersion: UInt32 = 1, parameters: [ParameterSpec],
+        make: @escaping @Sendable (HostServices, Parameters, _ instanceName: String) throws(PluginError) -> any VeneerDevice
+    ) {
+        self.name = name
+        self.version = version
+        self.summary = summary
+        self.kind = kind
+        self.stateVersion = stateVersion
+        self.parameters = parameters
+        self.make = make
+    }
+}

@@ -1,0 +1,177 @@
+import VeneerPluginABI
+#if canImport(Glibc)
+import Glibc
+#endif
+import Synchronization
+
+/// Turns a `PluginDefinition` into the C descriptor the host loads.
+///
+/// A plugin written in Swift exports its entry point like this:
+///
+///     @_cdecl("veneer_plugin_entry")
+///     public func veneerPluginEntry() -> UnsafeRawPointer { PluginExport.descriptor(for: MyDevice.definition) }
+///
+/// Unsafe-pointer invariants of this file: the descriptor, its strings and its parameter table are
+/// allocated once per process and never freed (the host may read them until it unloads the .so);
+/// a `veneer_device *` is an `Unmanaged<DeviceBox>` retained in `create` and released in `destroy`,
+/// so it is valid for every callback in between; buffers passed in by the host are used only within
+/// the bounds it gives.
+public enum PluginExport {
+    private static let exported = Mutex<(definition: PluginDefinition, descriptor: UnsafeRawPointer)?>(nil)
+
+    public static func descriptor(for definition: PluginDefinition) -> UnsafeRawPointer {
+        exported.withLock { state in
+            if let state { return state.descriptor }
+            let descriptor = UnsafeRawPointer(makeDescriptor(definition))
+            state = (definition, descriptor)
+            return descriptor
+        }
+    }
+
+    static var definition: PluginDefinition? { exported.withLock { $0?.definition } }
+}
+
+/// The Swift object behind one `veneer_device *`.
+final class DeviceBox {
+    let device: any VeneerDevice
+    let host: HostServices
+    init(device: any VeneerDevice, host: HostServices) {
+        self.device = device
+        self.host = host
+    }
+
+    static func from(_ pointer: OpaquePointer?) -> DeviceBox? {
+        guard let pointer else { return nil }
+        return Unmanaged<DeviceBox>.fromOpaque(UnsafeRawPointer(pointer)).takeUnretainedValue()
+    }
+}
+
+/// A NUL-terminated copy that lives as long as the process (see the invariants above).
+private func cString(_ s: String) -> UnsafePointer<CChar> {
+    let utf8 = Array(s.utf8CString)
+    let copy = UnsafeMutablePointer<CChar>.allocate(capacity: utf8.count)
+    copy.initialize(from: utf8, count: utf8.count)
+    return UnsafePointer(copy)
+}
+
+private func makeDescriptor(_ definition: PluginDefinition) -> UnsafeMutablePointer<veneer_plugin_descriptor> {
+    let specs = UnsafeMutablePointer<veneer_param_spec>.allocate(capacity: max(definition.parameters.count, 1))
+    for (i, p) in definition.parameters.enumerated() {
+        var spec = veneer_param_spec()
+        spec.struct_size = UInt32(MemoryLayout<veneer_param_spec>.size)
+        spec.name = cString(p.name)
+        spec.doc = cString(p.doc)
+        spec.default_value = p.defaultValue.map(cString)
+        switch p.kind {
+        case .bool: spec.type = VENEER_PARAM_BOOL.rawValue
+        case .int(let min, let max):
+            spec.type = VENEER_PARAM_INT.rawValue
+            spec.min = min
+            spec.max = max
+        case .string: spec.type = VENEER_PARAM_STRING.rawValue
+        case .choice(let options):
+            spec.type = VENEER_PARAM_CHOICE.rawValue
+            spec.choices = cString(options.joined(separator: ","))
+        }
+        (specs + i).initialize(to: spec)
+    }
+
+    var d = veneer_plugin_descriptor()
+    d.struct_size = UInt32(MemoryLayout<veneer_plugin_descriptor>.size)
+    d.abi_major = UInt16(VENEER_ABI_MAJOR)
+    d.abi_minor = UInt16(VENEER_ABI_MINOR)
+    d.name = cString(definition.name)
+    d.version = cString(definition.version)
+    d.summary = cString(definition.summary)
+    d.kind = definition.kind.rawValue
+    d.state_version = definition.stateVersion
+    d.param_count = UInt32(definition.parameters.count)
+    d.param_spec_size = UInt32(MemoryLayout<veneer_param_spec>.size)
+    d.params = UnsafePointer(specs)
+
+    d.create = { api, host, args in
+        guard let api, let host, let args, let definition = PluginExport.definition else { return nil }
+        let services = HostServices(api: api, host: host)
+        let a = args.pointee
+        var values: [String: Parameters.Value] = [:]
+        let stride = Int(a.param_value_size)
+        if let base = a.params, stride >= MemoryLayout<veneer_param_value>.size {
+            for i in 0..<Int(a.param_count) {
+                let v = (UnsafeRawPointer(base) + i * stride).loadUnaligned(as: veneer_param_value.self)
+                guard let name = v.name else { continue }
+                switch v.type {
+                case VENEER_PARAM_STRING.rawValue, VENEER_PARAM_CHOICE.rawValue:
+                    values[String(cString: name)] = .string(v.string_value.map { String(cString: $0) } ?? "")
+                default:
+                    values[String(cString: name)] = .int(v.int_value)
+                }
+            }
+        }
+        let instance = a.instance_name.map { String(cString: $0) } ?? definition.name
+        do {
+            let device = try definition.make(services, Parameters(values: values), instance)
+            let box = DeviceBox(device: device, host: services)
+            return OpaquePointer(Unmanaged.passRetained(box).toOpaque())
+        } catch {
+            api.pointee.set_error?(host, "\(error)")
+            return nil
+        }
+    }
+    d.reset = { dev in
+        DeviceBox.from(dev)?.device.reset()
+        return veneer_status(VENEER_OK)
+    }
+    d.start = { dev in
+        DeviceBox.from(dev)?.device.start()
+        return veneer_status(VENEER_OK)
+    }
+    d.stop = { dev in
+        DeviceBox.from(dev)?.device.stop()
+        return veneer_status(VENEER_OK)
+    }
+    d.destroy = { dev in
+        guard let dev else { return }
+        Unmanaged<DeviceBox>.fromOpaque(UnsafeRawPointer(dev)).release()
+    }
+    d.io = { dev, region, offset, size, flags, data in
+        guard let box = DeviceBox.from(dev), let data else { return }
+        let access = IOAccess(
+            region: region, offset: offset, size: Int(size),
+            isWrite: flags & UInt32(VENEER_IO_WRITE) != 0,
+            isMMIO: flags & UInt32(VENEER_IO_MMIO) != 0)
+        var value = data.pointee
+        box.device.io(access, data: &value)
+        data.pointee = value
+    }
+    d.timer = { dev, token in DeviceBox.from(dev)?.device.timerFired(token: token) }
+    d.fd_ready = { dev, token, events in DeviceBox.from(dev)?.device.fdReady(token: token, events: FDEvents(rawValue: events)) }
+    d.work = { dev, token in DeviceBox.from(dev)?.device.workPosted(token: token) }
+    d.save = { dev, buffer, capacity, length in
+        guard let box = DeviceBox.from(dev), let length else { return veneer_status(VENEER_EINVAL) }
+        var writer = StateWriter()
+        box.device.save(to: &writer)
+        let bytes = writer.bytes
+        length.pointee = bytes.count
+        guard let buffer, capacity >= bytes.count else { return veneer_status(VENEER_ENOSPC) }
+        bytes.withUnsafeBytes { raw in
+            if let source = raw.baseAddress { memcpy(buffer, source, bytes.count) }
+        }
+        return veneer_status(VENEER_OK)
+    }
+    d.load = { dev, version, buffer, length in
+        guard let box = DeviceBox.from(dev) else { return veneer_status(VENEER_EINVAL) }
+        let bytes = buffer.map { Array(UnsafeBufferPointer(start: $0, count: length)) } ?? []
+        var reader = StateReader(bytes)
+        do {
+            try box.device.load(version: version, from: &reader)
+            return veneer_status(VENEER_OK)
+        } catch {
+            box.host.api.pointee.set_error?(box.host.host, "\(error)")
+            return veneer_status(VENEER_ESTATE)
+        }
+    }
+
+    let pointer = UnsafeMutablePointer<veneer_plugin_descriptor>.allocate(capacity: 1)
+    pointer.initialize(to: d)
+    return pointer
+}

@@ -1,0 +1,283 @@
+/*
+ * veneer_plugin.h — the Veneer device-plugin ABI.
+ *
+ * This header is the only contract between the Veneer core and a device plugin. A plugin is a
+ * shared object (.so) that exports one C symbol, VENEER_PLUGIN_ENTRY_NAME, returning a pointer to a
+ * constant descriptor. Plugins may be written in any language that can produce that symbol; the
+ * Swift SDK (PluginSDK/Swift) is a convenience layer over exactly this header.
+ *
+ * Versioning
+ *   - VENEER_ABI_MAJOR changes only when an existing struct layout or call meaning changes. The host
+ *     refuses a plugin whose major differs from its own.
+ *   - VENEER_ABI_MINOR grows when fields or calls are appended. The host refuses a plugin whose minor
+ *     is newer than its own (it could not honour calls the plugin expects) and accepts any older one.
+ *   - Every struct that crosses the boundary starts with `struct_size` (the size the writer was
+ *     compiled with) and ends with reserved space. A reader uses a field only if the writer's
+ *     struct_size covers it, so either side can be older than the other within one major.
+ *   - Arrays that cross the boundary carry their element size next to their count.
+ *
+ * History
+ *   1.0  lifecycle, parameter schema, PIO/MMIO regions, guest memory, IRQ lines, MSI, timers,
+ *        fd watches, posted work (deferred completion), save/load, logging, stop requests.
+ *
+ * Threading
+ *   Unless the descriptor sets VENEER_PLUGIN_CONCURRENT, the host serialises every callback into one
+ *   device instance (one lock per instance): `io` arrives on vCPU threads, `timer`, `fd_ready` and
+ *   `work` on the VM's event thread, never two at once. Host services may be called from any
+ *   callback. `post_work` and `log` may also be called from any thread the plugin owns; every
+ *   other service must be called from inside a callback of the same instance (or from `create`).
+ *
+ * Errors
+ *   Calls return veneer_status: VENEER_OK (0) or a negative VENEER_E* code. A plugin that fails
+ *   `create` (or another callback) should first call host->set_error with a one-line reason; the
+ *   host prints it together with the plugin and device names.
+ *
+ * Guest memory
+ *   Everything the guest wrote is hostile. The host checks every guest-physical range it is given
+ *   against the VM's memory map and refuses ranges that are not entirely guest RAM
+ *   (VENEER_ERANGE). Pointers from mem_map stay valid until the instance is destroyed.
+ */
+#ifndef VENEER_PLUGIN_H
+#define VENEER_PLUGIN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define VENEER_ABI_MAJOR 1
+#define VENEER_ABI_MINOR 0
+
+/* The one symbol every plugin exports: `const veneer_plugin_descriptor *veneer_plugin_entry(void);`
+ * It must be callable any number of times and return the same pointer each time. */
+#define VENEER_PLUGIN_ENTRY_NAME "veneer_plugin_entry"
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Status codes                                                                                    */
+
+typedef int32_t veneer_status;
+
+enum {
+    VENEER_OK = 0,
+    VENEER_EINVAL = -1,   /* an argument is malformed (bad size, unknown token, ...)          */
+    VENEER_ERANGE = -2,   /* a guest-physical range is not entirely inside guest RAM          */
+    VENEER_ENOMEM = -3,   /* out of host memory                                               */
+    VENEER_EBUSY = -4,    /* the resource (port, address range, line) is already taken        */
+    VENEER_ENOTSUP = -5,  /* the host or plugin does not offer this operation                 */
+    VENEER_EIO = -6,      /* a host I/O call failed                                           */
+    VENEER_ENOSPC = -7,   /* a caller-supplied buffer is too small; the needed size is given  */
+    VENEER_ESTATE = -8,   /* saved state is malformed or of an unknown version                */
+};
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Opaque handles                                                                                  */
+
+/* A device instance, created and owned by the plugin. The host only passes it back. */
+typedef struct veneer_device veneer_device;
+/* The host's per-instance context, passed to every host service. */
+typedef struct veneer_host veneer_host;
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Parameter schema                                                                                */
+
+enum veneer_param_type {
+    VENEER_PARAM_BOOL = 1,   /* TOML boolean; value in int_value (0 or 1)                       */
+    VENEER_PARAM_INT = 2,    /* TOML integer within [min, max]; value in int_value              */
+    VENEER_PARAM_STRING = 3, /* TOML string; value in string_value                              */
+    VENEER_PARAM_CHOICE = 4, /* TOML string, one of `choices`; value in string_value            */
+};
+
+/* One parameter a plugin accepts. The host validates a VM config against this schema before any
+ * plugin code runs, and `veneer plugins --describe NAME` prints it. */
+typedef struct veneer_param_spec {
+    uint32_t struct_size;      /* sizeof(veneer_param_spec) as the plugin was compiled          */
+    uint32_t type;             /* enum veneer_param_type                                        */
+    const char *name;          /* [a-z][a-z0-9_]*, unique within the plugin                     */
+    const char *doc;           /* one line for humans                                           */
+    const char *default_value; /* textual default ("true", "0x3f8", "stdout"); NULL = required  */
+    int64_t min;               /* VENEER_PARAM_INT: inclusive bounds                            */
+    int64_t max;
+    const char *choices;       /* VENEER_PARAM_CHOICE: comma-separated list, e.g. "a,b,c"       */
+    uint64_t reserved[4];
+} veneer_param_spec;
+
+/* One validated parameter value handed to create. Every parameter of the schema is present, in
+ * schema order, defaults filled in. Strings stay valid only for the duration of `create`. */
+typedef struct veneer_param_value {
+    uint32_t struct_size;
+    uint32_t type;
+    const char *name;
+    int64_t int_value;
+    const char *string_value;
+    uint64_t reserved[2];
+} veneer_param_value;
+
+typedef struct veneer_create_args {
+    uint32_t struct_size;
+    uint32_t param_count;
+    uint32_t param_value_size;        /* stride of `params`                                   */
+    uint32_t reserved0;
+    const veneer_param_value *params;
+    const char *instance_name;        /* the config's device id, e.g. "com1"                   */
+    uint32_t vcpu_count;
+    uint32_t reserved1;
+    uint64_t reserved[6];
+} veneer_create_args;
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Host services                                                                                   */
+
+enum veneer_log_level {
+    VENEER_LOG_ERROR = 0,
+    VENEER_LOG_WARN = 1,
+    VENEER_LOG_INFO = 2,
+    VENEER_LOG_DEBUG = 3,
+};
+
+/* fd_watch events (same bits as poll(2)'s POLLIN / POLLOUT; POLLHUP/POLLERR are always reported) */
+enum {
+    VENEER_FD_READABLE = 0x1,
+    VENEER_FD_WRITABLE = 0x4,
+    VENEER_FD_ERROR = 0x8,
+    VENEER_FD_HANGUP = 0x10,
+};
+
+/* request_stop reasons */
+enum veneer_stop_reason {
+    VENEER_STOP_POWEROFF = 1, /* the guest powered the machine off; exit status 0            */
+    VENEER_STOP_RESET = 2,    /* the guest asked for a reset (the config says what happens)   */
+    VENEER_STOP_EXIT = 3,     /* end the VM with `exit_status` (test devices such as debug-exit) */
+    VENEER_STOP_ERROR = 4,    /* the device failed fatally; set_error first                  */
+};
+
+/* mem_map flags */
+enum {
+    VENEER_MAP_READ = 0x1,
+    VENEER_MAP_WRITE = 0x2,
+};
+
+typedef struct veneer_host_api {
+    uint32_t struct_size;
+    uint16_t abi_major;
+    uint16_t abi_minor;
+
+    /* Diagnostics. `msg` is a NUL-terminated line without a trailing newline. */
+    void (*log)(veneer_host *host, uint32_t level, const char *msg);
+    void (*set_error)(veneer_host *host, const char *msg);
+
+    /* Address regions. The plugin picks `region` ids; `io` later reports accesses as
+     * (region, offset from the region's base). Overlapping another device's range is VENEER_EBUSY.
+     * PIO: 1 <= length, port + length <= 0x10000. MMIO: page-granular ranges are not required. */
+    veneer_status (*register_pio)(veneer_host *host, uint32_t region, uint16_t port, uint32_t length);
+    veneer_status (*register_mmio)(veneer_host *host, uint32_t region, uint64_t gpa, uint64_t length);
+    veneer_status (*unregister_region)(veneer_host *host, uint32_t region);
+
+    /* Guest memory (DMA). The whole range must lie in guest RAM, else VENEER_ERANGE and nothing
+     * is copied. mem_map returns a host pointer to the range, or NULL (with the reason logged)
+     * when the range is not inside one contiguous piece of guest RAM. */
+    veneer_status (*mem_read)(veneer_host *host, uint64_t gpa, void *dst, uint64_t length);
+    veneer_status (*mem_write)(veneer_host *host, uint64_t gpa, const void *src, uint64_t length);
+    void *(*mem_map)(veneer_host *host, uint64_t gpa, uint64_t length, uint32_t flags);
+
+    /* Interrupts. `line` is a GSI of the VM's interrupt controller (ISA IRQs 0-15 reach both the
+     * PIC and the IOAPIC; 16-23 the IOAPIC only). level: 1 asserted, 0 deasserted; an edge is a
+     * 1 followed by a 0. msi_send delivers one message-signalled interrupt. */
+    veneer_status (*irq_set)(veneer_host *host, uint32_t line, uint32_t level);
+    veneer_status (*msi_send)(veneer_host *host, uint64_t address, uint32_t data);
+
+    /* Time. clock_ns is a monotonic nanosecond clock (a manual clock under the test harness).
+     * timer_arm (re)arms the instance's timer `token` to fire at `deadline_ns` on that clock and then
+     * every `period_ns` (0: once). A timer that fell behind fires once; read clock_ns to catch up. */
+    uint64_t (*clock_ns)(veneer_host *host);
+    veneer_status (*timer_arm)(veneer_host *host, uint64_t token, uint64_t deadline_ns, uint64_t period_ns);
+    veneer_status (*timer_cancel)(veneer_host *host, uint64_t token);
+
+    /* File descriptors. The host polls `fd` and calls fd_ready(token, events) while it is ready;
+     * the plugin keeps ownership of the fd and unwatches it before closing it. */
+    veneer_status (*fd_watch)(veneer_host *host, int fd, uint32_t events, uint64_t token);
+    veneer_status (*fd_unwatch)(veneer_host *host, int fd);
+
+    /* Deferred completion: thread-safe. Queues a `work(token)` callback on the instance's
+     * serialised context, e.g. from a plugin-owned I/O thread whose request finished. */
+    veneer_status (*post_work)(veneer_host *host, uint64_t token);
+
+    /* Ask the VM to stop (power off, reset, exit with a status, or fail). Returns at once. */
+    void (*request_stop)(veneer_host *host, uint32_t reason, int32_t exit_status);
+
+    void *reserved[24];
+} veneer_host_api;
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Plugin descriptor                                                                               */
+
+enum veneer_plugin_kind {
+    VENEER_KIND_EMULATED = 1,    /* legacy hardware behind PIO/MMIO regions                      */
+    VENEER_KIND_SYNTHETIC = 2,   /* a VMBus service provider (VSP)                               */
+    VENEER_KIND_PASSTHROUGH = 3, /* an assigned device (VFIO, vfio-user, SR-IOV VF)              */
+};
+
+enum {
+    /* The plugin does its own locking: the host may call into one instance from several threads. */
+    VENEER_PLUGIN_CONCURRENT = 0x1,
+};
+
+/* io flags */
+enum {
+    VENEER_IO_WRITE = 0x1, /* set: the guest writes *data; clear: the plugin stores the value read */
+    VENEER_IO_MMIO = 0x2,  /* the access came through an MMIO region (else port I/O)              */
+};
+
+typedef struct veneer_plugin_descriptor {
+    uint32_t struct_size;
+    uint16_t abi_major;        /* VENEER_ABI_MAJOR the plugin was built against                 */
+    uint16_t abi_minor;        /* VENEER_ABI_MINOR the plugin was built against                 */
+    const char *name;          /* [a-z][a-z0-9_-]*: what a config's `plugin = "..."` names        */
+    const char *version;       /* the plugin's own version, e.g. "1.0.0"                         */
+    const char *summary;       /* one line for `veneer plugins`                                  */
+    uint32_t kind;             /* enum veneer_plugin_kind                                        */
+    uint32_t flags;            /* VENEER_PLUGIN_*                                                */
+    uint32_t state_version;    /* version of the blob `save` writes; `load` is told which one   */
+    uint32_t param_count;
+    uint32_t param_spec_size;  /* stride of `params`                                             */
+    uint32_t reserved0;
+    const veneer_param_spec *params;
+
+    /* Lifecycle. create returns NULL on failure (after host->set_error). It registers regions and
+     * claims resources; it must not start timers or touch guest memory before `start`. reset puts
+     * the device in its power-on state (it is called once after create and on every VM reset);
+     * start/stop bracket the time the VM runs; destroy frees everything (after stop). */
+    veneer_device *(*create)(const veneer_host_api *api, veneer_host *host, const veneer_create_args *args);
+    veneer_status (*reset)(veneer_device *dev);
+    veneer_status (*start)(veneer_device *dev);
+    veneer_status (*stop)(veneer_device *dev);
+    void (*destroy)(veneer_device *dev);
+
+    /* A guest access of `size` bytes (1, 2, 4 or 8) at `offset` into region `region`. For a write,
+     * *data holds the value (little-endian in the low bytes); for a read, store the value in *data
+     * (the host has preset it to all ones). Called on the vCPU thread: keep it short. */
+    void (*io)(veneer_device *dev, uint32_t region, uint64_t offset, uint32_t size, uint32_t flags, uint64_t *data);
+
+    /* Events asked for through timer_arm, fd_watch and post_work. */
+    void (*timer)(veneer_device *dev, uint64_t token);
+    void (*fd_ready)(veneer_device *dev, uint64_t token, uint32_t events);
+    void (*work)(veneer_device *dev, uint64_t token);
+
+    /* Device state. save writes at most `capacity` bytes to `buffer` and sets *length; if the
+     * state does not fit it returns VENEER_ENOSPC with *length set to the size needed (the host
+     * calls it with capacity 0 to ask). load gets what an earlier save wrote, with the
+     * state_version it was written with, and must reject anything malformed with VENEER_ESTATE. */
+    veneer_status (*save)(veneer_device *dev, uint8_t *buffer, size_t capacity, size_t *length);
+    veneer_status (*load)(veneer_device *dev, uint32_t state_version, const uint8_t *buffer, size_t length);
+
+    void *reserved[24];
+} veneer_plugin_descriptor;
+
+typedef const veneer_plugin_descriptor *(*veneer_plugin_entry_fn)(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* VENEER_PLUGIN_H */

@@ -1,0 +1,16 @@
+/* Compile-time checks of the ABI's layout on the platforms Veneer supports (LP64).
+ * Offsets of published fields never move within a major version: if one of these fails, a change
+ * broke every plugin built against an earlier header. */
+#include "veneer_plugin.h"
+#include <assert.h>
+
+static_assert(sizeof(void *) == 8, "Veneer's ABI is defined for LP64 hosts");
+static_assert(sizeof(veneer_param_spec) == 88, "veneer_param_spec layout");
+static_assert(sizeof(veneer_param_value) == 48, "veneer_param_value layout");
+static_assert(sizeof(veneer_create_args) == 88, "veneer_create_args layout");
+static_assert(offsetof(veneer_host_api, log) == 8, "veneer_host_api layout");
+static_assert(offsetof(veneer_host_api, request_stop) == 136, "veneer_host_api layout");
+static_assert(sizeof(veneer_host_api) == 144 + 24 * 8, "veneer_host_api layout");
+static_assert(offsetof(veneer_plugin_descriptor, params) == 56, "veneer_plugin_descriptor layout");
+static_assert(offsetof(veneer_plugin_descriptor, load) == 144, "veneer_plugin_descriptor layout");
+static_assert(sizeof(veneer_plugin_descriptor) == 152 + 24 * 8, "veneer_plugin_descriptor layout");

@@ -1,0 +1,57 @@
+#define _GNU_SOURCE
+#include "ckvm.h"
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+
+int ckvm_ioctl(int fd, unsigned long request, void *argument) { return ioctl(fd, request, argument); }
+int ckvm_ioctl_value(int fd, unsigned long request, unsigned long argument) { return ioctl(fd, request, argument); }
+
+int ckvm_epoll_add(int epfd, int fd, uint32_t events, uint64_t token) {
+    struct epoll_event ev = {.events = events, .data.u64 = token};
+    return epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev);
+}
+
+int ckvm_epoll_modify(int epfd, int fd, uint32_t events, uint64_t token) {
+    struct epoll_event ev = {.events = events, .data.u64 = token};
+    return epoll_ctl(epfd, EPOLL_CTL_MOD, fd, &ev);
+}
+
+int ckvm_epoll_remove(int epfd, int fd) { return epoll_ctl(epfd, EPOLL_CTL_DEL, fd, NULL); }
+
+int ckvm_epoll_wait(int epfd, uint64_t *tokens, uint32_t *events, int capacity, int timeout_ms) {
+    struct epoll_event buffer[64];
+    if (capacity > 64) capacity = 64;
+    int n = epoll_wait(epfd, buffer, capacity, timeout_ms);
+    for (int i = 0; i < n; i++) {
+        tokens[i] = buffer[i].data.u64;
+        events[i] = buffer[i].events;
+    }
+    return n;
+}
+
+static void kick_handler(int signo) { (void)signo; }
+
+static void install_kick_handler(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = kick_handler;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = 0; /* no SA_RESTART: KVM_RUN must return EINTR */
+    sigaction(SIGUSR2, &sa, NULL);
+}
+
+int ckvm_install_kick_signal(void) {
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, install_kick_handler);
+    return SIGUSR2;
+}
+
+int ckvm_kick_thread(unsigned long pthread_id) { return pthread_kill((pthread_t)pthread_id, SIGUSR2); }
+unsigned long ckvm_current_thread(void) { return (unsigned long)pthread_self(); }
+
+int ckvm_memfd(const char *name) { return memfd_create(name, MFD_CLOEXEC); }

@@ -1,0 +1,33 @@
+import VeneerPluginABI
+
+/// The services a host offers one device instance: what `veneer_host_api` exposes, in Swift.
+/// The VMM (`DeviceContext`) and the test harness (`FakeHost`) both implement it, so one C bridge
+/// (`HostServiceTable`) serves both and a plugin cannot tell them apart.
+public protocol DeviceHost: AnyObject, Sendable {
+    func log(level: UInt32, message: String)
+    func setError(_ message: String)
+    func registerPortIO(region: UInt32, port: UInt16, length: UInt32) -> veneer_status
+    func registerMMIO(region: UInt32, address: UInt64, length: UInt64) -> veneer_status
+    func unregisterRegion(_ region: UInt32) -> veneer_status
+    func readGuest(_ address: UInt64, into buffer: UnsafeMutableRawBufferPointer) -> veneer_status
+    func writeGuest(_ address: UInt64, from buffer: UnsafeRawBufferPointer) -> veneer_status
+    func mapGuest(_ address: UInt64, length: UInt64, writable: Bool) -> UnsafeMutableRawPointer?
+    func setIRQ(line: UInt32, level: Bool) -> veneer_status
+    func sendMSI(address: UInt64, data: UInt32) -> veneer_status
+    func clockNanoseconds() -> UInt64
+    func armTimer(token: UInt64, deadline: UInt64, period: UInt64) -> veneer_status
+    func cancelTimer(token: UInt64) -> veneer_status
+    func watch(fd: Int32, events: UInt32, token: UInt64) -> veneer_status
+    func unwatch(fd: Int32) -> veneer_status
+    func postWork(token: UInt64) -> veneer_status
+    func requestStop(reason: UInt32, exitStatus: Int32)
+}
+
+extension veneer_status {
+    public static let ok = veneer_status(VENEER_OK)
+    public static let invalid = veneer_status(VENEER_EINVAL)
+    public static let outOfRange = veneer_status(VENEER_ERANGE)
+    public static let busy = veneer_status(VENEER_EBUSY)
+    public static let unsupported = veneer_status(VENEER_ENOTSUP)
+    public static let ioError = veneer_status(VENEER_EIO)
+}

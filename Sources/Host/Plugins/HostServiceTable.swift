@@ -1,0 +1,79 @@
+import VeneerPluginABI
+
+/// The C side of `DeviceHost`: one process-wide `veneer_host_api` whose functions recover the
+/// `DeviceHost` from the `veneer_host *` a plugin passes back.
+///
+/// Unsafe-pointer invariants: a `veneer_host *` is `Unmanaged<HostBinding>` of a binding that its
+/// `PluginDevice` keeps alive for as long as the plugin instance exists, so the pointer is valid in
+/// every call a well-behaved plugin makes. Plugin-supplied buffers are used only with the lengths
+/// the plugin gave; guest memory is never touched here but through the `DeviceHost`.
+public final class HostBinding: @unchecked Sendable {
+    public let host: any DeviceHost
+    public init(host: any DeviceHost) { self.host = host }
+
+    var opaque: OpaquePointer { OpaquePointer(Unmanaged.passUnretained(self).toOpaque()) }
+
+    @inline(__always)
+    static func host(_ pointer: OpaquePointer?) -> (any DeviceHost)? {
+        guard let pointer else { return nil }
+        return Unmanaged<HostBinding>.fromOpaque(UnsafeRawPointer(pointer)).takeUnretainedValue().host
+    }
+}
+
+private func text(_ p: UnsafePointer<CChar>?) -> String { p.map { String(cString: $0) } ?? "" }
+
+public enum HostServiceTable {
+    private struct Table: @unchecked Sendable {
+        let pointer: UnsafePointer<veneer_host_api>
+    }
+
+    /// Built once; plugins may keep the pointer for their lifetime.
+    private static let table = Table(pointer: makeTable())
+
+    public static var api: UnsafePointer<veneer_host_api> { table.pointer }
+
+    private static func makeTable() -> UnsafePointer<veneer_host_api> {
+        var t = veneer_host_api()
+        t.struct_size = UInt32(MemoryLayout<veneer_host_api>.size)
+        t.abi_major = UInt16(VENEER_ABI_MAJOR)
+        t.abi_minor = UInt16(VENEER_ABI_MINOR)
+        t.log = { h, level, msg in HostBinding.host(h)?.log(level: level, message: text(msg)) }
+        t.set_error = { h, msg in HostBinding.host(h)?.setError(text(msg)) }
+        t.register_pio = { h, region, port, length in
+            HostBinding.host(h)?.registerPortIO(region: region, port: port, length: length) ?? .invalid
+        }
+        t.register_mmio = { h, region, address, length in
+            HostBinding.host(h)?.registerMMIO(region: region, address: address, length: length) ?? .invalid
+        }
+        t.unregister_region = { h, region in HostBinding.host(h)?.unregisterRegion(region) ?? .invalid }
+        t.mem_read = { h, address, dst, length in
+            guard let host = HostBinding.host(h) else { return .invalid }
+            guard length > 0 else { return .ok }
+            guard let dst, length <= UInt64(Int.max) else { return .invalid }
+            return host.readGuest(address, into: UnsafeMutableRawBufferPointer(start: dst, count: Int(length)))
+        }
+        t.mem_write = { h, address, src, length in
+            guard let host = HostBinding.host(h) else { return .invalid }
+            guard length > 0 else { return .ok }
+            guard let src, length <= UInt64(Int.max) else { return .invalid }
+            return host.writeGuest(address, from: UnsafeRawBufferPointer(start: src, count: Int(length)))
+        }
+        t.mem_map = { h, address, length, flags in
+            HostBinding.host(h)?.mapGuest(address, length: length, writable: flags & UInt32(VENEER_MAP_WRITE) != 0)
+        }
+        t.irq_set = { h, line, level in HostBinding.host(h)?.setIRQ(line: line, level: level != 0) ?? .invalid }
+        t.msi_send = { h, address, data in HostBinding.host(h)?.sendMSI(address: address, data: data) ?? .invalid }
+        t.clock_ns = { h in HostBinding.host(h)?.clockNanoseconds() ?? 0 }
+        t.timer_arm = { h, token, deadline, period in
+            HostBinding.host(h)?.armTimer(token: token, deadline: deadline, period: period) ?? .invalid
+        }
+        t.timer_cancel = { h, token in HostBinding.host(h)?.cancelTimer(token: token) ?? .invalid }
+        t.fd_watch = { h, fd, events, token in HostBinding.host(h)?.watch(fd: fd, events: events, token: token) ?? .invalid }
+        t.fd_unwatch = { h, fd in HostBinding.host(h)?.unwatch(fd: fd) ?? .invalid }
+        t.post_work = { h, token in HostBinding.host(h)?.postWork(token: token) ?? .invalid }
+        t.request_stop = { h, reason, status in HostBinding.host(h)?.requestStop(reason: reason, exitStatus: status) }
+        let pointer = UnsafeMutablePointer<veneer_host_api>.allocate(capacity: 1)
+        pointer.initialize(to: t)
+        return UnsafePointer(pointer)
+    }
+}

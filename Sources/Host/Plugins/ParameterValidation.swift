@@ -1,0 +1,103 @@
+/// Checks configured values against a plugin's schema: the same rules for the VM config, the
+/// harness and `veneer-plugin-test`, so a plugin sees identical input everywhere.
+public enum ParameterValidation {
+    /// A value as it came from a config file.
+    public enum Input: Sendable, Equatable {
+        case bool(Bool)
+        case int(Int64)
+        case string(String)
+
+        var typeName: String {
+            switch self {
+            case .bool: "a boolean"
+            case .int: "an integer"
+            case .string: "a string"
+            }
+        }
+    }
+
+    public struct Problem: Error, CustomStringConvertible, Sendable, Equatable {
+        public var key: String
+        public var reason: String
+        public var description: String { "\(key): \(reason)" }
+    }
+
+    /// All parameters of `schema` in order, from `inputs` or defaults. Unknown keys, missing
+    /// required ones and ill-typed or out-of-range values are problems naming the key.
+    public static func resolve(_ inputs: [String: Input], schema: [ParameterSchema]) throws(Problem) -> [ParameterValue] {
+        let known = Set(schema.map(\.name))
+        if let unknown = inputs.keys.sorted().first(where: { !known.contains($0) }) {
+            let names = schema.map(\.name).joined(separator: ", ")
+            throw Problem(key: unknown, reason: "unknown parameter (this plugin takes: \(names.isEmpty ? "none" : names))")
+        }
+        var values: [ParameterValue] = []
+        for spec in schema {
+            if let input = inputs[spec.name] {
+                values.append(ParameterValue(name: spec.name, value: try check(input, spec)))
+            } else if let text = spec.defaultText {
+                values.append(ParameterValue(name: spec.name, value: try parse(text: text, for: spec)))
+            } else {
+                throw Problem(key: spec.name, reason: "required parameter missing (\(spec.kind.typeName): \(spec.doc))")
+            }
+        }
+        return values
+    }
+
+    static func check(_ input: Input, _ spec: ParameterSchema) throws(Problem) -> ParameterValue.Value {
+        switch (spec.kind, input) {
+        case (.bool, .bool(let b)): return .bool(b)
+        case (.int(let min, let max), .int(let i)):
+            guard i >= min, i <= max else {
+                throw Problem(key: spec.name, reason: "\(i) (\(hex(UInt64(bitPattern: i)))) is outside \(min)...\(max)")
+            }
+            return .int(i)
+        case (.string, .string(let s)): return .string(s)
+        case (.choice(let choices), .string(let s)):
+            guard choices.contains(s) else {
+                throw Problem(key: spec.name, reason: "'\(s)' is not one of \(choices.joined(separator: ", "))")
+            }
+            return .string(s)
+        default:
+            throw Problem(key: spec.name, reason: "expected \(spec.kind.typeName), got \(input.typeName)")
+        }
+    }
+
+    /// Parses a textual default (or a value typed on a command line).
+    public static func parse(text: String, for spec: ParameterSchema) throws(Problem) -> ParameterValue.Value {
+        switch spec.kind {
+        case .bool:
+            switch text {
+            case "true": return .bool(true)
+            case "false": return .bool(false)
+            default: throw Problem(key: spec.name, reason: "'\(text)' is not true or false")
+            }
+        case .int:
+            guard let value = parseInteger(text) else { throw Problem(key: spec.name, reason: "'\(text)' is not an integer") }
+            return try check(.int(value), spec)
+        case .string, .choice:
+            return try check(.string(text), spec)
+        }
+    }
+
+    /// Decimal, 0x hex, 0o octal or 0b binary, with optional sign and underscores (as TOML).
+    public static func parseInteger(_ text: String) -> Int64? {
+        var s = Substring(text.filter { $0 != "_" })
+        var negative = false
+        if s.first == "-" || s.first == "+" {
+            negative = s.first == "-"
+            s = s.dropFirst()
+        }
+        let radix: Int
+        if s.hasPrefix("0x") { radix = 16; s = s.dropFirst(2) }
+        else if s.hasPrefix("0o") { radix = 8; s = s.dropFirst(2) }
+        else if s.hasPrefix("0b") { radix = 2; s = s.dropFirst(2) }
+        else { radix = 10 }
+        guard !s.isEmpty, let magnitude = UInt64(s, radix: radix) else { return nil }
+        if negative {
+            guard magnitude <= UInt64(Int64.max) + 1 else { return nil }
+            return magnitude == UInt64(Int64.max) + 1 ? Int64.min : -Int64(magnitude)
+        }
+        guard magnitude <= UInt64(Int64.max) else { return nil }
+        return Int64(magnitude)
+    }
+}

@@ -1,0 +1,163 @@
+import Synchronization
+import VeneerPluginABI
+
+/// Why a plugin instance failed, with the plugin's own message when it gave one.
+public struct PluginDeviceError: Error, CustomStringConvertible, Sendable, Equatable {
+    public var instance: String
+    public var plugin: String
+    public var operation: String
+    public var reason: String
+    public var description: String { "device '\(instance)' (plugin \(plugin)): \(operation) failed: \(reason)" }
+}
+
+/// One instance of a plugin: the `veneer_device *`, its serialising lock and its host binding.
+///
+/// Unsafe-pointer invariants: `device` is the plugin's handle from `create`, used until `destroy`
+/// and never after; callbacks are read from the descriptor once, at init. Unless the plugin is
+/// concurrent every call into it holds `lock`, as the ABI promises.
+public final class PluginDevice: @unchecked Sendable {
+    public typealias IOCallback = @convention(c) (OpaquePointer?, UInt32, UInt64, UInt32, UInt32, UnsafeMutablePointer<UInt64>?) -> Void
+
+    public let library: PluginLibrary
+    public let instanceName: String
+    public let binding: HostBinding
+    private let lock = Mutex(())
+    private let serialised: Bool
+    private let descriptor: veneer_plugin_descriptor
+    private let ioCallback: IOCallback?
+    private var device: OpaquePointer?
+    /// The last error a plugin reported through set_error (guarded by errorLock).
+    private let lastError = Mutex<String?>(nil)
+
+    public var info: PluginInfo { library.info }
+    public var isCreated: Bool { device != nil }
+
+    public init(library: PluginLibrary, instanceName: String, host: any DeviceHost) {
+        self.library = library
+        self.instanceName = instanceName
+        binding = HostBinding(host: host)
+        serialised = !library.info.concurrent
+        descriptor = library.descriptor.pointee
+        ioCallback = descriptor.io
+    }
+
+    deinit { destroy() }
+
+    /// Records a plugin's set_error message; the next failing call reports it.
+    public func noteError(_ message: String) { lastError.withLock { $0 = message } }
+
+    private func failure(_ operation: String, _ fallback: String) -> PluginDeviceError {
+        let message = lastError.withLock { e in defer { e = nil }; return e } ?? fallback
+        return PluginDeviceError(instance: instanceName, plugin: info.name, operation: operation, reason: message)
+    }
+
+    @inline(__always)
+    private func serially<T>(_ body: () -> T) -> T {
+        guard serialised else { return body() }
+        return lock.withLock { _ in body() }
+    }
+
+    public func create(parameters: [ParameterValue], vcpuCount: UInt32) throws(PluginDeviceError) {
+        guard let create = descriptor.create else { throw failure("create", "no create callback") }
+        // C strings for names and string values must outlive the call only.
+        var cStrings: [UnsafeMutablePointer<CChar>] = []
+        func keep(_ s: String) -> UnsafePointer<CChar> {
+            let utf8 = Array(s.utf8CString)
+            let p = UnsafeMutablePointer<CChar>.allocate(capacity: utf8.count)
+            p.initialize(from: utf8, count: utf8.count)
+            cStrings.append(p)
+            return UnsafePointer(p)
+        }
+        defer { cStrings.forEach { $0.deallocate() } }
+        let values: [veneer_param_value] = parameters.map { p in
+            var v = veneer_param_value()
+            v.struct_size = UInt32(MemoryLayout<veneer_param_value>.size)
+            v.name = keep(p.name)
+            switch p.value {
+            case .bool(let b): v.type = VENEER_PARAM_BOOL.rawValue; v.int_value = b ? 1 : 0
+            case .int(let i): v.type = VENEER_PARAM_INT.rawValue; v.int_value = i
+            case .string(let s):
+                let isChoice = info.parameters.first { $0.name == p.name }.map { if case .choice = $0.kind { true } else { false } } ?? false
+                v.type = UInt32(isChoice ? VENEER_PARAM_CHOICE.rawValue : VENEER_PARAM_STRING.rawValue)
+                v.string_value = keep(s)
+            }
+            return v
+        }
+        let instance = keep(instanceName)
+        let handle: OpaquePointer? = values.withUnsafeBufferPointer { buffer in
+            var args = veneer_create_args()
+            args.struct_size = UInt32(MemoryLayout<veneer_create_args>.size)
+            args.param_count = UInt32(buffer.count)
+            args.param_value_size = UInt32(MemoryLayout<veneer_param_value>.size)
+            args.params = buffer.baseAddress
+            args.instance_name = instance
+            args.vcpu_count = vcpuCount
+            return serially { create(HostServiceTable.api, binding.opaque, &args) }
+        }
+        guard let handle else { throw failure("create", "the plugin returned no device") }
+        device = handle
+    }
+
+    private func lifecycle(_ name: String, _ call: (@convention(c) (OpaquePointer?) -> veneer_status)?) throws(PluginDeviceError) {
+        guard let device, let call else { return }
+        let status = serially { call(device) }
+        guard status == .ok else { throw failure(name, "status \(status)") }
+    }
+
+    public func reset() throws(PluginDeviceError) { try lifecycle("reset", descriptor.reset) }
+    public func start() throws(PluginDeviceError) { try lifecycle("start", descriptor.start) }
+    public func stop() throws(PluginDeviceError) { try lifecycle("stop", descriptor.stop) }
+
+    public func destroy() {
+        guard let device else { return }
+        let destroy = descriptor.destroy
+        serially { destroy?(device) }
+        self.device = nil
+    }
+
+    /// The exit path: no allocation, one lock.
+    @inline(__always)
+    public func io(region: UInt32, offset: UInt64, size: UInt32, flags: UInt32, data: inout UInt64) {
+        guard let device, let ioCallback else { return }
+        serially { ioCallback(device, region, offset, size, flags, &data) }
+    }
+
+    public func timerFired(token: UInt64) {
+        guard let device, let timer = descriptor.timer else { return }
+        serially { timer(device, token) }
+    }
+
+    public func fdReady(token: UInt64, events: UInt32) {
+        guard let device, let call = descriptor.fd_ready else { return }
+        serially { call(device, token, events) }
+    }
+
+    public func workPosted(token: UInt64) {
+        guard let device, let work = descriptor.work else { return }
+        serially { work(device, token) }
+    }
+
+    public static let maxStateBytes = 64 << 20
+
+    /// The device state and the version it was written with.
+    public func save() throws(PluginDeviceError) -> (version: UInt32, bytes: [UInt8]) {
+        guard let device, let save = descriptor.save else { return (info.stateVersion, []) }
+        var needed = 0
+        let probe = serially { save(device, nil, 0, &needed) }
+        guard probe == .ok || probe == veneer_status(VENEER_ENOSPC) else { throw failure("save", "status \(probe)") }
+        guard needed <= Self.maxStateBytes else { throw failure("save", "state of \(needed) bytes exceeds \(Self.maxStateBytes)") }
+        var bytes = [UInt8](repeating: 0, count: needed)
+        var length = 0
+        let status = bytes.withUnsafeMutableBufferPointer { buffer in
+            serially { save(device, buffer.baseAddress, buffer.count, &length) }
+        }
+        guard status == .ok, length <= needed else { throw failure("save", "status \(status), \(length) bytes") }
+        return (info.stateVersion, Array(bytes.prefix(length)))
+    }
+
+    public func load(version: UInt32, bytes: [UInt8]) throws(PluginDeviceError) {
+        guard let device, let load = descriptor.load else { return }
+        let status = bytes.withUnsafeBufferPointer { buffer in serially { load(device, version, buffer.baseAddress, buffer.count) } }
+        guard status == .ok else { throw failure("load", "status \(status)") }
+    }
+}

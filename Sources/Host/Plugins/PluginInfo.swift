@@ -1,0 +1,57 @@
+import VeneerPluginABI
+
+/// What a plugin declares about itself, read out of its C descriptor into Swift values.
+public struct PluginInfo: Sendable, Equatable {
+    public enum Kind: String, Sendable {
+        case emulated, synthetic, passthrough
+    }
+
+    public var name: String
+    public var version: String
+    public var summary: String
+    public var kind: Kind
+    public var abiMajor: UInt16
+    public var abiMinor: UInt16
+    public var stateVersion: UInt32
+    public var concurrent: Bool
+    public var parameters: [ParameterSchema]
+
+    public var abiVersion: String { "\(abiMajor).\(abiMinor)" }
+}
+
+/// One declared parameter.
+public struct ParameterSchema: Sendable, Equatable {
+    public enum Kind: Sendable, Equatable {
+        case bool
+        case int(min: Int64, max: Int64)
+        case string
+        case choice([String])
+
+        public var typeName: String {
+            switch self {
+            case .bool: "bool"
+            case .int(let min, let max): "integer \(min)...\(max)"
+            case .string: "string"
+            case .choice(let c): "one of \(c.joined(separator: ", "))"
+            }
+        }
+    }
+
+    public var name: String
+    public var doc: String
+    public var kind: Kind
+    /// The textual default, or nil when the parameter is required.
+    public var defaultText: String?
+}
+
+/// A validated parameter value, in schema order, ready for `create`.
+public struct ParameterValue: Sendable, Equatable {
+    public enum Value: Sendable, Equatable {
+        case bool(Bool)
+        case int(Int64)
+        case string(String)
+    }
+
+    public var name: String
+    public var value: Value
+}
