@@ -6,10 +6,17 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/ioctl.h>
+#include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <sys/signalfd.h>
+#include <sys/timerfd.h>
+#include <time.h>
+#include <unistd.h>
 
 int ckvm_ioctl(int fd, unsigned long request, void *argument) { return ioctl(fd, request, argument); }
 int ckvm_ioctl_value(int fd, unsigned long request, unsigned long argument) { return ioctl(fd, request, argument); }
+
+int ckvm_epoll_create(void) { return epoll_create1(EPOLL_CLOEXEC); }
 
 int ckvm_epoll_add(int epfd, int fd, uint32_t events, uint64_t token) {
     struct epoll_event ev = {.events = events, .data.u64 = token};
@@ -55,3 +62,43 @@ int ckvm_kick_thread(unsigned long pthread_id) { return pthread_kill((pthread_t)
 unsigned long ckvm_current_thread(void) { return (unsigned long)pthread_self(); }
 
 int ckvm_memfd(const char *name) { return memfd_create(name, MFD_CLOEXEC); }
+
+int ckvm_eventfd(int nonblocking) { return eventfd(0, EFD_CLOEXEC | (nonblocking ? EFD_NONBLOCK : 0)); }
+
+int ckvm_timerfd(void) { return timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK); }
+
+int ckvm_timerfd_arm(int fd, uint64_t deadline_ns, uint64_t period_ns) {
+    struct itimerspec spec;
+    memset(&spec, 0, sizeof spec);
+    /* An absolute deadline of 0 would disarm; anything already past fires at once. */
+    if (deadline_ns == 0 && period_ns != 0) deadline_ns = 1;
+    spec.it_value.tv_sec = (time_t)(deadline_ns / 1000000000u);
+    spec.it_value.tv_nsec = (long)(deadline_ns % 1000000000u);
+    spec.it_interval.tv_sec = (time_t)(period_ns / 1000000000u);
+    spec.it_interval.tv_nsec = (long)(period_ns % 1000000000u);
+    return timerfd_settime(fd, TFD_TIMER_ABSTIME, &spec, NULL);
+}
+
+uint64_t ckvm_monotonic_ns(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
+}
+
+int ckvm_termination_signalfd(void) {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGHUP);
+    if (pthread_sigmask(SIG_BLOCK, &set, NULL) != 0) return -1;
+    return signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+}
+
+int ckvm_read_signal(int fd) {
+    struct signalfd_siginfo info;
+    ssize_t n = read(fd, &info, sizeof info);
+    return n == (ssize_t)sizeof info ? (int)info.ssi_signo : -1;
+}
+
+void ckvm_set_thread_name(const char *name) { pthread_setname_np(pthread_self(), name); }

@@ -47,7 +47,8 @@ static const unsigned long CKVM_GET_TSC_KHZ = KVM_GET_TSC_KHZ;
 int ckvm_ioctl(int fd, unsigned long request, void *argument);
 int ckvm_ioctl_value(int fd, unsigned long request, unsigned long argument);
 
-/* epoll_event is packed on x86-64; these keep that layout on the C side. */
+/* epoll_event is packed on x86-64; these keep that layout on the C side. Events use poll(2) bits. */
+int ckvm_epoll_create(void);
 int ckvm_epoll_add(int epfd, int fd, uint32_t events, uint64_t token);
 int ckvm_epoll_modify(int epfd, int fd, uint32_t events, uint64_t token);
 int ckvm_epoll_remove(int epfd, int fd);
@@ -59,6 +60,20 @@ int ckvm_epoll_wait(int epfd, uint64_t *tokens, uint32_t *events, int capacity, 
 int ckvm_install_kick_signal(void);
 int ckvm_kick_thread(unsigned long pthread_id);
 unsigned long ckvm_current_thread(void);
+
+/* eventfd / timerfd / signalfd with CLOEXEC (and NONBLOCK where noted); -1 and errno on failure. */
+int ckvm_eventfd(int nonblocking);
+int ckvm_timerfd(void);
+/* Arms a CLOCK_MONOTONIC timerfd at absolute `deadline_ns`, repeating every `period_ns` (0: once);
+ * deadline 0 and period 0 disarm it. */
+int ckvm_timerfd_arm(int fd, uint64_t deadline_ns, uint64_t period_ns);
+uint64_t ckvm_monotonic_ns(void);
+/* Blocks SIGINT, SIGTERM and SIGHUP in the calling thread (threads created later inherit it) and
+ * returns a signalfd that reads them. */
+int ckvm_termination_signalfd(void);
+/* Reads one signal from a signalfd; returns the signal number or -1. */
+int ckvm_read_signal(int fd);
+void ckvm_set_thread_name(const char *name);
 
 /* memfd_create with MFD_CLOEXEC; -1 and errno on failure. */
 int ckvm_memfd(const char *name);

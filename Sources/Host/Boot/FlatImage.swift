@@ -1,0 +1,47 @@
+/// A raw binary loaded at a fixed guest-physical address and entered in a chosen CPU mode.
+public struct FlatImage: Sendable, Equatable {
+    public var path: String
+    public var mode: CPUMode
+    public var loadAddress: UInt64
+    public var entry: UInt64
+
+    public init(path: String, mode: CPUMode, loadAddress: UInt64? = nil, entry: UInt64? = nil) {
+        self.path = path
+        self.mode = mode
+        self.loadAddress = loadAddress ?? mode.defaultLoadAddress
+        self.entry = entry ?? self.loadAddress
+    }
+
+    /// Copies the image into guest RAM after checking it fits, leaves the mode's tables alone and
+    /// contains its entry point. Returns the entry point.
+    public func load(into memory: GuestMemory) throws(BootError) -> UInt64 {
+        func fail(_ reason: String) -> BootError { BootError(image: path, reason: reason) }
+        let bytes: [UInt8]
+        do { bytes = try readWholeFile(path, limit: Int(min(memory.map.ramBytes, UInt64(Int.max)))) } catch {
+            throw fail(error.description)
+        }
+        guard !bytes.isEmpty else { throw fail("the file is empty") }
+        let size = UInt64(bytes.count)
+        guard loadAddress <= UInt64.max - size,
+              memory.map.region(containing: loadAddress, length: size)?.kind == .ram
+        else {
+            throw fail("\(size) bytes at \(hex(loadAddress)) do not fit in guest RAM (\(memory.map.ramBytes >> 20) MiB)")
+        }
+        for r in mode.reservedRanges where loadAddress < r.end && r.start < loadAddress + size {
+            throw fail("it overlaps the \(r.name) at \(hex(r.start))-\(hex(r.end - 1)) that \(mode.rawValue)-mode boot uses")
+        }
+        guard entry >= loadAddress, entry - loadAddress < size else {
+            throw fail("entry \(hex(entry)) lies outside the image (\(hex(loadAddress))+\(hex(size)))")
+        }
+        if mode == .real, entry > 0xFFFF {
+            throw fail("real-mode entry \(hex(entry)) must be below 0x10000 (CS is 0)")
+        }
+        do {
+            try mode.writeTables(into: memory)
+            try memory.load(bytes, at: loadAddress)
+        } catch {
+            throw fail(error.description)
+        }
+        return entry
+    }
+}

@@ -1,0 +1,166 @@
+import TOMLKit
+
+/// Parses a VM config file (TOML) into a `VMConfig`. Relative paths are resolved against the
+/// config file's directory. Unknown keys are errors, so a typo never silently changes a VM.
+public enum ConfigParser {
+    public static let maxConfigBytes = 1 << 20
+
+    public static func load(path: String) throws(ConfigError) -> VMConfig {
+        let bytes: [UInt8]
+        do { bytes = try readWholeFile(path, limit: maxConfigBytes) } catch {
+            throw ConfigError(file: path, key: "", reason: error.description)
+        }
+        guard let text = String(validating: bytes, as: UTF8.self) else {
+            throw ConfigError(file: path, key: "", reason: "the file is not UTF-8 text")
+        }
+        return try parse(text, file: path)
+    }
+
+    public static func parse(_ text: String, file: String) throws(ConfigError) -> VMConfig {
+        let root: TOMLTable
+        do { root = try TOMLTable(string: text) } catch let error as TOMLParseError {
+            throw ConfigError(file: "\(file):\(error.source.begin.line):\(error.source.begin.column)", key: "", reason: error.description)
+        } catch {
+            throw ConfigError(file: file, key: "", reason: "\(error)")
+        }
+        var reader = TableReader(table: root, file: file, prefix: "")
+        let baseDirectory = file.lastIndex(of: "/").map { String(file[..<$0]) } ?? "."
+
+        let name = try reader.string("name") ?? "vm"
+        let memoryBytes = try reader.memorySize("memory") ?? 128 << 20
+        let vcpus = try reader.int("vcpus", in: 1...Int64(VMConfig.maxVCPUs)) ?? 1
+
+        guard var boot = try reader.table("boot") else {
+            throw ConfigError(file: file, key: "boot", reason: "missing: a [boot] table naming the image is required")
+        }
+        let format = try boot.string("format") ?? "flat"
+        guard format == "flat" else {
+            throw ConfigError(file: file, key: "boot.format", reason: "'\(format)' is not a supported format (supported: flat)")
+        }
+        guard let image = try boot.string("image") else {
+            throw ConfigError(file: file, key: "boot.image", reason: "missing: the path of the image to boot")
+        }
+        let modeName = try boot.string("mode") ?? "long"
+        guard let mode = CPUMode(rawValue: modeName) else {
+            throw ConfigError(file: file, key: "boot.mode", reason: "'\(modeName)' is not one of real, protected, long")
+        }
+        let load = try boot.int("load_address", in: 0...Int64.max).map(UInt64.init)
+        let entry = try boot.int("entry", in: 0...Int64.max).map(UInt64.init)
+        try boot.finish()
+        let flat = FlatImage(path: resolve(image, against: baseDirectory), mode: mode, loadAddress: load, entry: entry)
+
+        var devices: [DeviceConfig] = []
+        for (i, var table) in try reader.arrayOfTables("device").enumerated() {
+            let key = "device[\(i)]"
+            guard let plugin = try table.string("plugin") else {
+                throw ConfigError(file: file, key: "\(key).plugin", reason: "missing: which plugin implements this device")
+            }
+            let id = try table.string("id") ?? "\(plugin)\(i)"
+            guard PluginLibrary.isValidName(id) else {
+                throw ConfigError(file: file, key: "\(key).id", reason: "'\(id)' must match [a-z][a-z0-9_-]*")
+            }
+            if devices.contains(where: { $0.id == id }) {
+                throw ConfigError(file: file, key: "\(key).id", reason: "'\(id)' is already used by another device")
+            }
+            let path = try table.string("path").map { resolve($0, against: baseDirectory) }
+            let parameters = try table.remainingAsParameters()
+            devices.append(DeviceConfig(id: id, plugin: plugin, path: path, parameters: parameters, key: key))
+        }
+        try reader.finish()
+        return VMConfig(file: file, name: name, memoryBytes: memoryBytes, vcpus: UInt32(vcpus), boot: flat, devices: devices)
+    }
+
+    static func resolve(_ path: String, against directory: String) -> String {
+        path.hasPrefix("/") ? path : "\(directory)/\(path)"
+    }
+}
+
+/// Reads typed keys from one TOML table, remembering which were used so leftovers are reported.
+struct TableReader {
+    let table: TOMLTable
+    let file: String
+    let prefix: String
+    private var used = Set<String>()
+
+    init(table: TOMLTable, file: String, prefix: String) {
+        self.table = table
+        self.file = file
+        self.prefix = prefix
+    }
+
+    private func error(_ key: String, _ reason: String) -> ConfigError {
+        ConfigError(file: file, key: prefix + key, reason: reason)
+    }
+
+    private mutating func value(_ key: String) -> (any TOMLValueConvertible)? {
+        used.insert(key)
+        return table[key]
+    }
+
+    mutating func string(_ key: String) throws(ConfigError) -> String? {
+        guard let v = value(key) else { return nil }
+        guard let s = v.string else { throw error(key, "expected a string, got \(v.type)") }
+        return s
+    }
+
+    mutating func int(_ key: String, in range: ClosedRange<Int64>) throws(ConfigError) -> Int64? {
+        guard let v = value(key) else { return nil }
+        guard v.type == .int, let i = v.int else { throw error(key, "expected an integer, got \(v.type)") }
+        guard range.contains(Int64(i)) else { throw error(key, "\(i) is outside \(range.lowerBound)...\(range.upperBound)") }
+        return Int64(i)
+    }
+
+    /// "64M", "2G", "512K" or an integer number of MiB.
+    mutating func memorySize(_ key: String) throws(ConfigError) -> UInt64? {
+        guard let v = value(key) else { return nil }
+        if v.type == .int, let mib = v.int {
+            guard mib > 0, mib <= 1 << 20 else { throw error(key, "\(mib) MiB is outside 1...1048576") }
+            return UInt64(mib) << 20
+        }
+        guard let s = v.string else { throw error(key, "expected a size such as \"64M\" or an integer of MiB, got \(v.type)") }
+        let units: [Character: UInt64] = ["K": 10, "M": 20, "G": 30, "T": 40]
+        guard let last = s.last, let shift = units[last], let n = UInt64(s.dropLast()), n > 0, n <= (1 << 40) >> shift else {
+            throw error(key, "'\(s)' is not a size such as \"64M\" or \"2G\" (at most 1T)")
+        }
+        return n << shift
+    }
+
+    mutating func table(_ key: String) throws(ConfigError) -> TableReader? {
+        guard let v = value(key) else { return nil }
+        guard let t = v.table else { throw error(key, "expected a table, got \(v.type)") }
+        return TableReader(table: t, file: file, prefix: "\(prefix)\(key).")
+    }
+
+    mutating func arrayOfTables(_ key: String) throws(ConfigError) -> [TableReader] {
+        guard let v = value(key) else { return [] }
+        guard let array = v.array else { throw error(key, "expected [[\(key)]] tables, got \(v.type)") }
+        var result: [TableReader] = []
+        for i in 0..<array.count {
+            guard let t = array[i].table else { throw error("\(key)[\(i)]", "expected a table, got \(array[i].type)") }
+            result.append(TableReader(table: t, file: file, prefix: "\(prefix)\(key)[\(i)]."))
+        }
+        return result
+    }
+
+    /// Every key not read yet, as plugin parameters (the plugin's schema judges them).
+    mutating func remainingAsParameters() throws(ConfigError) -> [String: ParameterValidation.Input] {
+        var result: [String: ParameterValidation.Input] = [:]
+        for key in table.keys where !used.contains(key) {
+            guard let v = value(key) else { continue }
+            switch v.type {
+            case .bool: result[key] = .bool(v.bool ?? false)
+            case .int: result[key] = .int(Int64(v.int ?? 0))
+            case .string: result[key] = .string(v.string ?? "")
+            default: throw error(key, "plugin parameters are booleans, integers or strings, not \(v.type)")
+            }
+        }
+        return result
+    }
+
+    /// Errors on the first key nobody asked for.
+    func finish() throws(ConfigError) {
+        if let extra = table.keys.sorted().first(where: { !used.contains($0) }) {
+            throw error(extra, "unknown key")
+        }
+    }
+}

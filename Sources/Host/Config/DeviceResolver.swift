@@ -1,0 +1,36 @@
+/// A configured device bound to its loaded plugin, with parameters checked against its schema.
+public struct ResolvedDevice: Sendable {
+    public var config: DeviceConfig
+    public var library: PluginLibrary
+    public var parameters: [ParameterValue]
+}
+
+/// Loads the plugin of every device in a config and validates its parameters: everything
+/// `veneer check` verifies, without KVM.
+public enum DeviceResolver {
+    public static func resolve(_ config: VMConfig, registry: PluginRegistry) throws(MachineError) -> [ResolvedDevice] {
+        var resolved: [ResolvedDevice] = []
+        for device in config.devices {
+            let label = "\(device.key) '\(device.id)'"
+            let library: PluginLibrary
+            do throws(PluginLoadError) {
+                let path: String
+                if let explicit = device.path { path = explicit } else { path = try registry.locate(device.plugin) }
+                library = try PluginLibrary(path: path)
+            } catch {
+                throw .plugin(file: config.file, device: label, error)
+            }
+            guard library.info.name == device.plugin else {
+                throw .config(ConfigError(file: config.file, key: "\(device.key).path",
+                                          reason: "\(library.path) is plugin '\(library.info.name)', not '\(device.plugin)'"))
+            }
+            let values: [ParameterValue]
+            do { values = try ParameterValidation.resolve(device.parameters, schema: library.info.parameters) } catch {
+                throw .config(ConfigError(file: config.file, key: "\(device.key).\(error.key)",
+                                          reason: "\(error.reason) [plugin \(device.plugin)]"))
+            }
+            resolved.append(ResolvedDevice(config: device, library: library, parameters: values))
+        }
+        return resolved
+    }
+}

@@ -1,0 +1,22 @@
+/// A VM as its config file describes it, after syntax and type checks. Plugin parameters are
+/// checked later, against each plugin's own schema (`DeviceResolver`).
+public struct VMConfig: Sendable, Equatable {
+    public var file: String
+    public var name: String
+    public var memoryBytes: UInt64
+    public var vcpus: UInt32
+    public var boot: FlatImage
+    public var devices: [DeviceConfig]
+
+    public static let maxVCPUs: UInt32 = 64
+}
+
+public struct DeviceConfig: Sendable, Equatable {
+    public var id: String
+    public var plugin: String
+    /// An explicit .so to load instead of searching for `plugin` (third-party plugins).
+    public var path: String?
+    public var parameters: [String: ParameterValidation.Input]
+    /// Where it sits in the file, for messages: `device[2]`.
+    public var key: String
+}

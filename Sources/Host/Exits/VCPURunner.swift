@@ -1,0 +1,100 @@
+import CKVM
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The run loop of one vCPU: enter the guest, dispatch the exit, repeat until the VM stops.
+///
+/// Unsafe-pointer invariants: the `kvm_run` page belongs to this vCPU's thread while the loop runs;
+/// port-I/O data lives at `io.data_offset` inside that page and spans `count * size` bytes, both
+/// chosen by the kernel, never by the guest.
+final class VCPURunner: @unchecked Sendable {
+    let cpu: VCPUFD
+    let ports: PortIOBus
+    let mmio: MMIOBus
+    let stop: StopController
+
+    init(cpu: VCPUFD, ports: PortIOBus, mmio: MMIOBus, stop: StopController) {
+        self.cpu = cpu
+        self.ports = ports
+        self.mmio = mmio
+        self.stop = stop
+    }
+
+    func run() {
+        let run = cpu.run
+        let page = UnsafeMutableRawPointer(run)
+        while !stop.isStopping {
+            let error = cpu.enter()
+            if error != 0 {
+                if error == EINTR || error == EAGAIN {
+                    run.pointee.immediate_exit = 0
+                    continue
+                }
+                stop.request(.fault(VCPUFault.capture(cpu, reason: "KVM_RUN failed: \(SystemError("KVM_RUN", errno: error))").report))
+                return
+            }
+            switch Int32(run.pointee.exit_reason) {
+            case KVM_EXIT_IO:
+                let io = run.pointee.io
+                let size = UInt32(io.size)
+                let isWrite = io.direction == KVM_EXIT_IO_OUT
+                var at = page + Int(io.data_offset)
+                for _ in 0..<io.count {
+                    var data: UInt64 = 0
+                    if isWrite {
+                        switch size {
+                        case 1: data = UInt64(at.load(as: UInt8.self))
+                        case 2: data = UInt64(at.loadUnaligned(as: UInt16.self))
+                        default: data = UInt64(at.loadUnaligned(as: UInt32.self))
+                        }
+                        ports.dispatch(port: io.port, size: size, isWrite: true, data: &data)
+                    } else {
+                        ports.dispatch(port: io.port, size: size, isWrite: false, data: &data)
+                        switch size {
+                        case 1: at.storeBytes(of: UInt8(truncatingIfNeeded: data), as: UInt8.self)
+                        case 2: at.storeBytes(of: UInt16(truncatingIfNeeded: data), as: UInt16.self)
+                        default: at.storeBytes(of: UInt32(truncatingIfNeeded: data), as: UInt32.self)
+                        }
+                    }
+                    at += Int(size)
+                }
+            case KVM_EXIT_MMIO:
+                let length = min(UInt32(run.pointee.mmio.len), 8)
+                let address = run.pointee.mmio.phys_addr
+                withUnsafeMutableBytes(of: &run.pointee.mmio.data) { bytes in
+                    var data: UInt64 = 0
+                    if run.pointee.mmio.is_write != 0 {
+                        for i in 0..<Int(length) { data |= UInt64(bytes[i]) << (8 * UInt64(i)) }
+                        mmio.dispatch(address: address, size: length, isWrite: true, data: &data)
+                    } else {
+                        mmio.dispatch(address: address, size: length, isWrite: false, data: &data)
+                        for i in 0..<Int(length) { bytes[i] = UInt8(truncatingIfNeeded: data >> (8 * UInt64(i))) }
+                    }
+                }
+            case KVM_EXIT_INTR:
+                run.pointee.immediate_exit = 0
+            case KVM_EXIT_HLT:
+                stop.request(.fault(VCPUFault.capture(cpu, reason: "vCPU halted (KVM_EXIT_HLT) with no interrupt source").report))
+            case KVM_EXIT_SHUTDOWN:
+                stop.request(.fault(VCPUFault.capture(cpu, reason: "guest triple fault (KVM_EXIT_SHUTDOWN)").report))
+            case KVM_EXIT_SYSTEM_EVENT:
+                switch Int32(run.pointee.system_event.type) {
+                case KVM_SYSTEM_EVENT_SHUTDOWN: stop.request(.powerOff)
+                case KVM_SYSTEM_EVENT_RESET: stop.request(.reset)
+                default:
+                    stop.request(.fault(VCPUFault.capture(cpu, reason: "guest system event \(run.pointee.system_event.type) (crash)").report))
+                }
+            case KVM_EXIT_FAIL_ENTRY:
+                let code = run.pointee.fail_entry.hardware_entry_failure_reason
+                stop.request(.fault(VCPUFault.capture(cpu, reason: "VM entry failed (KVM_EXIT_FAIL_ENTRY, hardware reason \(hex(code)))").report))
+            case KVM_EXIT_INTERNAL_ERROR:
+                let sub = run.pointee.internal.suberror
+                let what = sub == KVM_INTERNAL_ERROR_EMULATION ? "instruction emulation failed" : "suberror \(sub)"
+                stop.request(.fault(VCPUFault.capture(cpu, reason: "KVM internal error: \(what) (KVM_EXIT_INTERNAL_ERROR)").report))
+            default:
+                stop.request(.fault(VCPUFault.capture(cpu, reason: "unhandled exit reason \(run.pointee.exit_reason)").report))
+            }
+        }
+    }
+}

@@ -1,0 +1,198 @@
+import CKVM
+import Synchronization
+import VeneerPluginABI
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The VM's event thread: device timers (one timerfd each), fd watches, posted work and
+/// termination signals, all through one epoll set. Device callbacks run here with the device's
+/// lock taken by `PluginDevice`, never with the loop's own lock held, so a callback may arm,
+/// cancel, watch or post freely.
+public final class EventLoop: Sendable {
+    private enum Source {
+        case timer(PluginDevice, token: UInt64, fd: OwnedFD)
+        case watch(PluginDevice, token: UInt64, fd: Int32)
+        case wake
+        case signals(OwnedFD)
+    }
+
+    private struct TimerKey: Hashable {
+        let device: ObjectIdentifier
+        let token: UInt64
+    }
+
+    private struct State {
+        var sources: [UInt64: Source] = [:]
+        var timers: [TimerKey: UInt64] = [:]
+        var watches: [Int32: UInt64] = [:]
+        var posted: [(PluginDevice, UInt64)] = []
+        var nextKey: UInt64 = 16
+    }
+
+    private static let wakeKey: UInt64 = 1
+    private static let signalKey: UInt64 = 2
+
+    private let epoll: OwnedFD
+    private let wake: OwnedFD
+    private let state = Mutex(State())
+    private let running = Atomic<Bool>(true)
+    private let stop: StopController
+
+    public init(stop: StopController) throws(SystemError) {
+        let ep = ckvm_epoll_create()
+        guard ep >= 0 else { throw SystemError("epoll_create1") }
+        epoll = OwnedFD(ep)
+        let w = ckvm_eventfd(1)
+        guard w >= 0 else { throw SystemError("eventfd") }
+        wake = OwnedFD(w)
+        self.stop = stop
+        guard ckvm_epoll_add(ep, w, UInt32(VENEER_FD_READABLE), Self.wakeKey) == 0 else { throw SystemError("epoll add eventfd") }
+    }
+
+    /// Routes SIGINT/SIGTERM/SIGHUP to a clean stop. Call before creating other threads so they
+    /// inherit the blocked mask.
+    public func handleTerminationSignals() throws(SystemError) {
+        let fd = ckvm_termination_signalfd()
+        guard fd >= 0 else { throw SystemError("signalfd") }
+        let owned = OwnedFD(fd)
+        guard ckvm_epoll_add(epoll.raw, fd, UInt32(VENEER_FD_READABLE), Self.signalKey) == 0 else { throw SystemError("epoll add signalfd") }
+        state.withLock { $0.sources[Self.signalKey] = .signals(owned) }
+    }
+
+    public static func now() -> UInt64 { ckvm_monotonic_ns() }
+
+    // MARK: services for devices
+
+    public func armTimer(_ device: PluginDevice, token: UInt64, deadline: UInt64, period: UInt64) -> veneer_status {
+        let key = TimerKey(device: ObjectIdentifier(device), token: token)
+        return state.withLock { s -> veneer_status in
+            if let existing = s.timers[key], case .timer(_, _, let fd)? = s.sources[existing] {
+                return ckvm_timerfd_arm(fd.raw, deadline, period) == 0 ? .ok : .ioError
+            }
+            let raw = ckvm_timerfd()
+            guard raw >= 0 else { return .ioError }
+            let fd = OwnedFD(raw)
+            let k = s.nextKey
+            s.nextKey += 1
+            guard ckvm_timerfd_arm(raw, deadline, period) == 0,
+                  ckvm_epoll_add(epoll.raw, raw, UInt32(VENEER_FD_READABLE), k) == 0 else { return .ioError }
+            s.sources[k] = .timer(device, token: token, fd: fd)
+            s.timers[key] = k
+            return .ok
+        }
+    }
+
+    public func cancelTimer(_ device: PluginDevice, token: UInt64) -> veneer_status {
+        let key = TimerKey(device: ObjectIdentifier(device), token: token)
+        state.withLock { s in
+            guard let k = s.timers[key], case .timer(_, _, let fd)? = s.sources[k] else { return }
+            _ = ckvm_timerfd_arm(fd.raw, 0, 0)
+            var drain: UInt64 = 0
+            _ = Glibc.read(fd.raw, &drain, 8)
+        }
+        return .ok
+    }
+
+    public func watch(_ device: PluginDevice, fd: Int32, events: UInt32, token: UInt64) -> veneer_status {
+        guard fd >= 0 else { return .invalid }
+        let mask = events & UInt32(VENEER_FD_READABLE | VENEER_FD_WRITABLE)
+        return state.withLock { s -> veneer_status in
+            if let k = s.watches[fd] {
+                guard case .watch(let owner, _, _)? = s.sources[k], owner === device else { return .busy }
+                s.sources[k] = .watch(device, token: token, fd: fd)
+                return ckvm_epoll_modify(epoll.raw, fd, mask, k) == 0 ? .ok : .ioError
+            }
+            let k = s.nextKey
+            s.nextKey += 1
+            guard ckvm_epoll_add(epoll.raw, fd, mask, k) == 0 else { return errno == EPERM ? .unsupported : .ioError }
+            s.sources[k] = .watch(device, token: token, fd: fd)
+            s.watches[fd] = k
+            return .ok
+        }
+    }
+
+    public func unwatch(_ device: PluginDevice, fd: Int32) -> veneer_status {
+        state.withLock { s -> veneer_status in
+            guard let k = s.watches[fd], case .watch(let owner, _, _)? = s.sources[k], owner === device else { return .invalid }
+            _ = ckvm_epoll_remove(epoll.raw, fd)
+            s.watches.removeValue(forKey: fd)
+            s.sources.removeValue(forKey: k)
+            return .ok
+        }
+    }
+
+    /// Thread-safe.
+    public func post(_ device: PluginDevice, token: UInt64) -> veneer_status {
+        state.withLock { $0.posted.append((device, token)) }
+        var one: UInt64 = 1
+        _ = Glibc.write(wake.raw, &one, 8)
+        return .ok
+    }
+
+    /// Forgets everything a device registered (it is being destroyed).
+    public func removeAll(for device: PluginDevice) {
+        state.withLock { s in
+            for (k, source) in s.sources {
+                switch source {
+                case .timer(let d, let token, _) where d === device:
+                    s.sources.removeValue(forKey: k)
+                    s.timers.removeValue(forKey: TimerKey(device: ObjectIdentifier(d), token: token))
+                case .watch(let d, _, let fd) where d === device:
+                    _ = ckvm_epoll_remove(epoll.raw, fd)
+                    s.sources.removeValue(forKey: k)
+                    s.watches.removeValue(forKey: fd)
+                default: break
+                }
+            }
+            s.posted.removeAll { $0.0 === device }
+        }
+    }
+
+    // MARK: the loop
+
+    public func run() {
+        var tokens = [UInt64](repeating: 0, count: 32)
+        var events = [UInt32](repeating: 0, count: 32)
+        while running.load(ordering: .acquiring) {
+            let n = ckvm_epoll_wait(epoll.raw, &tokens, &events, 32, -1)
+            if n < 0 {
+                if errno == EINTR { continue }
+                stop.request(.deviceError("event loop: \(SystemError("epoll_wait"))"))
+                return
+            }
+            for i in 0..<Int(n) { dispatch(tokens[i], events[i]) }
+        }
+    }
+
+    private func dispatch(_ key: UInt64, _ revents: UInt32) {
+        if key == Self.wakeKey {
+            var value: UInt64 = 0
+            _ = Glibc.read(wake.raw, &value, 8)
+            let work = state.withLock { s in defer { s.posted.removeAll() }; return s.posted }
+            for (device, token) in work { device.workPosted(token: token) }
+            return
+        }
+        guard let source = state.withLock({ $0.sources[key] }) else { return }
+        switch source {
+        case .timer(let device, let token, let fd):
+            var expirations: UInt64 = 0
+            guard Glibc.read(fd.raw, &expirations, 8) == 8 else { return }
+            device.timerFired(token: token)
+        case .watch(let device, let token, _):
+            device.fdReady(token: token, events: revents & 0x1D)
+        case .signals(let fd):
+            let signal = ckvm_read_signal(fd.raw)
+            if signal > 0 { stop.request(.interrupted(signal)) }
+        case .wake:
+            break
+        }
+    }
+
+    /// Ends `run()` from any thread.
+    public func shutdown() {
+        running.store(false, ordering: .releasing)
+        var one: UInt64 = 1
+        _ = Glibc.write(wake.raw, &one, 8)
+    }
+}

@@ -1,0 +1,142 @@
+import CKVM
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One VM: assembled from a config, run until it stops. This is the worker process's whole job.
+public final class Machine {
+    public let config: VMConfig
+    let services: MachineServices
+    let vm: VirtualMachineFD
+    let devices: [PluginDevice]
+    let vcpus: [VCPUFD]
+
+    public var memory: GuestMemory { services.memory }
+
+    /// Builds everything and loads the guest; the VM does not run until `run()`.
+    public init(config: VMConfig, registry: PluginRegistry = .standard(), logger: Logger = Logger()) throws(MachineError) {
+        self.config = config
+        let resolved = try DeviceResolver.resolve(config, registry: registry)
+        do {
+            let kvm = try KVMSystem()
+            vm = try kvm.createVM()
+            try vm.setIdentityMapAddress(MemoryMap.kvmIdentityMapAddress)
+            try vm.setTSSAddress(MemoryMap.kvmTSSAddress)
+            try vm.createIRQChip()
+
+            let map: MemoryMap
+            do { map = try MemoryMap.pc(ramBytes: config.memoryBytes) } catch {
+                throw MachineError.config(ConfigError(file: config.file, key: "memory", reason: error.description))
+            }
+            let memory: GuestMemory
+            do { memory = try GuestMemory(map: map) } catch { throw MachineError.memory(error.description) }
+            for (slot, backing) in memory.backings.enumerated() {
+                try vm.setMemoryRegion(slot: UInt32(slot), guestAddress: backing.region.start, size: backing.region.size,
+                                       host: backing.host, readOnly: backing.region.kind == .rom)
+            }
+
+            let stop: StopController
+            let events: EventLoop
+            do {
+                stop = try StopController()
+                events = try EventLoop(stop: stop)
+            } catch { throw MachineError.system(error) }
+            services = MachineServices(memory: memory, ports: PortIOBus(), mmio: MMIOBus(),
+                                       interrupts: InterruptController(vm: vm), events: events, stop: stop, logger: logger)
+
+            var devices: [PluginDevice] = []
+            for r in resolved {
+                let context = DeviceContext(id: r.config.id, machine: services)
+                let device = PluginDevice(library: r.library, instanceName: r.config.id, host: context)
+                context.device = device
+                do {
+                    try device.create(parameters: r.parameters, vcpuCount: config.vcpus)
+                    try device.reset()
+                } catch { throw MachineError.device(error) }
+                devices.append(device)
+            }
+            self.devices = devices
+
+            let entry: UInt64
+            do { entry = try config.boot.load(into: memory) } catch { throw MachineError.boot(error) }
+
+            let cpuid = try kvm.supportedCPUID()
+            var vcpus: [VCPUFD] = []
+            for index in 0..<config.vcpus {
+                let cpu = try vm.createVCPU(index: index)
+                try cpu.setCPUID(Self.cpuid(cpuid, apicID: index))
+                try config.boot.mode.enter(cpu, entry: entry, vcpuCount: config.vcpus)
+                if index > 0 { try cpu.setMPState(UInt32(KVM_MP_STATE_RUNNABLE)) }
+                vcpus.append(cpu)
+            }
+            self.vcpus = vcpus
+        } catch let error as MachineError {
+            throw error
+        } catch let error as KVMError {
+            throw .kvm(error)
+        } catch {
+            throw .memory("\(error)")
+        }
+    }
+
+    /// The host's CPUID with this vCPU's APIC id in leaves 1 and 0xB.
+    static func cpuid(_ base: [kvm_cpuid_entry2], apicID: UInt32) -> [kvm_cpuid_entry2] {
+        base.map { e in
+            var e = e
+            if e.function == 1 { e.ebx = (e.ebx & 0x00FF_FFFF) | (apicID << 24) }
+            if e.function == 0xB || e.function == 0x1F { e.edx = apicID }
+            return e
+        }
+    }
+
+    /// Runs the VM until something stops it; returns why.
+    public func run() -> MachineExit {
+        let stop = services.stop
+        do {
+            try services.events.handleTerminationSignals()
+        } catch {
+            return .deviceError("cannot handle termination signals: \(error)")
+        }
+        _ = ckvm_install_kick_signal()
+        let events = services.events
+        let eventThread: NativeThread
+        do { eventThread = try NativeThread(name: "veneer-events") { events.run() } } catch {
+            return .deviceError(error.description)
+        }
+        defer {
+            events.shutdown()
+            eventThread.join()
+        }
+        for device in devices {
+            do { try device.start() } catch { return .deviceError(error.description) }
+        }
+        services.vcpusRunning = true
+        var threads: [NativeThread] = []
+        for cpu in vcpus {
+            let runner = VCPURunner(cpu: cpu, ports: services.ports, mmio: services.mmio, stop: stop)
+            do {
+                let thread = try NativeThread(name: "veneer-vcpu\(cpu.index)") { runner.run() }
+                stop.addKicker { [id = thread.id] in
+                    cpu.requestImmediateExit()
+                    _ = ckvm_kick_thread(UInt(id))
+                }
+                threads.append(thread)
+            } catch {
+                stop.request(.deviceError(error.description))
+                break
+            }
+        }
+        let exit = stop.wait()
+        for thread in threads { thread.join() }
+        services.vcpusRunning = false
+        for device in devices {
+            do { try device.stop() } catch { services.logger.log(.warning, device.instanceName, error.description) }
+            services.events.removeAll(for: device)
+        }
+        return exit
+    }
+
+    deinit {
+        for device in devices { device.destroy() }
+    }
+}

@@ -1,0 +1,29 @@
+import Synchronization
+
+/// What device contexts share: the pieces of one VM that devices reach through host services.
+final class MachineServices: Sendable {
+    let memory: GuestMemory
+    let ports: PortIOBus
+    let mmio: MMIOBus
+    let interrupts: InterruptController
+    let events: EventLoop
+    let stop: StopController
+    let logger: Logger
+    private let running = Atomic<Bool>(false)
+
+    init(memory: GuestMemory, ports: PortIOBus, mmio: MMIOBus, interrupts: InterruptController,
+         events: EventLoop, stop: StopController, logger: Logger) {
+        self.memory = memory
+        self.ports = ports
+        self.mmio = mmio
+        self.interrupts = interrupts
+        self.events = events
+        self.stop = stop
+        self.logger = logger
+    }
+
+    var vcpusRunning: Bool {
+        get { running.load(ordering: .acquiring) }
+        set { running.store(newValue, ordering: .releasing) }
+    }
+}
