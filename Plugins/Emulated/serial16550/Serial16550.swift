@@ -11,6 +11,10 @@ import Glibc
 /// always read 1). Reception from the host is flow-controlled instead of timed: the input fd is
 /// read only while the receive FIFO has room, so host input is never overrun or dropped; overruns
 /// only happen in loopback, where the guest itself outruns its reads.
+///
+/// The host side is a byte stream, not a wire: LCR's word length, parity and stop bits do not
+/// reshape bytes (a guest that never programs LCR, power-on 5-bit words, still prints whole
+/// bytes, as test kernels expect). The divisor matters only to the character timeout.
 final class Serial16550: VeneerDevice {
     // Register offsets and bits, named as in the datasheet.
     enum IER {
@@ -134,7 +138,6 @@ final class Serial16550: VeneerDevice {
     private var loopback: Bool { mcr & MCR.loopback != 0 }
     private var dlab: Bool { lcr & LCR.dlab != 0 }
     private var receiveCapacity: Int { fifosEnabled ? ReceiveFIFO.depth : 1 }
-    private var wordMask: UInt8 { UInt8(truncatingIfNeeded: (1 << (5 + Int(lcr & 0x03))) - 1) }
 
     private var triggerLevel: Int {
         switch fcr >> 6 {
@@ -348,8 +351,7 @@ final class Serial16550: VeneerDevice {
         updateIRQ()
     }
 
-    private func transmit(_ value: UInt8) {
-        let character = value & wordMask
+    private func transmit(_ character: UInt8) {
         // The write clears THRE's interrupt; the byte leaves at once and THR empties again, so
         // an enabled THRE interrupt pulses the line (a fresh edge for the PIC), as on hardware.
         thrInterrupt = false
@@ -474,12 +476,11 @@ final class Serial16550: VeneerDevice {
         guard token == Self.inputToken, let input else { return }
         guard wantsInput else { return syncInputWatch() }
         let room = receiveCapacity - rx.count
-        let mask = wordMask
         // One read per readiness: stdin may be a blocking fd, and poll only promised one read.
         let result = withUnsafeTemporaryAllocation(of: UInt8.self, capacity: ReceiveFIFO.depth) { buffer in
             let n = read(input.fd, buffer.baseAddress, room)
             if n > 0 {
-                for i in 0..<n { rx.push(buffer[i] & mask) }
+                for i in 0..<n { rx.push(buffer[i]) }
             }
             return (n, errno)
         }
