@@ -548,6 +548,24 @@ struct Serial16550Tests {
         #expect(text.contains("No such file or directory"))
     }
 
+    @Test("output to a named FIFO: refused at once without a reader, unbuffered with one", .timeLimit(.minutes(1)))
+    func outputToNamedFIFO() throws {
+        let path = temporaryPath("outfifo")
+        #expect(mkfifo(path, 0o600) == 0)
+        defer { unlink(path) }
+        let error = #expect(throws: (any Error).self) { try makeUART(output: path) }
+        #expect((error.map { "\($0)" } ?? "").contains(path))
+
+        let reader = open(path, O_RDONLY | O_NONBLOCK)
+        #expect(reader >= 0)
+        defer { close(reader) }
+        let uart = try makeUART(output: path)
+        for byte in Array("fifo".utf8) { uart.reg(thr, byte) }
+        var buffer = [UInt8](repeating: 0, count: 16)
+        let n = buffer.withUnsafeMutableBytes { read(reader, $0.baseAddress, $0.count) }
+        #expect(Array(buffer.prefix(max(n, 0))) == Array("fifo".utf8))
+    }
+
     @Test("an input path that cannot be opened, and ports past 0xffff, are creation errors")
     func badInputAndPort() {
         let path = "/nonexistent-veneer-dir/in.fifo"

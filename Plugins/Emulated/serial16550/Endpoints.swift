@@ -21,8 +21,15 @@ struct Endpoint {
         case "stderr": return try standard(2, "output", spec)
         case "": throw PluginError("output: empty; use stdout, stderr, none or a file path")
         default:
-            let fd = open(spec, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-            guard fd >= 0 else { throw PluginError("output: cannot create '\(spec)': \(errnoText())") }
+            // O_NONBLOCK only for the open: a FIFO without a reader fails at once (ENXIO) instead
+            // of hanging VM creation; writes then block as on a slow line.
+            let fd = open(spec, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NONBLOCK, 0o644)
+            guard fd >= 0 else {
+                let code = errno
+                let hint = code == ENXIO ? " (a FIFO needs its reader running first)" : ""
+                throw PluginError("output: cannot create '\(spec)': \(errnoText(code))\(hint)")
+            }
+            _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK)
             return Endpoint(fd: fd, owned: true)
         }
     }

@@ -501,6 +501,9 @@ final class Serial16550: VeneerDevice {
 
     // MARK: state
 
+    /// Version 1: IER, LCR, MCR, SCR, FCR (u8 each), divisor (u16), LSR error bits, MSR delta
+    /// bits (u8 each), THRE and timeout interrupt latches (bool each), then the receive FIFO
+    /// oldest first as a u32 count and its bytes. The transmit FIFO is always empty.
     func save(to state: inout StateWriter) {
         state.write(ier)
         state.write(lcr)
