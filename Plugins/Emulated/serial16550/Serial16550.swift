@@ -118,12 +118,14 @@ final class Serial16550: VeneerDevice {
     private var lastReceiveActivity: UInt64 = 0
     private var outputFailed = false
 
+    /// On failure the caller still owns `output` and `input`: the ports are claimed before the
+    /// endpoints are stored, so a failed init never runs deinit (which would close them too).
     init(host: HostServices, port: UInt16, irq: UInt32, output: Endpoint?, input: Endpoint?) throws(PluginError) {
+        try host.registerPortIO(region: 0, port: port, length: 8)
         self.host = host
         self.irqLine = irq
         self.output = output
         self.input = input
-        try host.registerPortIO(region: 0, port: port, length: 8)
     }
 
     deinit {
