@@ -37,7 +37,7 @@ public final class PluginDevice: @unchecked Sendable {
         self.instanceName = instanceName
         binding = HostBinding(host: host)
         serialised = !library.info.concurrent
-        descriptor = library.descriptor.pointee
+        descriptor = library.fields
         ioCallback = descriptor.io
     }
 

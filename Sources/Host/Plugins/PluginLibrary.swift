@@ -8,12 +8,17 @@ import Glibc
 /// Unsafe-pointer invariants: the library is never unloaded (a plugin's runtime, Swift's included,
 /// may not survive dlclose), so `descriptor` and every string and table it points to stay valid for
 /// the process. Descriptor fields are read only when the plugin's `struct_size` covers them, and
-/// tables are walked with the element size the plugin declared.
+/// tables are walked with the element size the plugin declared: a struct is never loaded whole
+/// from plugin memory, since an older plugin's copy may end before ours does.
 public final class PluginLibrary: @unchecked Sendable {
     public static let hostABI = (major: UInt16(VENEER_ABI_MAJOR), minor: UInt16(VENEER_ABI_MINOR))
 
     public let path: String
+    /// The plugin's own descriptor: it may be shorter than ours, so never load it whole (`fields`).
     public let descriptor: UnsafePointer<veneer_plugin_descriptor>
+    /// The descriptor as far as the plugin's struct_size reaches, later fields zero: the copy to
+    /// read callbacks from.
+    public let fields: veneer_plugin_descriptor
     public let info: PluginInfo
 
     public init(path: String) throws(PluginLoadError) {
@@ -25,15 +30,24 @@ public final class PluginLibrary: @unchecked Sendable {
         let entry = unsafeBitCast(symbol, to: veneer_plugin_entry_fn.self)
         guard let descriptor = entry() else { throw .malformed(path: path, reason: "the entry returned NULL") }
         self.descriptor = descriptor
-        info = try Self.read(descriptor, path: path)
+        let size = Int(UnsafeRawPointer(descriptor).load(as: UInt32.self))
+        fields = Self.prefix(of: UnsafeRawPointer(descriptor), size: size, into: veneer_plugin_descriptor())
+        info = try Self.read(fields, size: size, path: path)
+    }
+
+    /// A `T` from the first `size` bytes at `base` (at most `T`'s own size), the rest as in `zero`.
+    static func prefix<T>(of base: UnsafeRawPointer, size: Int, into zero: T) -> T {
+        var value = zero
+        withUnsafeMutableBytes(of: &value) { dst in
+            dst.copyMemory(from: UnsafeRawBufferPointer(start: base, count: max(0, min(size, dst.count))))
+        }
+        return value
     }
 
     /// The descriptor's fields as far as the plugin's struct_size reaches.
-    static func read(_ d: UnsafePointer<veneer_plugin_descriptor>, path: String) throws(PluginLoadError) -> PluginInfo {
+    static func read(_ p: veneer_plugin_descriptor, size: Int, path: String) throws(PluginLoadError) -> PluginInfo {
         let head = MemoryLayout<veneer_plugin_descriptor>.offset(of: \.name) ?? 8
-        let size = Int(UnsafeRawPointer(d).load(as: UInt32.self))
         guard size >= head else { throw .malformed(path: path, reason: "struct_size \(size) is too small") }
-        let p = d.pointee
         let pluginABI = "\(p.abi_major).\(p.abi_minor)"
         let hostABI = "\(hostABI.major).\(hostABI.minor)"
         guard p.abi_major == Self.hostABI.major, p.abi_minor <= Self.hostABI.minor else {
@@ -78,7 +92,7 @@ public final class PluginLibrary: @unchecked Sendable {
         var schemas: [ParameterSchema] = []
         var seen = Set<String>()
         for i in 0..<Int(p.param_count) {
-            let spec = (UnsafeRawPointer(base) + i * stride).loadUnaligned(as: veneer_param_spec.self)
+            let spec = prefix(of: UnsafeRawPointer(base) + i * stride, size: stride, into: veneer_param_spec())
             guard let namePointer = spec.name else { throw .malformed(path: path, reason: "parameter \(i) has no name") }
             let name = String(cString: namePointer)
             guard isValidParameterName(name), seen.insert(name).inserted else {
