@@ -93,9 +93,9 @@ public struct HostServices: @unchecked Sendable {
         }
     }
 
-    private func check(_ status: veneer_status?, _ what: String) throws(PluginError) {
-        guard let status else { throw PluginError("the host does not offer the call to \(what)") }
-        guard status == veneer_status(VENEER_OK) else { throw PluginError("cannot \(what): \(statusName(status))") }
+    private func check(_ status: veneer_status?, _ what: @autoclosure () -> String) throws(PluginError) {
+        guard let status else { throw PluginError("the host does not offer the call to \(what())") }
+        guard status == veneer_status(VENEER_OK) else { throw PluginError("cannot \(what()): \(statusName(status))") }
     }
 }
 

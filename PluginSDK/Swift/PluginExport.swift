@@ -160,6 +160,10 @@ private func makeDescriptor(_ definition: PluginDefinition) -> UnsafeMutablePoin
     }
     d.load = { dev, version, buffer, length in
         guard let box = DeviceBox.from(dev) else { return veneer_status(VENEER_EINVAL) }
+        if let definition = PluginExport.definition, version > definition.stateVersion {
+            box.host.api.pointee.set_error?(box.host.host, "state version \(version) is newer than this plugin's \(definition.stateVersion)")
+            return veneer_status(VENEER_ESTATE)
+        }
         let bytes = buffer.map { Array(UnsafeBufferPointer(start: $0, count: length)) } ?? []
         var reader = StateReader(bytes)
         do {

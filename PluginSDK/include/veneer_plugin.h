@@ -276,6 +276,9 @@ typedef struct veneer_plugin_descriptor {
 
 typedef const veneer_plugin_descriptor *(*veneer_plugin_entry_fn)(void);
 
+/* The entry point every plugin defines (declared here so C plugins get a prototype). */
+const veneer_plugin_descriptor *veneer_plugin_entry(void);
+
 #ifdef __cplusplus
 }
 #endif

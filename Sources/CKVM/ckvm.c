@@ -58,6 +58,13 @@ int ckvm_install_kick_signal(void) {
     return SIGUSR2;
 }
 
+int ckvm_unblock_kick_signal(void) {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGUSR2);
+    return pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+}
+
 int ckvm_kick_thread(unsigned long pthread_id) { return pthread_kill((pthread_t)pthread_id, SIGUSR2); }
 unsigned long ckvm_current_thread(void) { return (unsigned long)pthread_self(); }
 

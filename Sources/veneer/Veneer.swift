@@ -1,5 +1,8 @@
 import ArgumentParser
 import VeneerHost
+#if canImport(Glibc)
+import Glibc
+#endif
 
 @main
 struct Veneer: ParsableCommand {
@@ -43,6 +46,8 @@ struct Run: ParsableCommand {
         default: .warning
         }
         let logger = Logger(threshold: level)
+        // A console whose reader went away must not kill the VM: writes fail with EPIPE instead.
+        signal(SIGPIPE, SIG_IGN)
         let machine: Machine
         do {
             let vm = try ConfigParser.load(path: config)

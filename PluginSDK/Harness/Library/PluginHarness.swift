@@ -123,3 +123,6 @@ public final class PluginHarness {
         try device.load(version: version ?? library.info.stateVersion, bytes: bytes)
     }
 }
+
+/// A parameter value as a test spells it: `["port": .int(0x3f8), "output": .string("none")]`.
+public typealias ParameterInput = ParameterValidation.Input

@@ -59,6 +59,9 @@ int ckvm_epoll_wait(int epfd, uint64_t *tokens, uint32_t *events, int capacity, 
  * handler without SA_RESTART once per process; returns the signal number. */
 int ckvm_install_kick_signal(void);
 int ckvm_kick_thread(unsigned long pthread_id);
+/* Unblocks the kick signal in the calling thread: a process may start with signals blocked
+ * (a parent's mask is inherited), and a blocked kick would leave a vCPU in KVM_RUN forever. */
+int ckvm_unblock_kick_signal(void);
 unsigned long ckvm_current_thread(void);
 
 /* eventfd / timerfd / signalfd with CLOEXEC (and NONBLOCK where noted); -1 and errno on failure. */

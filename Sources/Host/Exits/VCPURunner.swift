@@ -22,6 +22,10 @@ final class VCPURunner: @unchecked Sendable {
     }
 
     func run() {
+        guard ckvm_unblock_kick_signal() == 0 else {
+            stop.request(.fault("vCPU \(cpu.index): cannot unblock the kick signal: \(SystemError("pthread_sigmask"))"))
+            return
+        }
         let run = cpu.run
         let page = UnsafeMutableRawPointer(run)
         while !stop.isStopping {

@@ -51,6 +51,9 @@ public final class PluginDevice: @unchecked Sendable {
         return PluginDeviceError(instance: instanceName, plugin: info.name, operation: operation, reason: message)
     }
 
+    /// Forgets an error left over from an earlier call that succeeded anyway.
+    private func clearError() { lastError.withLock { $0 = nil } }
+
     @inline(__always)
     private func serially<T>(_ body: () -> T) -> T {
         guard serialised else { return body() }
@@ -59,6 +62,7 @@ public final class PluginDevice: @unchecked Sendable {
 
     public func create(parameters: [ParameterValue], vcpuCount: UInt32) throws(PluginDeviceError) {
         guard let create = descriptor.create else { throw failure("create", "no create callback") }
+        clearError()
         // C strings for names and string values must outlive the call only.
         var cStrings: [UnsafeMutablePointer<CChar>] = []
         func keep(_ s: String) -> UnsafePointer<CChar> {
@@ -100,6 +104,7 @@ public final class PluginDevice: @unchecked Sendable {
 
     private func lifecycle(_ name: String, _ call: (@convention(c) (OpaquePointer?) -> veneer_status)?) throws(PluginDeviceError) {
         guard let device, let call else { return }
+        clearError()
         let status = serially { call(device) }
         guard status == .ok else { throw failure(name, "status \(status)") }
     }
@@ -142,6 +147,7 @@ public final class PluginDevice: @unchecked Sendable {
     /// The device state and the version it was written with.
     public func save() throws(PluginDeviceError) -> (version: UInt32, bytes: [UInt8]) {
         guard let device, let save = descriptor.save else { return (info.stateVersion, []) }
+        clearError()
         var needed = 0
         let probe = serially { save(device, nil, 0, &needed) }
         guard probe == .ok || probe == veneer_status(VENEER_ENOSPC) else { throw failure("save", "status \(probe)") }
@@ -157,6 +163,7 @@ public final class PluginDevice: @unchecked Sendable {
 
     public func load(version: UInt32, bytes: [UInt8]) throws(PluginDeviceError) {
         guard let device, let load = descriptor.load else { return }
+        clearError()
         let status = bytes.withUnsafeBufferPointer { buffer in serially { load(device, version, buffer.baseAddress, buffer.count) } }
         guard status == .ok else { throw failure("load", "status \(status)") }
     }
