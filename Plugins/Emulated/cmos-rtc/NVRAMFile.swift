@@ -6,6 +6,10 @@ import Glibc
 /// The file behind the `nvram` parameter: a 128-byte image of the CMOS, indexed like the
 /// registers. Only the NVRAM bytes mean anything; the clock and control registers are written as
 /// zero (the clock comes from `start`), so the file changes only when the guest's data does.
+///
+/// Unsafe-pointer invariant: `read` and `write` pass the kernel a pointer `done` bytes into a
+/// buffer of `size` bytes with a length of `size - done`, and `done` only grows by what the
+/// kernel reports, so no access leaves the buffer.
 struct NVRAMFile {
     static let size = RTCRegister.count
 
