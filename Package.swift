@@ -12,6 +12,8 @@ struct PluginTarget {
 let plugins: [PluginTarget] = [
     PluginTarget(name: "serial16550", module: "Serial16550", path: "Plugins/Emulated/serial16550"),
     PluginTarget(name: "debug-exit", module: "DebugExit", path: "Plugins/Emulated/debug-exit"),
+    PluginTarget(name: "pit8254", module: "PIT8254", path: "Plugins/Emulated/pit8254"),
+    PluginTarget(name: "cmos-rtc", module: "CMOSRTC", path: "Plugins/Emulated/cmos-rtc"),
 ]
 
 let strict: [SwiftSetting] = [.enableUpcomingFeature("ExistentialAny")]

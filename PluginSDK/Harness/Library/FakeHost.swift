@@ -191,6 +191,26 @@ public final class FakeHost: DeviceHost, @unchecked Sendable {
         }
     }
 
+    /// Moves the clock to `target` without firing anything on the way, as on a host that stalled.
+    func jumpClock(to target: UInt64) { state.withLock { $0.now = max($0.now, target) } }
+
+    /// The earliest timer whose deadline has passed, fired once however late it is: as with a
+    /// timerfd, a periodic timer that fell behind resumes at its next deadline after now.
+    func nextOverdueTimer() -> UInt64? {
+        state.withLock { s in
+            guard let (token, timer) = s.timers.filter({ $0.value.deadline <= s.now })
+                .min(by: { ($0.value.deadline, $0.key) < ($1.value.deadline, $1.key) })
+            else { return nil }
+            if timer.period > 0 {
+                let missed = (s.now - timer.deadline) / timer.period + 1
+                s.timers[token] = Timer(deadline: timer.deadline + missed * timer.period, period: timer.period)
+            } else {
+                s.timers.removeValue(forKey: token)
+            }
+            return token
+        }
+    }
+
     func takeWork() -> [UInt64] {
         state.withLock { s in defer { s.work.removeAll() }; return s.work }
     }

@@ -89,6 +89,13 @@ public final class PluginHarness {
         while let token = host.nextDueTimer(upTo: target) { device.timerFired(token: token) }
     }
 
+    /// Advances the manual clock as a stalled host would: the clock jumps, then each timer that
+    /// fell due in the meantime fires once, late. Devices must not replay every missed deadline.
+    public func advanceLate(nanoseconds: UInt64) {
+        host.jumpClock(to: host.now + nanoseconds)
+        while let token = host.nextOverdueTimer() { device.timerFired(token: token) }
+    }
+
     /// Runs posted work until none is left (work may post more).
     public func runPostedWork() {
         var tokens = host.takeWork()
