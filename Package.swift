@@ -13,6 +13,7 @@ let plugins: [PluginTarget] = [
     PluginTarget(name: "serial16550", module: "Serial16550", path: "Plugins/Emulated/serial16550"),
     PluginTarget(name: "debug-exit", module: "DebugExit", path: "Plugins/Emulated/debug-exit"),
     PluginTarget(name: "i8042", module: "I8042", path: "Plugins/Emulated/i8042"),
+    PluginTarget(name: "acpi-pm", module: "ACPIPM", path: "Plugins/Emulated/acpi-pm"),
 ]
 
 let strict: [SwiftSetting] = [.enableUpcomingFeature("ExistentialAny")]
