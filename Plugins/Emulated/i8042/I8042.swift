@@ -26,7 +26,8 @@ import Glibc
 /// and it powers on open; closing it is logged, since memory above 1 MiB stays visible anyway.
 ///
 /// System reset (output port bit 0 low, a pulse command F0-FE with bit 0 clear, or a rising
-/// edge on port 0x92 bit 0) asks the host to stop with the `reset_action` reason.
+/// edge on port 0x92 bit 0) asks the host to stop with the `reset_action` reason. An FADT may
+/// name this as its RESET_REG: system I/O port 0x64, RESET_VALUE 0xFE.
 final class I8042: VeneerDevice {
     enum Region {
         static let data: UInt32 = 0
