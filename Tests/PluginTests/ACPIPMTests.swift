@@ -413,4 +413,10 @@ struct ACPIPMTests {
         let error = #expect(throws: (any Error).self) { try makePM(["power_button": .string(path)]) }
         #expect((error.map { "\($0)" } ?? "").contains(path))
     }
+
+    @Test("the harness conformance suite passes", arguments: [[:], ["smi_cmd_port": "0", "s5_slp_typ": "0"]] as [[String: String]])
+    func conformance(parameters: [String: String]) {
+        let report = ConformanceSuite(plugin: "acpi-pm", parameters: parameters).run()
+        #expect(report.allPassed, "\(report.checks.map(\.line).joined(separator: "\n"))")
+    }
 }

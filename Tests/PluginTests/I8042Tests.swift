@@ -589,4 +589,10 @@ struct I8042Tests {
         #expect((error.map { "\($0)" } ?? "").contains(path))
         #expect(throws: (any Error).self) { try makeKBC(["reset_action": .string("halt")]) }
     }
+
+    @Test("the harness conformance suite passes", arguments: [[:], ["reset_action": "poweroff", "port92": "false"]] as [[String: String]])
+    func conformance(parameters: [String: String]) {
+        let report = ConformanceSuite(plugin: "i8042", parameters: parameters).run()
+        #expect(report.allPassed, "\(report.checks.map(\.line).joined(separator: "\n"))")
+    }
 }

@@ -3,7 +3,7 @@
 /// `perDevice` bytes (the 16-byte buffer of a PS/2 device). Inline storage, so that the exit path
 /// never allocates; removing from the middle (a byte of the enabled device behind bytes of an
 /// inhibited one) shifts at most 31 entries.
-struct DeviceOutputQueue: Equatable {
+struct DeviceOutputQueue {
     enum Source: UInt8 {
         case keyboard = 0
         case aux = 1
@@ -72,9 +72,5 @@ struct DeviceOutputQueue: Equatable {
             if entries[i] & 0x100 != 0 ? aux : keyboard { return i }
         }
         return nil
-    }
-
-    static func == (a: Self, b: Self) -> Bool {
-        a.count == b.count && (0..<a.count).allSatisfy { a.entries[$0] == b.entries[$0] }
     }
 }

@@ -3,7 +3,7 @@
 /// A set 2 break code is the prefix F0 followed by the make code; the controller swallows the F0
 /// and sets bit 7 of the next translated byte. Bytes 0x85 and up (acknowledgements, E0/E1
 /// prefixes, BAT results) pass through unchanged.
-struct ScancodeTranslator: Equatable {
+struct ScancodeTranslator {
     /// An F0 arrived and the next byte is a break code.
     var breakPending = false
 
