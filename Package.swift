@@ -14,6 +14,8 @@ let plugins: [PluginTarget] = [
     PluginTarget(name: "debug-exit", module: "DebugExit", path: "Plugins/Emulated/debug-exit"),
     PluginTarget(name: "pit8254", module: "PIT8254", path: "Plugins/Emulated/pit8254"),
     PluginTarget(name: "cmos-rtc", module: "CMOSRTC", path: "Plugins/Emulated/cmos-rtc"),
+    PluginTarget(name: "i8042", module: "I8042", path: "Plugins/Emulated/i8042"),
+    PluginTarget(name: "acpi-pm", module: "ACPIPM", path: "Plugins/Emulated/acpi-pm"),
 ]
 
 let strict: [SwiftSetting] = [.enableUpcomingFeature("ExistentialAny")]
