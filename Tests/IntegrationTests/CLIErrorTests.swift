@@ -96,7 +96,7 @@ struct CLIErrorTests {
             [boot]
             image = "{root}/examples/guests/build/smp64.bin"
             mode = "long"
-            load_address = 0x1ff000
+            load_address = 0x1ffff0
             """)
         let r = try VeneerProcess.veneer(["run", config])
         #expect(r.status == 1)

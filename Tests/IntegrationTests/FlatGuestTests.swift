@@ -60,20 +60,23 @@ struct FlatGuestTests {
     }
 
     @Test func uartOutputToAFile() throws {
+        // Plugin parameters are passed through as written: relative paths are relative to the
+        // working directory, so the config names the log file absolutely.
+        let logPath = try VeneerProcess.config("", name: "console.log")
         let config = try VeneerProcess.config("""
             [boot]
             image = "{root}/examples/guests/build/hello.bin"
             mode = "real"
             [[device]]
             plugin = "serial16550"
-            output = "console.log"
+            output = "\(logPath)"
             [[device]]
             plugin = "debug-exit"
             """)
         let r = try VeneerProcess.veneer(["run", config])
         #expect(r.status == 0)
         #expect(r.stdout.isEmpty)
-        let log = try String(contentsOfFile: config.replacingOccurrences(of: "vm.toml", with: "console.log"), encoding: .utf8)
+        let log = try String(contentsOfFile: logPath, encoding: .utf8)
         #expect(log == "Hello from a Veneer guest!\n")
     }
 
