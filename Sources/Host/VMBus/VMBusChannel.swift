@@ -32,7 +32,7 @@ public final class VMBusChannel: Sendable {
     public let connectionID: UInt32
 
     private let signaller: any GuestSignaller
-    private let log: any VMBusLogSink
+    private let diagnostics: VMBusDiagnostics
     private let state = Mutex<OpenState?>(nil)
 
     /// Everything that exists only while the guest has the channel open.
@@ -46,12 +46,12 @@ public final class VMBusChannel: Sendable {
         var broken: String?
     }
 
-    init(offer: ChannelOffer, relid: UInt32, connectionID: UInt32, signaller: any GuestSignaller, log: any VMBusLogSink) {
+    init(offer: ChannelOffer, relid: UInt32, connectionID: UInt32, signaller: any GuestSignaller, diagnostics: VMBusDiagnostics) {
         self.offer = offer
         self.relid = relid
         self.connectionID = connectionID
         self.signaller = signaller
-        self.log = log
+        self.diagnostics = diagnostics
     }
 
     public var isOpen: Bool { state.withLock { $0 != nil } }
@@ -142,7 +142,7 @@ public final class VMBusChannel: Sendable {
                 switch error {
                 case .corrupt, .memory:
                     open.broken = error.description
-                    log.log(.warning, "channel \(relid): \(error); ring disabled until the guest reopens")
+                    diagnostics.report(.ringFault, .warning, "channel \(relid): \(error); ring disabled until the guest reopens")
                     return .failure(.ringCorrupted(error.description))
                 case .stalePacket: return .failure(.stalePacket)
                 case .packetTooLarge(let n): return .failure(.packetTooLarge(n))

@@ -59,8 +59,8 @@ public final class VMBusHost: Sendable {
     /// `vpCount`: the partition's virtual processors; guest-named VPs must be below it.
     public init(vpCount: UInt32, memory: any GuestMemoryAccess, messages: any SynICMessageSink,
                 signaller: any GuestSignaller, log: any VMBusLogSink, limits: VMBusLimits = VMBusLimits()) {
-        env = VMBusEnvironment(memory: memory, messages: messages, signaller: signaller, log: log,
-                               limits: limits, vpCount: vpCount)
+        env = VMBusEnvironment(memory: memory, messages: messages, signaller: signaller,
+                               diagnostics: VMBusDiagnostics(sink: log), limits: limits, vpCount: vpCount)
     }
 
     /// HvPostMessage from the guest (already copied out of its input page). Returns success for
@@ -110,10 +110,10 @@ public final class VMBusHost: Sendable {
     public var negotiatedVersion: VMBusVersion? { state.withLock { $0.connection?.version } }
 
     /// Guest messages dropped without a reply since the host started (diagnostics, tests).
-    public var droppedMessageCount: Int { state.withLock { $0.droppedMessages } }
+    public var droppedMessageCount: Int { env.diagnostics.count(.droppedMessage) }
 
     /// Guest requests answered with an error status (diagnostics, tests).
-    public var refusedRequestCount: Int { state.withLock { $0.refusedRequests } }
+    public var refusedRequestCount: Int { env.diagnostics.count(.refusedRequest) }
 
     /// GPADLs currently held (complete or being built), and the 64-bit words charged for them.
     public var gpadlUsage: (count: Int, words: Int) { state.withLock { ($0.gpadls.count, $0.gpadlBudget) } }
@@ -124,7 +124,7 @@ struct VMBusEnvironment: Sendable {
     let memory: any GuestMemoryAccess
     let messages: any SynICMessageSink
     let signaller: any GuestSignaller
-    let log: any VMBusLogSink
+    let diagnostics: VMBusDiagnostics
     let limits: VMBusLimits
     let vpCount: UInt32
 }

@@ -18,7 +18,7 @@ extension VMBusState {
         else { return .failure(.tooManyChannels(limit: env.limits.maxChannels)) }
 
         let channel = VMBusChannel(offer: offer, relid: relid, connectionID: ChannelRecord.connectionID(relid: relid),
-                                   signaller: env.signaller, log: env.log)
+                                   signaller: env.signaller, diagnostics: env.diagnostics)
         var record = ChannelRecord(channel: channel, handler: handler)
         if connection?.offersSent == true {
             post(record.offerMessage.encode(), env)

@@ -33,7 +33,7 @@ extension VMBusState {
         // From 5.0 the guest posts everything after this to the connection id given here.
         let connectionField = version >= .win10_5_0 ? VMBusHost.messageConnectionID : version.rawValue
         post(VersionResponse(versionSupported: true, messageConnectionID: connectionField).encode(), env)
-        env.log.log(.info, "guest connected: VMBus \(version), messages to VP \(vp) SINT \(sint)")
+        env.diagnostics.report(.connection, .info, "guest connected: VMBus \(version), messages to VP \(vp) SINT \(sint)")
         return .success
     }
 
@@ -59,7 +59,7 @@ extension VMBusState {
         resetConnection(env)
         env.messages.post(vp: target.vp, sint: target.sint, messageType: PostMessageInput.vmbusMessageType,
                           payload: ChannelMessage.unloadResponse.encode())
-        env.log.log(.info, "guest unloaded VMBus")
+        env.diagnostics.report(.connection, .info, "guest unloaded VMBus")
     }
 
     /// Back to "no guest": every channel closed and un-offered, every GPADL gone, rescinded

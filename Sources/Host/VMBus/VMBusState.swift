@@ -36,28 +36,16 @@ struct VMBusState {
     var gpadls: [UInt32: GPADL] = [:]
     /// Sum of `budget` over `gpadls`.
     var gpadlBudget = 0
-    var droppedMessages = 0
-    var refusedRequests = 0
 
     /// Logs why a guest message got no reply at all.
-    mutating func drop(_ reason: String, _ env: VMBusEnvironment) {
-        droppedMessages += 1
-        rateLimitedLog(droppedMessages, "dropped guest message", reason, env)
+    func drop(_ reason: String, _ env: VMBusEnvironment) {
+        env.diagnostics.report(.droppedMessage, .warning, "dropped guest message: \(reason)")
     }
 
     /// Logs why a guest request got an error status. `info` for refusals honest guests meet
     /// (a Linux guest first asks for a newer version than the host speaks).
-    mutating func refuse(_ reason: String, _ env: VMBusEnvironment, level: Logger.Level = .warning) {
-        refusedRequests += 1
-        rateLimitedLog(refusedRequests, "refused guest request", reason, env, level: level)
-    }
-
-    /// The first 64 of a kind, then every 1024th: a hostile guest cannot flood the log.
-    private func rateLimitedLog(_ count: Int, _ what: String, _ reason: String, _ env: VMBusEnvironment,
-                                level: Logger.Level = .warning) {
-        if count <= 64 || count % 1024 == 0 {
-            env.log.log(level, "\(what) (\(count) so far): \(reason)")
-        }
+    func refuse(_ reason: String, _ env: VMBusEnvironment, level: Logger.Level = .warning) {
+        env.diagnostics.report(.refusedRequest, level, "refused guest request: \(reason)")
     }
 
     /// Queues a reply on the connection's message slot.
