@@ -25,8 +25,13 @@ import VMBusProtocol
 // the VP the guest named in INITIATE_CONTACT, on SINT 2. A guest signals a channel on the
 // connection id in its offer: relid | 2 << 12 (SINT 2, VTL 0), unique and clear of 1 and 4.
 //
+// Host-to-guest channel interrupts go to the VP the guest named in OPENCHANNEL (or later in
+// MODIFYCHANNEL), SINT 2, event flag = relid; target VP 0xFFFFFFFF means none.
+//
 // Threading: every entry point may be called from any vCPU thread. Channel management is
 // serialised by one lock; ring traffic uses each channel's own lock and never takes this one.
+// VSP handlers' opened/closed callbacks run under the management lock (see VMBusChannelHandler):
+// they must not call back into VMBusHost. The sinks are called under it too and must not either.
 
 /// Why the host refused to register a channel.
 public enum VMBusHostError: Error, Equatable, Sendable, CustomStringConvertible {
@@ -50,7 +55,8 @@ public final class VMBusHost: Sendable {
     public static let initiateContactConnectionID: UInt32 = 4
     /// The SINT channel messages and channel interrupts use.
     public static let messageSINT: UInt8 = 2
-    /// Offered newest first; the guest steps down from its newest until one is accepted.
+    /// Versions INITIATE_CONTACT may ask for. Anything else gets version_supported = 0 and the
+    /// guest tries its next older one.
     public static let supportedVersions: [VMBusVersion] = [.win10_5_3, .win10_5_2, .win10_5_1, .win10_5_0, .win10_4_1, .win10]
 
     let env: VMBusEnvironment
