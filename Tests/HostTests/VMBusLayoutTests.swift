@@ -205,6 +205,7 @@ private func u64(_ b: [UInt8], _ at: Int) -> UInt64 { LittleEndian.load(UInt64.s
         #expect(Array(b[16..<36]) == Array(1...20) && b[36...].allSatisfy { $0 == 0 })
         let decoded = try PostMessageInput.decode(b)
         #expect(decoded.payload == Array(1...20) && decoded.connectionIDValue == 4)
+        #expect(try b.withUnsafeBytes { buffer throws(VMBusWireError) in try PostMessageInput.decode(buffer) } == decoded)
         var huge = b
         huge.replaceSubrange(12..<16, with: LittleEndian.bytes(of: UInt32(241)))
         #expect(throws: VMBusWireError.invalidField(structure: "PostMessageInput", field: "payload_size", value: 241)) {
@@ -221,6 +222,7 @@ private func u64(_ b: [UInt8], _ at: Int) -> UInt64 { LittleEndian.load(UInt64.s
         #expect(u32(b, 0) == 1 && b[4] == 3 && b[5] == 1 && u16(b, 6) == 0 && u64(b, 8) == 0x1122_3344_5566_7788)
         #expect(Array(b[16..<19]) == [9, 8, 7] && b[19...].allSatisfy { $0 == 0 })
         #expect(try SynICMessage.decode(b) == slot)
+        #expect(try b.withUnsafeBytes { buffer throws(VMBusWireError) in try SynICMessage.decode(buffer) } == slot)
         var bad = b
         bad[4] = 241
         #expect(throws: VMBusWireError.self) { try SynICMessage.decode(bad) }

@@ -45,6 +45,8 @@ public enum ChannelMessage: Equatable, Sendable {
         }
     }
 
+    /// Decodes from a host mapping of guest memory (copied first, so the guest cannot change it
+    /// between checks).
     public static func decode(_ buffer: UnsafeRawBufferPointer) throws(VMBusWireError) -> ChannelMessage {
         try decode(Array(buffer))
     }

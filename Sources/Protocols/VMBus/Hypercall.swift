@@ -49,6 +49,12 @@ public struct PostMessageInput: Equatable, Sendable {
     /// The 24-bit connection identifier; bits 24-31 are reserved.
     public var connectionIDValue: UInt32 { connectionID & 0x00FF_FFFF }
 
+    /// Decodes the input page straight from a host mapping of guest memory (copied first, so the
+    /// guest cannot change it between checks).
+    public static func decode(_ buffer: UnsafeRawBufferPointer) throws(VMBusWireError) -> PostMessageInput {
+        try decode(Array(buffer))
+    }
+
     /// Decodes the input page. A payload_size above 240 is an invalid field; fewer bytes than
     /// 16 + payload_size is truncation.
     public static func decode(_ bytes: [UInt8]) throws(VMBusWireError) -> PostMessageInput {

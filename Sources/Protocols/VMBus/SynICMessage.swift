@@ -27,6 +27,10 @@ public struct SynICMessage: Equatable, Sendable {
         self.payload = payload
     }
 
+    public static func decode(_ buffer: UnsafeRawBufferPointer) throws(VMBusWireError) -> SynICMessage {
+        try decode(Array(buffer))
+    }
+
     public static func decode(_ bytes: [UInt8]) throws(VMBusWireError) -> SynICMessage {
         guard bytes.count <= size else { throw .oversized(structure: "SynICMessage", maximum: size, actual: bytes.count) }
         var r = ByteReader(bytes, structure: "SynICMessage")
