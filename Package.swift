@@ -27,6 +27,7 @@ let package = Package(
         .executable(name: "veneer-plugin-test", targets: ["veneer-plugin-test"]),
         .library(name: "VeneerPluginKit", targets: ["VeneerPluginKit"]),
         .library(name: "VeneerHarness", targets: ["VeneerHarness"]),
+        .library(name: "VMBusProtocol", targets: ["VMBusProtocol"]),
     ] + plugins.map { .library(name: $0.name, type: .dynamic, targets: [$0.module]) },
     dependencies: [
         .package(url: "https://github.com/LebJe/TOMLKit", exact: "0.6.0"),
@@ -37,9 +38,11 @@ let package = Package(
         .target(name: "CKVM", path: "Sources/CKVM"),
         // The plugin ABI header, as a module for Swift; the .c file holds its layout checks.
         .target(name: "VeneerPluginABI", path: "PluginSDK/include", publicHeadersPath: "."),
+        // VMBus wire formats: explicit little-endian layouts, no host logic; VSP plugins may use it.
+        .target(name: "VMBusProtocol", path: "Sources/Protocols/VMBus", swiftSettings: strict),
         .target(
             name: "VeneerHost",
-            dependencies: ["CKVM", "VeneerPluginABI", "TOMLKit"],
+            dependencies: ["CKVM", "VeneerPluginABI", "VMBusProtocol", "TOMLKit"],
             path: "Sources/Host",
             swiftSettings: strict
         ),
@@ -52,7 +55,7 @@ let package = Package(
         .target(name: "VeneerPluginKit", dependencies: ["VeneerPluginABI"], path: "PluginSDK/Swift", swiftSettings: strict),
         .target(name: "VeneerHarness", dependencies: ["VeneerHost", "VeneerPluginABI"], path: "PluginSDK/Harness/Library", swiftSettings: strict),
         .executableTarget(name: "veneer-plugin-test", dependencies: ["VeneerHarness"], path: "PluginSDK/Harness/CLI", swiftSettings: strict),
-        .testTarget(name: "HostTests", dependencies: ["VeneerHost", "VeneerPluginKit"], path: "Tests/HostTests", swiftSettings: strict),
+        .testTarget(name: "HostTests", dependencies: ["VeneerHost", "VeneerPluginKit", "VMBusProtocol"], path: "Tests/HostTests", swiftSettings: strict),
         .testTarget(name: "PluginTests", dependencies: ["VeneerHarness"], path: "Tests/PluginTests", swiftSettings: strict),
         .testTarget(name: "IntegrationTests", dependencies: ["VeneerHost"], path: "Tests/IntegrationTests", swiftSettings: strict),
     ] + plugins.map {

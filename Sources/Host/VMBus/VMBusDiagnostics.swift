@@ -1,0 +1,33 @@
+import Synchronization
+
+/// Counts VMBus events by kind and logs the first 64 of each kind, then every 1024th: everything a
+/// guest can trigger at will goes through here, so a hostile guest cannot flood the host's log.
+final class VMBusDiagnostics: Sendable {
+    enum Kind: Int, CaseIterable {
+        /// A guest message got no reply (nothing to answer, or no one to answer to).
+        case droppedMessage
+        /// A guest request got an error status.
+        case refusedRequest
+        /// Connects and unloads.
+        case connection
+        /// A channel stopped using a ring the guest corrupted.
+        case ringFault
+    }
+
+    private let sink: any VMBusLogSink
+    private let counts = Mutex([Int](repeating: 0, count: Kind.allCases.count))
+
+    init(sink: any VMBusLogSink) { self.sink = sink }
+
+    func report(_ kind: Kind, _ level: Logger.Level, _ message: String) {
+        let count = counts.withLock { counts in
+            counts[kind.rawValue] += 1
+            return counts[kind.rawValue]
+        }
+        if count <= 64 || count % 1024 == 0 {
+            sink.log(level, count <= 64 ? message : "\(message) (\(count) so far)")
+        }
+    }
+
+    func count(_ kind: Kind) -> Int { counts.withLock { $0[kind.rawValue] } }
+}
