@@ -16,6 +16,7 @@ let plugins: [PluginTarget] = [
     PluginTarget(name: "cmos-rtc", module: "CMOSRTC", path: "Plugins/Emulated/cmos-rtc"),
     PluginTarget(name: "i8042", module: "I8042", path: "Plugins/Emulated/i8042"),
     PluginTarget(name: "acpi-pm", module: "ACPIPM", path: "Plugins/Emulated/acpi-pm"),
+    PluginTarget(name: "vmbus-echo", module: "VMBusEcho", path: "Plugins/Synthetic/vmbus-echo"),
 ]
 
 let strict: [SwiftSetting] = [.enableUpcomingFeature("ExistentialAny")]
@@ -52,7 +53,8 @@ let package = Package(
             path: "Sources/veneer",
             swiftSettings: strict
         ),
-        .target(name: "VeneerPluginKit", dependencies: ["VeneerPluginABI"], path: "PluginSDK/Swift", swiftSettings: strict),
+        .target(name: "VeneerSDKSupport", path: "PluginSDK/CSupport"),
+        .target(name: "VeneerPluginKit", dependencies: ["VeneerPluginABI", "VeneerSDKSupport"], path: "PluginSDK/Swift", swiftSettings: strict),
         .target(name: "VeneerHarness", dependencies: ["VeneerHost", "VeneerPluginABI"], path: "PluginSDK/Harness/Library", swiftSettings: strict),
         .executableTarget(name: "veneer-plugin-test", dependencies: ["VeneerHarness"], path: "PluginSDK/Harness/CLI", swiftSettings: strict),
         .testTarget(name: "HostTests", dependencies: ["VeneerHost", "VeneerPluginKit", "VMBusProtocol"], path: "Tests/HostTests", swiftSettings: strict),

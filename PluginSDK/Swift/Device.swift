@@ -18,6 +18,12 @@ public protocol VeneerDevice: AnyObject {
     /// Writes the device state; `load` must accept exactly what this writes.
     func save(to state: inout StateWriter)
     func load(version: UInt32, from state: inout StateReader) throws(StateError)
+
+    /// VMBus (synthetic devices): the guest opened, signalled or closed a channel this device
+    /// offered with `HostServices.offerChannel`.
+    func channelOpened(_ channel: UInt32, userData: [UInt8])
+    func channelSignalled(_ channel: UInt32)
+    func channelClosed(_ channel: UInt32)
 }
 
 extension VeneerDevice {
@@ -26,6 +32,9 @@ extension VeneerDevice {
     public func timerFired(token: UInt64) {}
     public func fdReady(token: UInt64, events: FDEvents) {}
     public func workPosted(token: UInt64) {}
+    public func channelOpened(_ channel: UInt32, userData: [UInt8]) {}
+    public func channelSignalled(_ channel: UInt32) {}
+    public func channelClosed(_ channel: UInt32) {}
 }
 
 /// One guest access, as the host reports it.

@@ -1,4 +1,8 @@
 import VeneerPluginABI
+import VeneerSDKSupport
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The host's services for one device instance: a typed face over `veneer_host_api`.
 ///
@@ -75,6 +79,106 @@ public struct HostServices: @unchecked Sendable {
         _ = api.pointee.post_work?(host, token)
     }
 
+    // MARK: VMBus (ABI 1.1)
+
+    /// Offers one VMBus channel (call from `make`); returns the channel id later events carry.
+    /// GUIDs are given in their textual form, e.g. "ba6163d9-04a1-4d29-b605-72e2ffb1dc7f".
+    public func offerChannel(interfaceType: String, interfaceInstance: String, userDefined: [UInt8] = [],
+                             channelFlags: UInt16 = 0, mmioMegabytes: UInt16 = 0) throws(PluginError) -> UInt32 {
+        guard let type = wireGUID(interfaceType) else { throw PluginError("'\(interfaceType)' is not a GUID") }
+        guard let instance = wireGUID(interfaceInstance) else { throw PluginError("'\(interfaceInstance)' is not a GUID") }
+        guard userDefined.count <= 120 else { throw PluginError("user-defined offer data of \(userDefined.count) bytes exceeds 120") }
+        var offer = veneer_vmbus_offer()
+        offer.struct_size = UInt32(MemoryLayout<veneer_vmbus_offer>.size)
+        offer.user_defined_length = UInt32(userDefined.count)
+        withUnsafeMutableBytes(of: &offer.interface_type) { $0.copyBytes(from: type) }
+        withUnsafeMutableBytes(of: &offer.interface_instance) { $0.copyBytes(from: instance) }
+        withUnsafeMutableBytes(of: &offer.user_defined) { $0.copyBytes(from: userDefined) }
+        offer.channel_flags = channelFlags
+        offer.mmio_megabytes = mmioMegabytes
+        var channel: UInt32 = 0
+        try check(api.pointee.vmbus_offer?(host, &offer, &channel), "offer a VMBus channel of type \(interfaceType)")
+        return channel
+    }
+
+    /// A packet the guest wrote.
+    public struct Packet: Sendable, Equatable {
+        public var type: UInt16
+        public var flags: UInt16
+        public var transactionID: UInt64
+        /// Type-specific header (for GPA direct: {u32 reserved; u32 rangecount; ranges}).
+        public var header: [UInt8]
+        public var payload: [UInt8]
+        public var completionRequested: Bool { flags & UInt16(VENEER_VMBUS_COMPLETION_REQUESTED) != 0 }
+
+        public init(type: UInt16, flags: UInt16, transactionID: UInt64, header: [UInt8], payload: [UInt8]) {
+            self.type = type
+            self.flags = flags
+            self.transactionID = transactionID
+            self.header = header
+            self.payload = payload
+        }
+    }
+
+    public enum ChannelReadError: Error, Sendable, Equatable {
+        /// The guest broke the ring or closed the channel; wait for it to reopen.
+        case unusable(String)
+    }
+
+    /// The next packet, or nil when the ring is empty.
+    public func readPacket(channel: UInt32) throws(ChannelReadError) -> Packet? {
+        guard let read = api.pointee.vmbus_read else { throw .unusable("the host has no VMBus") }
+        var info = veneer_vmbus_packet()
+        info.struct_size = UInt32(MemoryLayout<veneer_vmbus_packet>.size)
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        var status = buffer.withUnsafeMutableBytes { read(host, channel, &info, $0.baseAddress, $0.count) }
+        if status == veneer_status(VENEER_ENOSPC) {
+            buffer = [UInt8](repeating: 0, count: Int(info.header_length) + Int(info.payload_length))
+            status = buffer.withUnsafeMutableBytes { read(host, channel, &info, $0.baseAddress, $0.count) }
+        }
+        switch status {
+        case veneer_status(VENEER_OK):
+            let header = Int(info.header_length), payload = Int(info.payload_length)
+            guard header + payload <= buffer.count else { throw .unusable("packet larger than reported") }
+            return Packet(type: info.type, flags: info.flags, transactionID: info.transaction_id,
+                          header: Array(buffer[0..<header]), payload: Array(buffer[header..<header + payload]))
+        case veneer_status(VENEER_EAGAIN): return nil
+        default: throw .unusable(statusName(status))
+        }
+    }
+
+    public enum WriteOutcome: Sendable, Equatable {
+        case written
+        /// No room yet: retry after the next `channelSignalled`.
+        case full
+        case failed(String)
+    }
+
+    public func writePacket(channel: UInt32, type: UInt16 = UInt16(VENEER_VMBUS_INBAND), flags: UInt16 = 0,
+                            transactionID: UInt64, payload: [UInt8]) -> WriteOutcome {
+        guard let write = api.pointee.vmbus_write else { return .failed("the host has no VMBus") }
+        let status = payload.withUnsafeBytes { write(host, channel, type, flags, transactionID, $0.baseAddress, $0.count) }
+        switch status {
+        case veneer_status(VENEER_OK): return .written
+        case veneer_status(VENEER_ENOSPC): return .full
+        default: return .failed(statusName(status))
+        }
+    }
+
+    /// An in-kernel doorbell on a port: returns an eventfd (the caller's to watch and close) that
+    /// the kernel signals on every `length`-byte guest write there, with no exit to user space.
+    public func addDoorbell(port: UInt16, length: UInt32) throws(PluginError) -> Int32 {
+        let fd = veneer_sdk_eventfd()
+        guard fd >= 0 else { throw PluginError("cannot create an eventfd for the doorbell at port \(hex(port))") }
+        do {
+            try check(api.pointee.ioevent_add?(host, 0, UInt64(port), length, fd), "add a doorbell at port \(hex(port))")
+        } catch {
+            close(fd)
+            throw error
+        }
+        return fd
+    }
+
     public enum StopReason: Sendable, Equatable {
         case powerOff
         case reset
@@ -99,6 +203,20 @@ public struct HostServices: @unchecked Sendable {
     }
 }
 
+/// A GUID's 16-byte wire form: the first three groups little-endian, the rest as written.
+func wireGUID(_ text: String) -> [UInt8]? {
+    let groups = text.split(separator: "-")
+    guard groups.count == 5, [8, 4, 4, 4, 12] == groups.map(\.count),
+          groups.allSatisfy({ $0.allSatisfy(\.isHexDigit) }) else { return nil }
+    func bytes(_ s: Substring) -> [UInt8] {
+        stride(from: 0, to: s.count, by: 2).compactMap { i in
+            let start = s.index(s.startIndex, offsetBy: i)
+            return UInt8(s[start..<s.index(start, offsetBy: 2)], radix: 16)
+        }
+    }
+    return bytes(groups[0]).reversed() + bytes(groups[1]).reversed() + bytes(groups[2]).reversed() + bytes(groups[3]) + bytes(groups[4])
+}
+
 public func statusName(_ status: veneer_status) -> String {
     switch status {
     case veneer_status(VENEER_OK): "ok"
@@ -110,6 +228,7 @@ public func statusName(_ status: veneer_status) -> String {
     case veneer_status(VENEER_EIO): "I/O error"
     case veneer_status(VENEER_ENOSPC): "buffer too small"
     case veneer_status(VENEER_ESTATE): "malformed state"
+    case veneer_status(VENEER_EAGAIN): "nothing there yet"
     default: "status \(status)"
     }
 }

@@ -175,6 +175,13 @@ private func makeDescriptor(_ definition: PluginDefinition) -> UnsafeMutablePoin
         }
     }
 
+    d.vmbus_opened = { dev, channel, data, length in
+        let userData = data.map { Array(UnsafeBufferPointer(start: $0, count: min(length, 120))) } ?? []
+        DeviceBox.from(dev)?.device.channelOpened(channel, userData: userData)
+    }
+    d.vmbus_signalled = { dev, channel in DeviceBox.from(dev)?.device.channelSignalled(channel) }
+    d.vmbus_closed = { dev, channel in DeviceBox.from(dev)?.device.channelClosed(channel) }
+
     let pointer = UnsafeMutablePointer<veneer_plugin_descriptor>.allocate(capacity: 1)
     pointer.initialize(to: d)
     return pointer

@@ -19,6 +19,8 @@
  * History
  *   1.0  lifecycle, parameter schema, PIO/MMIO regions, guest memory, IRQ lines, MSI, timers,
  *        fd watches, posted work (deferred completion), save/load, logging, stop requests.
+ *   1.1  VMBus service providers: channel offers, packet read/write, channel events
+ *        (fields taken from the reserved tails, which 1.0 plugins leave zero).
  *
  * Threading
  *   Unless the descriptor sets VENEER_PLUGIN_CONCURRENT, the host serialises every callback into one
@@ -48,7 +50,7 @@ extern "C" {
 #endif
 
 #define VENEER_ABI_MAJOR 1
-#define VENEER_ABI_MINOR 0
+#define VENEER_ABI_MINOR 1
 
 /* The one symbol every plugin exports: `const veneer_plugin_descriptor *veneer_plugin_entry(void);`
  * It must be callable any number of times and return the same pointer each time. */
@@ -69,6 +71,7 @@ enum {
     VENEER_EIO = -6,      /* a host I/O call failed                                           */
     VENEER_ENOSPC = -7,   /* a caller-supplied buffer is too small; the needed size is given  */
     VENEER_ESTATE = -8,   /* saved state is malformed or of an unknown version                */
+    VENEER_EAGAIN = -9,   /* nothing there yet (an empty ring); try again after the next event  */
 };
 
 /* ---------------------------------------------------------------------------------------------- */
@@ -125,6 +128,46 @@ typedef struct veneer_create_args {
     uint32_t reserved1;
     uint64_t reserved[6];
 } veneer_create_args;
+
+/* ---------------------------------------------------------------------------------------------- */
+/* VMBus (ABI 1.1)                                                                                 */
+
+/* What a synthetic device offers the guest: one VMBus channel. GUIDs are in their wire byte order
+ * (the first three fields little-endian, as Windows and Linux store them). */
+typedef struct veneer_vmbus_offer {
+    uint32_t struct_size;
+    uint32_t user_defined_length;  /* <= 120                                                   */
+    uint8_t interface_type[16];    /* the device class, e.g. storvsc's ba6163d9-...            */
+    uint8_t interface_instance[16];
+    uint16_t channel_flags;
+    uint16_t mmio_megabytes;
+    uint32_t reserved0;
+    uint8_t user_defined[120];
+    uint64_t reserved[4];
+} veneer_vmbus_offer;
+
+/* VMBus packet types (the descriptor's `type`). */
+enum {
+    VENEER_VMBUS_INBAND = 6,
+    VENEER_VMBUS_TRANSFER_PAGES = 7,
+    VENEER_VMBUS_GPA_DIRECT = 9,
+    VENEER_VMBUS_COMPLETION = 11,
+    VENEER_VMBUS_COMPLETION_REQUESTED = 0x1, /* descriptor flag */
+};
+
+/* One packet read from the guest's ring. The buffer given to vmbus_read receives the
+ * type-specific header (`header_length` bytes: e.g. a GPA-direct range list) followed by the
+ * payload (`payload_length` bytes). Guest buffers that a GPA-direct header names are reached with
+ * mem_read/mem_write/mem_map, which bound every address. */
+typedef struct veneer_vmbus_packet {
+    uint32_t struct_size;
+    uint16_t type;
+    uint16_t flags;
+    uint64_t transaction_id;
+    uint32_t header_length;
+    uint32_t payload_length;
+    uint64_t reserved[2];
+} veneer_vmbus_packet;
 
 /* ---------------------------------------------------------------------------------------------- */
 /* Host services                                                                                   */
@@ -206,7 +249,25 @@ typedef struct veneer_host_api {
     /* Ask the VM to stop (power off, reset, exit with a status, or fail). Returns at once. */
     void (*request_stop)(veneer_host *host, uint32_t reason, int32_t exit_status);
 
-    void *reserved[24];
+    /* ABI 1.1: VMBus. vmbus_offer (from create only) offers a channel and returns its id in
+     * *channel; the guest sees it when it asks for offers. vmbus_read copies out and consumes the
+     * next packet the guest wrote: VENEER_EAGAIN when the ring is empty, VENEER_ENOSPC (packet
+     * filled in, nothing consumed) when `capacity` is too small, VENEER_EIO after the guest broke
+     * the ring (the channel stays unusable until the guest reopens it). vmbus_write writes one
+     * packet to the guest (signalling it as the ring rules require): VENEER_ENOSPC when the ring
+     * has no room yet (vmbus_signalled follows when the guest has made room). Both are valid only
+     * between vmbus_opened and vmbus_closed. */
+    veneer_status (*vmbus_offer)(veneer_host *host, const veneer_vmbus_offer *offer, uint32_t *channel);
+    veneer_status (*vmbus_read)(veneer_host *host, uint32_t channel, veneer_vmbus_packet *packet, void *buffer, size_t capacity);
+    veneer_status (*vmbus_write)(veneer_host *host, uint32_t channel, uint16_t type, uint16_t flags,
+                                 uint64_t transaction_id, const void *data, size_t length);
+    /* ABI 1.1: an in-kernel doorbell. The kernel signals eventfd `fd` (the plugin's; watch it with
+     * fd_watch) whenever the guest writes `length` (1, 2, 4 or 8) bytes to `address` — a port with
+     * VENEER_IO_MMIO clear in `flags`, else a guest-physical address — without an exit to user
+     * space. The range must not overlap another device's. Valid from create. */
+    veneer_status (*ioevent_add)(veneer_host *host, uint32_t flags, uint64_t address, uint32_t length, int fd);
+
+    void *reserved[20];
 } veneer_host_api;
 
 /* ---------------------------------------------------------------------------------------------- */
@@ -271,7 +332,14 @@ typedef struct veneer_plugin_descriptor {
     veneer_status (*save)(veneer_device *dev, uint8_t *buffer, size_t capacity, size_t *length);
     veneer_status (*load)(veneer_device *dev, uint32_t state_version, const uint8_t *buffer, size_t length);
 
-    void *reserved[24];
+    /* ABI 1.1: VMBus channel events, on the instance's serialised context. opened: the guest
+     * opened `channel` (userdata: OPENCHANNEL's 120 bytes); signalled: the guest signalled it
+     * (new packets, or room in a ring that was full); closed: the guest closed it, or unloaded. */
+    void (*vmbus_opened)(veneer_device *dev, uint32_t channel, const uint8_t *userdata, size_t length);
+    void (*vmbus_signalled)(veneer_device *dev, uint32_t channel);
+    void (*vmbus_closed)(veneer_device *dev, uint32_t channel);
+
+    void *reserved[21];
 } veneer_plugin_descriptor;
 
 typedef const veneer_plugin_descriptor *(*veneer_plugin_entry_fn)(void);

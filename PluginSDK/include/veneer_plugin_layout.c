@@ -14,3 +14,9 @@ static_assert(sizeof(veneer_host_api) == 144 + 24 * 8, "veneer_host_api layout")
 static_assert(offsetof(veneer_plugin_descriptor, params) == 56, "veneer_plugin_descriptor layout");
 static_assert(offsetof(veneer_plugin_descriptor, load) == 144, "veneer_plugin_descriptor layout");
 static_assert(sizeof(veneer_plugin_descriptor) == 152 + 24 * 8, "veneer_plugin_descriptor layout");
+/* 1.1 took its fields from the reserved tails: sizes unchanged. */
+static_assert(offsetof(veneer_host_api, vmbus_offer) == 144, "veneer_host_api 1.1 layout");
+static_assert(offsetof(veneer_plugin_descriptor, vmbus_opened) == 152, "veneer_plugin_descriptor 1.1 layout");
+static_assert(sizeof(veneer_vmbus_offer) == 200, "veneer_vmbus_offer layout");
+static_assert(sizeof(veneer_vmbus_packet) == 40, "veneer_vmbus_packet layout");
+static_assert(offsetof(veneer_host_api, ioevent_add) == 168, "veneer_host_api 1.1 layout");

@@ -109,3 +109,8 @@ int ckvm_read_signal(int fd) {
 }
 
 void ckvm_set_thread_name(const char *name) { pthread_setname_np(pthread_self(), name); }
+
+uint32_t ckvm_atomic_or32(volatile uint32_t *p, uint32_t mask) { return __atomic_fetch_or(p, mask, __ATOMIC_SEQ_CST); }
+void ckvm_store_release32(volatile uint32_t *p, uint32_t value) { __atomic_store_n(p, value, __ATOMIC_RELEASE); }
+uint32_t ckvm_load_acquire32(volatile uint32_t *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
+void ckvm_atomic_or8(volatile uint8_t *p, uint8_t mask) { __atomic_fetch_or(p, mask, __ATOMIC_SEQ_CST); }

@@ -30,6 +30,47 @@ public final class FakeHost: DeviceHost, @unchecked Sendable {
         public var exitStatus: Int32
     }
 
+    /// A VMBus packet as the harness moves it between a test (playing the guest) and the device.
+    public struct Packet: Sendable, Equatable {
+        public var type: UInt16
+        public var flags: UInt16
+        public var transactionID: UInt64
+        public var header: [UInt8]
+        public var payload: [UInt8]
+
+        public init(type: UInt16 = UInt16(VENEER_VMBUS_INBAND), flags: UInt16 = 0, transactionID: UInt64,
+                    header: [UInt8] = [], payload: [UInt8]) {
+            self.type = type
+            self.flags = flags
+            self.transactionID = transactionID
+            self.header = header
+            self.payload = payload
+        }
+    }
+
+    public struct Doorbell: Sendable, Equatable {
+        public var mmio: Bool
+        public var address: UInt64
+        public var length: UInt32
+        public var fd: Int32
+
+        public init(mmio: Bool, address: UInt64, length: UInt32, fd: Int32) {
+            self.mmio = mmio
+            self.address = address
+            self.length = length
+            self.fd = fd
+        }
+    }
+
+    struct Channel {
+        var offer: VMBusOfferRequest
+        var open = false
+        var toDevice: [Packet] = []
+        var fromDevice: [Packet] = []
+        /// How many more packets the device may write before the "ring" is full.
+        var room = Int.max
+    }
+
     struct Timer {
         var deadline: UInt64
         var period: UInt64
@@ -47,6 +88,8 @@ public final class FakeHost: DeviceHost, @unchecked Sendable {
         var stops: [StopRequest] = []
         var logs: [(UInt32, String)] = []
         var errors: [String] = []
+        var channels: [UInt32: Channel] = [:]
+        var doorbells: [Doorbell] = []
     }
 
     let state = Mutex(State())
@@ -68,6 +111,10 @@ public final class FakeHost: DeviceHost, @unchecked Sendable {
         state.withLock { $0.timers.mapValues { (deadline: $0.deadline, period: $0.period) } }
     }
     public var watchedFDs: [Int32] { state.withLock { Array($0.watches.keys).sorted() } }
+
+    public var offers: [UInt32: VMBusOfferRequest] { state.withLock { $0.channels.mapValues(\.offer) } }
+    public var doorbells: [Doorbell] { state.withLock { $0.doorbells } }
+    public func packetsFromDevice(channel: UInt32) -> [Packet] { state.withLock { $0.channels[channel]?.fromDevice ?? [] } }
 
     public func clearIRQEvents() { state.withLock { $0.irqEvents.removeAll() } }
 
@@ -169,7 +216,64 @@ public final class FakeHost: DeviceHost, @unchecked Sendable {
         state.withLock { $0.stops.append(StopRequest(reason: reason, exitStatus: exitStatus)) }
     }
 
+    // MARK: ABI 1.1 VMBus
+
+    public func vmbusOffer(_ offer: VMBusOfferRequest) -> (veneer_status, channel: UInt32) {
+        state.withLock { s in
+            let id = UInt32(s.channels.count + 1)
+            s.channels[id] = Channel(offer: offer)
+            return (.ok, id)
+        }
+    }
+
+    public func vmbusRead(channel: UInt32, into buffer: UnsafeMutableRawBufferPointer) -> (veneer_status, VMBusReadResult?) {
+        state.withLock { s -> (veneer_status, VMBusReadResult?) in
+            guard let c = s.channels[channel], c.open else { return (.invalid, nil) }
+            guard let p = c.toDevice.first else { return (veneer_status(VENEER_EAGAIN), nil) }
+            let result = VMBusReadResult(type: p.type, flags: p.flags, transactionID: p.transactionID,
+                                         headerLength: p.header.count, payloadLength: p.payload.count)
+            let bytes = p.header + p.payload
+            guard bytes.count <= buffer.count else { return (veneer_status(VENEER_ENOSPC), result) }
+            for (i, b) in bytes.enumerated() { buffer[i] = b }
+            s.channels[channel]?.toDevice.removeFirst()
+            return (.ok, result)
+        }
+    }
+
+    public func vmbusWrite(channel: UInt32, type: UInt16, flags: UInt16, transactionID: UInt64, data: UnsafeRawBufferPointer) -> veneer_status {
+        state.withLock { s in
+            guard let c = s.channels[channel], c.open else { return .invalid }
+            guard c.room > 0 else { return veneer_status(VENEER_ENOSPC) }
+            s.channels[channel]?.room -= 1
+            s.channels[channel]?.fromDevice.append(Packet(type: type, flags: flags, transactionID: transactionID, payload: Array(data)))
+            return .ok
+        }
+    }
+
+    public func ioeventAdd(mmio: Bool, address: UInt64, length: UInt32, fd: Int32) -> veneer_status {
+        guard [1, 2, 4, 8].contains(length), fd >= 0 else { return .invalid }
+        state.withLock { $0.doorbells.append(Doorbell(mmio: mmio, address: address, length: length, fd: fd)) }
+        return .ok
+    }
+
     // MARK: driving the fakes (used by PluginHarness)
+
+    func setChannel(_ id: UInt32, open: Bool) -> Bool {
+        state.withLock { s in
+            guard s.channels[id] != nil else { return false }
+            s.channels[id]?.open = open
+            if !open { s.channels[id]?.toDevice.removeAll() }
+            return true
+        }
+    }
+
+    func queue(_ packet: Packet, channel: UInt32) {
+        state.withLock { $0.channels[channel]?.toDevice.append(packet) }
+    }
+
+    func setRoom(_ room: Int, channel: UInt32) {
+        state.withLock { $0.channels[channel]?.room = room }
+    }
 
     /// Moves the clock to `target`, returning due timers in deadline order one at a time so that a
     /// callback may re-arm or cancel timers before the next is chosen.

@@ -120,6 +120,32 @@ public final class PluginHarness {
         return Int(n)
     }
 
+    // MARK: VMBus (the test plays the guest)
+
+    /// Opens a channel the device offered, as a guest's OPENCHANNEL would.
+    public func openChannel(_ channel: UInt32, userData: [UInt8] = []) {
+        guard host.setChannel(channel, open: true) else { return }
+        device.vmbusOpened(channel: channel, userData: userData)
+    }
+
+    public func closeChannel(_ channel: UInt32) {
+        guard host.setChannel(channel, open: false) else { return }
+        device.vmbusClosed(channel: channel)
+    }
+
+    /// Queues packets as the guest would write them, then signals the channel once.
+    public func send(_ packets: [FakeHost.Packet], channel: UInt32) {
+        packets.forEach { host.queue($0, channel: channel) }
+        device.vmbusSignalled(channel: channel)
+    }
+
+    /// Limits how many more packets the device can write before its writes report a full ring;
+    /// `nil` makes room again and signals the channel, as a guest draining its ring would.
+    public func limitRoom(_ packets: Int?, channel: UInt32) {
+        host.setRoom(packets ?? .max, channel: channel)
+        if packets == nil { device.vmbusSignalled(channel: channel) }
+    }
+
     // MARK: lifecycle and state
 
     public func reset() throws { try device.reset() }

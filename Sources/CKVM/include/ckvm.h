@@ -78,6 +78,12 @@ int ckvm_termination_signalfd(void);
 int ckvm_read_signal(int fd);
 void ckvm_set_thread_name(const char *name);
 
+/* Guest-memory words shared with running vCPUs (SynIC pages): ordered and atomic accesses. */
+uint32_t ckvm_atomic_or32(volatile uint32_t *p, uint32_t mask);
+void ckvm_store_release32(volatile uint32_t *p, uint32_t value);
+uint32_t ckvm_load_acquire32(volatile uint32_t *p);
+void ckvm_atomic_or8(volatile uint8_t *p, uint8_t mask);
+
 /* memfd_create with MFD_CLOEXEC; -1 and errno on failure. */
 int ckvm_memfd(const char *name);
 

@@ -29,6 +29,7 @@ public enum ConfigParser {
         let name = try reader.string("name") ?? "vm"
         let memoryBytes = try reader.memorySize("memory") ?? 128 << 20
         let vcpus = try reader.int("vcpus", in: 1...Int64(VMConfig.maxVCPUs)) ?? 1
+        let hyperv = try reader.bool("hyperv")
 
         guard var boot = try reader.table("boot") else {
             throw ConfigError(file: file, key: "boot", reason: "missing: a [boot] table naming the image is required")
@@ -67,7 +68,8 @@ public enum ConfigParser {
             devices.append(DeviceConfig(id: id, plugin: plugin, path: path, parameters: parameters, key: key))
         }
         try reader.finish()
-        return VMConfig(file: file, name: name, memoryBytes: memoryBytes, vcpus: UInt32(vcpus), boot: flat, devices: devices)
+        return VMConfig(file: file, name: name, memoryBytes: memoryBytes, vcpus: UInt32(vcpus), hyperv: hyperv,
+                        boot: flat, devices: devices)
     }
 
     static func resolve(_ path: String, against directory: String) -> String {
@@ -101,6 +103,12 @@ struct TableReader {
         guard let v = value(key) else { return nil }
         guard let s = v.string else { throw error(key, "expected a string, got \(v.type)") }
         return s
+    }
+
+    mutating func bool(_ key: String) throws(ConfigError) -> Bool? {
+        guard let v = value(key) else { return nil }
+        guard v.type == .bool, let b = v.bool else { throw error(key, "expected true or false, got \(v.type)") }
+        return b
     }
 
     mutating func int(_ key: String, in range: ClosedRange<Int64>) throws(ConfigError) -> Int64? {

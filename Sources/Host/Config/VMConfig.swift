@@ -5,6 +5,9 @@ public struct VMConfig: Sendable, Equatable {
     public var name: String
     public var memoryBytes: UInt64
     public var vcpus: UInt32
+    /// Whether the VM is enlightened: Hyper-V CPUID leaves, synthetic MSRs, hypercalls, SynIC and
+    /// VMBus. Defaults to on when a synthetic (VMBus) device is configured.
+    public var hyperv: Bool?
     public var boot: FlatImage
     public var devices: [DeviceConfig]
 

@@ -12,6 +12,13 @@ public final class PortIOBus: @unchecked Sendable {
 
     private var entries: [Entry] = []
     private var table = [Int32](repeating: -1, count: 0x10000)
+    /// Ports the core keeps for itself (e.g. the Hyper-V hypercall ports), by owner name.
+    private var reserved: [(ports: ClosedRange<UInt16>, owner: String)] = []
+
+    /// Keeps `ports` from every device; `owner` names the holder in conflict messages.
+    public func reserve(_ ports: ClosedRange<UInt16>, owner: String) {
+        reserved.append((ports, owner))
+    }
 
     public init() {}
 
@@ -20,6 +27,9 @@ public final class PortIOBus: @unchecked Sendable {
         guard length > 0, UInt32(port) + length <= 0x10000 else { return .invalid }
         let ports = Int(port)..<Int(port) + Int(length)
         guard ports.allSatisfy({ table[$0] < 0 }) else { return .busy }
+        guard !reserved.contains(where: { Int($0.ports.lowerBound) < ports.upperBound && ports.lowerBound <= Int($0.ports.upperBound) }) else {
+            return .busy
+        }
         guard !entries.contains(where: { $0.device === device && $0.region == region }) else { return .invalid }
         entries.append(Entry(device: device, region: region, base: port, length: length))
         rebuild()
@@ -42,6 +52,7 @@ public final class PortIOBus: @unchecked Sendable {
 
     /// Who owns `port`, for diagnostics and tests.
     public func owner(of port: UInt16) -> (device: String, region: UInt32)? {
+        if let r = reserved.first(where: { $0.ports.contains(port) }) { return (r.owner, 0) }
         let i = table[Int(port)]
         guard i >= 0 else { return nil }
         return (entries[Int(i)].device.instanceName, entries[Int(i)].region)

@@ -13,12 +13,38 @@ final class VCPURunner: @unchecked Sendable {
     let ports: PortIOBus
     let mmio: MMIOBus
     let stop: StopController
+    /// The Hyper-V interface when the VM is enlightened: its MSRs and hypercall ports.
+    let hyperv: HyperVPartition?
 
-    init(cpu: VCPUFD, ports: PortIOBus, mmio: MMIOBus, stop: StopController) {
+    init(cpu: VCPUFD, ports: PortIOBus, mmio: MMIOBus, stop: StopController, hyperv: HyperVPartition?) {
         self.cpu = cpu
         self.ports = ports
         self.mmio = mmio
         self.stop = stop
+        self.hyperv = hyperv
+        // Hypercalls read RCX/RDX/R8 and write RAX: with the registers in kvm_run they cost no ioctl.
+        cpu.syncRegistersOnExit(hyperv != nil)
+    }
+
+    /// The hypercall page's two exits (see `HypercallPage`). Anything else on these ports (a
+    /// guest poking them directly) gets the same treatment: the registers decide, and they are the
+    /// guest's own.
+    @inline(never)
+    private func hypervPort(_ run: UnsafeMutablePointer<kvm_run>, _ page: UnsafeMutableRawPointer) {
+        guard let hyperv else { return }
+        let io = run.pointee.io
+        if io.direction == KVM_EXIT_IO_IN {
+            (page + Int(io.data_offset)).initializeMemory(as: UInt8.self, repeating: 0xFF, count: Int(io.size) * Int(io.count))
+            return
+        }
+        if io.port == HyperVInterface.hypercallPort {
+            let r = run.pointee.s.regs.regs
+            run.pointee.s.regs.regs.rax = hyperv.hypercall(vp: cpu.index, control: r.rcx, input: r.rdx, output: r.r8)
+        } else {
+            let data = (page + Int(io.data_offset)).loadUnaligned(as: UInt32.self)
+            run.pointee.s.regs.regs.rcx = io.size == 4 ? hyperv.unmatchedSignal(connectionID: data) : 5
+        }
+        cpu.markRegistersDirty()
     }
 
     func run() {
@@ -39,6 +65,9 @@ final class VCPURunner: @unchecked Sendable {
                 return
             }
             switch Int32(run.pointee.exit_reason) {
+            case KVM_EXIT_IO where hyperv != nil && (run.pointee.io.port == HyperVInterface.hypercallPort
+                                                     || run.pointee.io.port == HyperVInterface.signalPort):
+                hypervPort(run, page)
             case KVM_EXIT_IO:
                 let io = run.pointee.io
                 let size = UInt32(io.size)
@@ -76,6 +105,15 @@ final class VCPURunner: @unchecked Sendable {
                         for i in 0..<Int(length) { bytes[i] = UInt8(truncatingIfNeeded: data >> (8 * UInt64(i))) }
                     }
                 }
+            case KVM_EXIT_X86_RDMSR:
+                let value = hyperv?.readMSR(vp: cpu.index, run.pointee.msr.index)
+                run.pointee.msr.data = value ?? 0
+                run.pointee.msr.error = value == nil ? 1 : 0    // 1: KVM injects #GP
+            case KVM_EXIT_X86_WRMSR:
+                let cpu = self.cpu
+                let ok = hyperv?.writeMSR(vp: cpu.index, run.pointee.msr.index, run.pointee.msr.data,
+                                          guestTSC: { try? cpu.msr(0x10) }) ?? false
+                run.pointee.msr.error = ok ? 0 : 1
             case KVM_EXIT_INTR:
                 run.pointee.immediate_exit = 0
             case KVM_EXIT_HLT:

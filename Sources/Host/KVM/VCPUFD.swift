@@ -70,6 +70,32 @@ public final class VCPUFD: @unchecked Sendable {
         try call(CKVM_SET_CPUID2, "KVM_SET_CPUID2", buffer)
     }
 
+    /// One MSR through KVM_GET_MSRS (an ioctl: keep it off hot paths).
+    public func msr(_ index: UInt32) throws(KVMError) -> UInt64 {
+        let size = MemoryLayout<kvm_msrs>.size + MemoryLayout<kvm_msr_entry>.stride
+        let buffer = UnsafeMutableRawPointer.allocate(byteCount: size, alignment: 8)
+        defer { buffer.deallocate() }
+        buffer.initializeMemory(as: UInt8.self, repeating: 0, count: size)
+        buffer.storeBytes(of: UInt32(1), as: UInt32.self)
+        let entry = buffer + MemoryLayout<kvm_msrs>.size
+        entry.storeBytes(of: index, as: UInt32.self)
+        guard ckvm_ioctl(fd.raw, CKVM_GET_MSRS, buffer) == 1 else { throw .call(SystemError("KVM_GET_MSRS \(hex(index))")) }
+        return entry.load(fromByteOffset: 8, as: UInt64.self)
+    }
+
+    /// The guest TSC frequency in Hz.
+    public func tscFrequency() throws(KVMError) -> UInt64 {
+        let khz = ckvm_ioctl_value(fd.raw, CKVM_GET_TSC_KHZ, 0)
+        guard khz > 0 else { throw .call(SystemError("KVM_GET_TSC_KHZ")) }
+        return UInt64(khz) * 1000
+    }
+
+    /// Asks KVM to load the general registers from `kvm_run` on the next entry.
+    @inline(__always)
+    public func markRegistersDirty() {
+        run.pointee.kvm_dirty_regs = UInt64(KVM_SYNC_X86_REGS)
+    }
+
     public func setMPState(_ state: UInt32) throws(KVMError) {
         var s = kvm_mp_state(mp_state: state)
         try call(CKVM_SET_MP_STATE, "KVM_SET_MP_STATE", &s)

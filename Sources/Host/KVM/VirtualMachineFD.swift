@@ -104,6 +104,22 @@ public final class VirtualMachineFD: Sendable {
         try call(CKVM_ENABLE_CAP, "KVM_ENABLE_CAP \(cap)", &c)
     }
 
+    /// Sends reads and writes of MSRs [first, first + count) to user space (KVM_EXIT_X86_RDMSR /
+    /// WRMSR) instead of letting KVM answer them. Needs KVM_CAP_X86_USER_SPACE_MSR enabled.
+    public func denyMSRs(first: UInt32, count: UInt32) throws(KVMError) {
+        var bitmap = [UInt8](repeating: 0, count: Int((count + 7) / 8))   // 0 = deny = exit
+        let status = bitmap.withUnsafeMutableBytes { bytes -> Int32 in
+            var filter = kvm_msr_filter()
+            filter.flags = UInt32(KVM_MSR_FILTER_DEFAULT_ALLOW)
+            filter.ranges.0.flags = UInt32(KVM_MSR_FILTER_READ | KVM_MSR_FILTER_WRITE)
+            filter.ranges.0.nmsrs = count
+            filter.ranges.0.base = first
+            filter.ranges.0.bitmap = bytes.baseAddress?.assumingMemoryBound(to: UInt8.self)
+            return ckvm_ioctl(fd.raw, CKVM_X86_SET_MSR_FILTER, &filter)
+        }
+        guard status == 0 else { throw .call(SystemError("KVM_X86_SET_MSR_FILTER")) }
+    }
+
     public func createVCPU(index: UInt32) throws(KVMError) -> VCPUFD {
         let raw = ckvm_ioctl_value(fd.raw, CKVM_CREATE_VCPU, UInt(index))
         guard raw >= 0 else { throw .call(SystemError("KVM_CREATE_VCPU \(index)")) }

@@ -1,4 +1,9 @@
+import Synchronization
+import VMBusProtocol
 import VeneerPluginABI
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The VMM's `DeviceHost` for one device instance: the machine's buses, memory, interrupts and
 /// event loop, seen through that instance.
@@ -7,6 +12,8 @@ final class DeviceContext: DeviceHost, @unchecked Sendable {
     let id: String
     let machine: MachineServices
     weak var device: PluginDevice?
+    /// The channels this device offered, by the id the plugin knows them by (their relid).
+    private let channels = Mutex<[UInt32: VMBusChannel]>([:])
 
     init(id: String, machine: MachineServices) {
         self.id = id
@@ -121,6 +128,96 @@ final class DeviceContext: DeviceHost, @unchecked Sendable {
         default:
             let message = device.map { _ in "device '\(id)' failed" } ?? "device '\(id)' failed"
             machine.stop.request(.deviceError(message))
+        }
+    }
+
+    // MARK: ABI 1.1 VMBus
+
+    func vmbusOffer(_ offer: VMBusOfferRequest) -> (veneer_status, channel: UInt32) {
+        guard let device else { return (.invalid, 0) }
+        guard let hyperv = machine.hyperv else {
+            setError("VMBus channels need an enlightened VM (hyperv = true)")
+            return (.unsupported, 0)
+        }
+        guard !machine.vcpusRunning else {
+            setError("VMBus channels can only be offered while the VM is being created")
+            return (.busy, 0)
+        }
+        guard let type = try? GUID.decode(offer.interfaceType), let instance = try? GUID.decode(offer.interfaceInstance) else {
+            return (.invalid, 0)
+        }
+        let request = ChannelOffer(interfaceType: type, interfaceInstance: instance, channelFlags: offer.channelFlags,
+                                   mmioMegabytes: offer.mmioMegabytes, userDefined: offer.userDefined)
+        do {
+            let channel = try hyperv.register(offer: request, handler: PluginChannelHandler(device: device, events: machine.events))
+            channels.withLock { $0[channel.relid] = channel }
+            return (.ok, channel.relid)
+        } catch {
+            setError("\(error)")
+            return (.busy, 0)
+        }
+    }
+
+    private func channel(_ id: UInt32) -> VMBusChannel? { channels.withLock { $0[id] } }
+
+    private static func status(_ error: ChannelError) -> veneer_status {
+        switch error {
+        case .notOpen: .invalid
+        default: .ioError
+        }
+    }
+
+    func vmbusRead(channel id: UInt32, into buffer: UnsafeMutableRawBufferPointer) -> (veneer_status, VMBusReadResult?) {
+        guard let channel = channel(id) else { return (.invalid, nil) }
+        do {
+            guard let packet = try channel.peekPacket() else { return (veneer_status(VENEER_EAGAIN), nil) }
+            let header = packet.pluginHeader
+            let result = VMBusReadResult(type: packet.descriptor.type, flags: packet.descriptor.flags,
+                                         transactionID: packet.transactionID,
+                                         headerLength: header.count, payloadLength: packet.payload.count)
+            guard header.count + packet.payload.count <= buffer.count, let base = buffer.baseAddress else {
+                return (header.count + packet.payload.count == 0 ? .ok : veneer_status(VENEER_ENOSPC), result)
+            }
+            header.withUnsafeBytes { if let h = $0.baseAddress { memcpy(base, h, header.count) } }
+            packet.payload.withUnsafeBytes { if let p = $0.baseAddress { memcpy(base + header.count, p, packet.payload.count) } }
+            try channel.advance(past: packet)
+            return (.ok, result)
+        } catch {
+            return (Self.status(error), nil)
+        }
+    }
+
+    func vmbusWrite(channel id: UInt32, type: UInt16, flags: UInt16, transactionID: UInt64, data: UnsafeRawBufferPointer) -> veneer_status {
+        guard let channel = channel(id) else { return .invalid }
+        do {
+            switch try channel.writePacket(type: type, flags: flags, transactionID: transactionID, payload: Array(data)) {
+            case .written: return .ok
+            case .full: return veneer_status(VENEER_ENOSPC)
+            }
+        } catch {
+            return Self.status(error)
+        }
+    }
+
+    func ioeventAdd(mmio: Bool, address: UInt64, length: UInt32, fd: Int32) -> veneer_status {
+        guard [1, 2, 4, 8].contains(length), fd >= 0, !machine.vcpusRunning else { return .invalid }
+        if !mmio {
+            guard address + UInt64(length) <= 0x10000 else { return .invalid }
+            let port = UInt16(address)
+            if (0..<UInt16(length)).contains(where: { machine.ports.owner(of: port &+ $0) != nil }) {
+                setError("doorbell port \(hex(port)) overlaps a device's ports")
+                return .busy
+            }
+        } else if machine.mmio.owner(of: address) != nil {
+            setError("doorbell address \(hex(address)) overlaps a device's MMIO region")
+            return .busy
+        }
+        do {
+            try machine.vm.addIOEventFD(fd, address: address, length: length, isPIO: !mmio, value: nil)
+            return .ok
+        } catch {
+            setError("\(error)")
+            return .ioError
         }
     }
 }

@@ -15,6 +15,8 @@ public final class EventLoop: Sendable {
         case watch(PluginDevice, token: UInt64, fd: Int32)
         case wake
         case signals(OwnedFD)
+        /// A core-owned fd (e.g. a VMBus channel's signal eventfd) and what to do when readable.
+        case core(OwnedFD, @Sendable () -> Void)
     }
 
     private struct TimerKey: Hashable {
@@ -27,6 +29,7 @@ public final class EventLoop: Sendable {
         var timers: [TimerKey: UInt64] = [:]
         var watches: [Int32: UInt64] = [:]
         var posted: [(PluginDevice, UInt64)] = []
+        var closures: [@Sendable () -> Void] = []
         var nextKey: UInt64 = 16
     }
 
@@ -130,6 +133,24 @@ public final class EventLoop: Sendable {
         return .ok
     }
 
+    /// Runs `handler` on the event thread whenever `fd` is readable; the loop owns the fd.
+    public func watchCore(_ fd: OwnedFD, handler: @escaping @Sendable () -> Void) -> veneer_status {
+        state.withLock { s -> veneer_status in
+            let k = s.nextKey
+            s.nextKey += 1
+            guard ckvm_epoll_add(epoll.raw, fd.raw, UInt32(VENEER_FD_READABLE), k) == 0 else { return .ioError }
+            s.sources[k] = .core(fd, handler)
+            return .ok
+        }
+    }
+
+    /// Runs `closure` on the event thread, in order with posted work. Thread-safe.
+    public func enqueue(_ closure: @escaping @Sendable () -> Void) {
+        state.withLock { $0.closures.append(closure) }
+        var one: UInt64 = 1
+        _ = Glibc.write(wake.raw, &one, 8)
+    }
+
     /// Forgets everything a device registered (it is being destroyed).
     public func removeAll(for device: PluginDevice) {
         state.withLock { s in
@@ -169,7 +190,11 @@ public final class EventLoop: Sendable {
         if key == Self.wakeKey {
             var value: UInt64 = 0
             _ = Glibc.read(wake.raw, &value, 8)
-            let work = state.withLock { s in defer { s.posted.removeAll() }; return s.posted }
+            let (work, closures) = state.withLock { s in
+                defer { s.posted.removeAll(); s.closures.removeAll() }
+                return (s.posted, s.closures)
+            }
+            for closure in closures { closure() }
             for (device, token) in work { device.workPosted(token: token) }
             return
         }
@@ -184,6 +209,10 @@ public final class EventLoop: Sendable {
         case .signals(let fd):
             let signal = ckvm_read_signal(fd.raw)
             if signal > 0 { stop.request(.interrupted(signal)) }
+        case .core(let fd, let handler):
+            var value: UInt64 = 0
+            _ = Glibc.read(fd.raw, &value, 8)
+            handler()
         case .wake:
             break
         }

@@ -41,8 +41,37 @@ public final class Machine {
                 stop = try StopController()
                 events = try EventLoop(stop: stop)
             } catch { throw MachineError.system(error) }
-            services = MachineServices(memory: memory, ports: PortIOBus(), mmio: MMIOBus(),
-                                       interrupts: InterruptController(vm: vm), events: events, stop: stop, logger: logger)
+
+            // vCPUs first: the Hyper-V partition needs the TSC frequency, and devices offering
+            // VMBus channels need the partition when they are created.
+            let enlightened = config.hyperv ?? resolved.contains { $0.library.info.kind == .synthetic }
+            if let synthetic = resolved.first(where: { $0.library.info.kind == .synthetic }), !enlightened {
+                throw MachineError.config(ConfigError(file: config.file, key: "hyperv",
+                    reason: "device '\(synthetic.config.id)' is a VMBus device, which needs hyperv = true"))
+            }
+            var cpuid = try kvm.supportedCPUID()
+            if enlightened {
+                cpuid = HyperVCPUID.apply(to: cpuid, vcpuCount: config.vcpus)
+                try HyperVPartition.configure(vm)
+            }
+            var vcpus: [VCPUFD] = []
+            for index in 0..<config.vcpus {
+                let cpu = try vm.createVCPU(index: index)
+                try cpu.setCPUID(Self.cpuid(cpuid, apicID: index))
+                vcpus.append(cpu)
+            }
+            self.vcpus = vcpus
+
+            let interrupts = InterruptController(vm: vm)
+            let ports = PortIOBus()
+            var hyperv: HyperVPartition?
+            if enlightened, let first = vcpus.first {
+                ports.reserve(HyperVInterface.reservedPorts, owner: "the Hyper-V hypercall interface")
+                hyperv = HyperVPartition(vm: vm, vpCount: config.vcpus, tscHz: try first.tscFrequency(), memory: memory,
+                                         interrupts: interrupts, events: events, logger: logger)
+            }
+            services = MachineServices(vm: vm, memory: memory, ports: ports, mmio: MMIOBus(), interrupts: interrupts,
+                                       events: events, stop: stop, hyperv: hyperv, logger: logger)
 
             var devices: [PluginDevice] = []
             for r in resolved {
@@ -59,17 +88,10 @@ public final class Machine {
 
             let entry: UInt64
             do { entry = try config.boot.load(into: memory) } catch { throw MachineError.boot(error) }
-
-            let cpuid = try kvm.supportedCPUID()
-            var vcpus: [VCPUFD] = []
-            for index in 0..<config.vcpus {
-                let cpu = try vm.createVCPU(index: index)
-                try cpu.setCPUID(Self.cpuid(cpuid, apicID: index))
+            for cpu in vcpus {
                 try config.boot.mode.enter(cpu, entry: entry, vcpuCount: config.vcpus)
-                if index > 0 { try cpu.setMPState(UInt32(KVM_MP_STATE_RUNNABLE)) }
-                vcpus.append(cpu)
+                if cpu.index > 0 { try cpu.setMPState(UInt32(KVM_MP_STATE_RUNNABLE)) }
             }
-            self.vcpus = vcpus
         } catch let error as MachineError {
             throw error
         } catch let error as KVMError {
@@ -113,7 +135,7 @@ public final class Machine {
         services.vcpusRunning = true
         var threads: [NativeThread] = []
         for cpu in vcpus {
-            let runner = VCPURunner(cpu: cpu, ports: services.ports, mmio: services.mmio, stop: stop)
+            let runner = VCPURunner(cpu: cpu, ports: services.ports, mmio: services.mmio, stop: stop, hyperv: services.hyperv)
             do {
                 let thread = try NativeThread(name: "veneer-vcpu\(cpu.index)") { runner.run() }
                 stop.addKicker { [id = thread.id] in
@@ -122,7 +144,7 @@ public final class Machine {
                 }
                 threads.append(thread)
             } catch {
-                stop.request(.deviceError(error.description))
+                stop.request(.deviceError("\(error)"))
                 break
             }
         }

@@ -9,10 +9,15 @@ final class MachineServices: Sendable {
     let events: EventLoop
     let stop: StopController
     let logger: Logger
+    let vm: VirtualMachineFD
+    /// The Hyper-V partition interface, when the VM is enlightened.
+    let hyperv: HyperVPartition?
     private let running = Atomic<Bool>(false)
 
-    init(memory: GuestMemory, ports: PortIOBus, mmio: MMIOBus, interrupts: InterruptController,
-         events: EventLoop, stop: StopController, logger: Logger) {
+    init(vm: VirtualMachineFD, memory: GuestMemory, ports: PortIOBus, mmio: MMIOBus, interrupts: InterruptController,
+         events: EventLoop, stop: StopController, hyperv: HyperVPartition?, logger: Logger) {
+        self.vm = vm
+        self.hyperv = hyperv
         self.memory = memory
         self.ports = ports
         self.mmio = mmio

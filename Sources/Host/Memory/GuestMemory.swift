@@ -121,4 +121,34 @@ public final class GuestMemory: @unchecked Sendable {
         guard let (b, offset) = locate(address, length), !writable || b.region.kind == .ram else { return nil }
         return b.host + offset
     }
+
+    // MARK: words shared with running vCPUs (SynIC message and event pages)
+
+    /// Atomically ORs `mask` into the aligned 32-bit word at `address`; returns the old value.
+    public func atomicOr32(_ address: UInt64, _ mask: UInt32) throws(GuestMemoryError) -> UInt32 {
+        guard address % 4 == 0, let p = pointer(address, length: 4, writable: true) else {
+            throw .outsideRAM(address: address, length: 4)
+        }
+        return ckvm_atomic_or32(p.assumingMemoryBound(to: UInt32.self), mask)
+    }
+
+    /// A release store: everything written before it is visible to a vCPU that sees it.
+    public func storeRelease32(_ value: UInt32, at address: UInt64) throws(GuestMemoryError) {
+        guard address % 4 == 0, let p = pointer(address, length: 4, writable: true) else {
+            throw .outsideRAM(address: address, length: 4)
+        }
+        ckvm_store_release32(p.assumingMemoryBound(to: UInt32.self), value)
+    }
+
+    public func loadAcquire32(_ address: UInt64) throws(GuestMemoryError) -> UInt32 {
+        guard address % 4 == 0, let p = pointer(address, length: 4, writable: false) else {
+            throw .outsideRAM(address: address, length: 4)
+        }
+        return ckvm_load_acquire32(p.assumingMemoryBound(to: UInt32.self))
+    }
+
+    public func atomicOr8(_ address: UInt64, _ mask: UInt8) throws(GuestMemoryError) {
+        guard let p = pointer(address, length: 1, writable: true) else { throw .outsideRAM(address: address, length: 1) }
+        ckvm_atomic_or8(p.assumingMemoryBound(to: UInt8.self), mask)
+    }
 }

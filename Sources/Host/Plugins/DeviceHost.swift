@@ -21,6 +21,47 @@ public protocol DeviceHost: AnyObject, Sendable {
     func unwatch(fd: Int32) -> veneer_status
     func postWork(token: UInt64) -> veneer_status
     func requestStop(reason: UInt32, exitStatus: Int32)
+
+    // ABI 1.1
+    func vmbusOffer(_ offer: VMBusOfferRequest) -> (veneer_status, channel: UInt32)
+    func vmbusRead(channel: UInt32, into buffer: UnsafeMutableRawBufferPointer) -> (veneer_status, VMBusReadResult?)
+    func vmbusWrite(channel: UInt32, type: UInt16, flags: UInt16, transactionID: UInt64, data: UnsafeRawBufferPointer) -> veneer_status
+    func ioeventAdd(mmio: Bool, address: UInt64, length: UInt32, fd: Int32) -> veneer_status
+}
+
+/// A plugin's channel offer, decoded from `veneer_vmbus_offer`.
+public struct VMBusOfferRequest: Sendable, Equatable {
+    public var interfaceType: [UInt8]      // 16 bytes, wire order
+    public var interfaceInstance: [UInt8]  // 16 bytes, wire order
+    public var channelFlags: UInt16
+    public var mmioMegabytes: UInt16
+    public var userDefined: [UInt8]
+
+    public init(interfaceType: [UInt8], interfaceInstance: [UInt8], channelFlags: UInt16, mmioMegabytes: UInt16, userDefined: [UInt8]) {
+        self.interfaceType = interfaceType
+        self.interfaceInstance = interfaceInstance
+        self.channelFlags = channelFlags
+        self.mmioMegabytes = mmioMegabytes
+        self.userDefined = userDefined
+    }
+}
+
+/// What vmbus_read reports about a packet: its descriptor fields and how many bytes of header
+/// and payload it has (copied into the caller's buffer when they fit).
+public struct VMBusReadResult: Sendable, Equatable {
+    public var type: UInt16
+    public var flags: UInt16
+    public var transactionID: UInt64
+    public var headerLength: Int
+    public var payloadLength: Int
+
+    public init(type: UInt16, flags: UInt16, transactionID: UInt64, headerLength: Int, payloadLength: Int) {
+        self.type = type
+        self.flags = flags
+        self.transactionID = transactionID
+        self.headerLength = headerLength
+        self.payloadLength = payloadLength
+    }
 }
 
 extension veneer_status {

@@ -72,6 +72,43 @@ public enum HostServiceTable {
         t.fd_unwatch = { h, fd in HostBinding.host(h)?.unwatch(fd: fd) ?? .invalid }
         t.post_work = { h, token in HostBinding.host(h)?.postWork(token: token) ?? .invalid }
         t.request_stop = { h, reason, status in HostBinding.host(h)?.requestStop(reason: reason, exitStatus: status) }
+        t.vmbus_offer = { h, offer, channel in
+            guard let host = HostBinding.host(h), let offer, let channel else { return .invalid }
+            let size = Int(UnsafeRawPointer(offer).load(as: UInt32.self))
+            guard size >= MemoryLayout<veneer_vmbus_offer>.offset(of: \.reserved) ?? 168 else { return .invalid }
+            let o = offer.pointee
+            guard o.user_defined_length <= 120 else { return .invalid }
+            let request = VMBusOfferRequest(
+                interfaceType: withUnsafeBytes(of: o.interface_type) { Array($0) },
+                interfaceInstance: withUnsafeBytes(of: o.interface_instance) { Array($0) },
+                channelFlags: o.channel_flags, mmioMegabytes: o.mmio_megabytes,
+                userDefined: withUnsafeBytes(of: o.user_defined) { Array($0.prefix(Int(o.user_defined_length))) })
+            let (status, id) = host.vmbusOffer(request)
+            if status == .ok { channel.pointee = id }
+            return status
+        }
+        t.vmbus_read = { h, channel, packet, buffer, capacity in
+            guard let host = HostBinding.host(h), let packet else { return .invalid }
+            guard capacity == 0 || buffer != nil else { return .invalid }
+            let (status, result) = host.vmbusRead(channel: channel, into: UnsafeMutableRawBufferPointer(start: buffer, count: buffer == nil ? 0 : capacity))
+            if let result {
+                packet.pointee.type = result.type
+                packet.pointee.flags = result.flags
+                packet.pointee.transaction_id = result.transactionID
+                packet.pointee.header_length = UInt32(result.headerLength)
+                packet.pointee.payload_length = UInt32(result.payloadLength)
+            }
+            return status
+        }
+        t.vmbus_write = { h, channel, type, flags, transaction, data, length in
+            guard let host = HostBinding.host(h) else { return .invalid }
+            guard length == 0 || data != nil else { return .invalid }
+            return host.vmbusWrite(channel: channel, type: type, flags: flags, transactionID: transaction,
+                                   data: UnsafeRawBufferPointer(start: data, count: data == nil ? 0 : length))
+        }
+        t.ioevent_add = { h, flags, address, length, fd in
+            HostBinding.host(h)?.ioeventAdd(mmio: flags & UInt32(VENEER_IO_MMIO) != 0, address: address, length: length, fd: fd) ?? .invalid
+        }
         let pointer = UnsafeMutablePointer<veneer_host_api>.allocate(capacity: 1)
         pointer.initialize(to: t)
         return UnsafePointer(pointer)

@@ -142,6 +142,23 @@ public final class PluginDevice: @unchecked Sendable {
         serially { work(device, token) }
     }
 
+    // MARK: ABI 1.1 VMBus events
+
+    public func vmbusOpened(channel: UInt32, userData: [UInt8]) {
+        guard let device, let call = descriptor.vmbus_opened else { return }
+        userData.withUnsafeBufferPointer { buffer in serially { call(device, channel, buffer.baseAddress, buffer.count) } }
+    }
+
+    public func vmbusSignalled(channel: UInt32) {
+        guard let device, let call = descriptor.vmbus_signalled else { return }
+        serially { call(device, channel) }
+    }
+
+    public func vmbusClosed(channel: UInt32) {
+        guard let device, let call = descriptor.vmbus_closed else { return }
+        serially { call(device, channel) }
+    }
+
     public static let maxStateBytes = 64 << 20
 
     /// The device state and the version it was written with.
