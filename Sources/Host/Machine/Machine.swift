@@ -57,7 +57,7 @@ public final class Machine {
             }
             self.devices = devices
 
-            let entry: UInt64
+            let entry: BootEntry
             do { entry = try config.boot.load(into: memory) } catch { throw MachineError.boot(error) }
 
             let cpuid = try kvm.supportedCPUID()
@@ -65,8 +65,11 @@ public final class Machine {
             for index in 0..<config.vcpus {
                 let cpu = try vm.createVCPU(index: index)
                 try cpu.setCPUID(Self.cpuid(cpuid, apicID: index))
-                try config.boot.mode.enter(cpu, entry: entry, vcpuCount: config.vcpus)
-                if index > 0 { try cpu.setMPState(UInt32(KVM_MP_STATE_RUNNABLE)) }
+                // vCPUs without a state stay in KVM's reset state, waiting for INIT/SIPI.
+                if let state = entry.state(forVCPU: index, count: config.vcpus) {
+                    try state.apply(to: cpu)
+                    if index > 0 { try cpu.setMPState(UInt32(KVM_MP_STATE_RUNNABLE)) }
+                }
                 vcpus.append(cpu)
             }
             self.vcpus = vcpus
