@@ -5,7 +5,7 @@ public struct VMConfig: Sendable, Equatable {
     public var name: String
     public var memoryBytes: UInt64
     public var vcpus: UInt32
-    public var boot: FlatImage
+    public var boot: BootImage
     public var devices: [DeviceConfig]
 
     public static let maxVCPUs: UInt32 = 64
