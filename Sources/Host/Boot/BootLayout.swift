@@ -47,14 +47,17 @@ struct StringTable {
     }
 }
 
-/// Free usable RAM while a loader lays out a guest: starts as the e820's usable ranges, loses every
-/// range the loader occupies, and hands out the highest aligned fit (where initrds and modules go,
-/// as far from the kernel's decompression and bss as possible).
+/// Free usable RAM while a loader lays out a guest: starts as the e820's usable ranges from 1 MiB
+/// up, loses every range the loader occupies, and hands out the highest aligned fit (where initrds
+/// and modules go, as far from the kernel's decompression and bss as possible). Conventional memory
+/// is never handed out: kernels claim it early (real-mode trampolines, BIOS conventions), as the
+/// boot structures there already show.
 struct GuestPlacement {
     private(set) var free: [Range<UInt64>]
 
     init(e820: E820Map, occupied: [Range<UInt64>] = []) {
         free = e820.usableRanges
+        occupy(0..<E820Map.highMemoryStart)
         for r in occupied { occupy(r) }
     }
 

@@ -31,13 +31,6 @@ extension ConfigParser {
             }
             return resolve(p, against: baseDirectory)
         }
-        func text(_ key: String, _ reader: inout TableReader) throws(ConfigError) -> String {
-            let s = try reader.string(key) ?? ""
-            guard !s.utf8.contains(0) else {
-                throw ConfigError(file: file, key: "\(reader.prefix)\(key)", reason: "contains a NUL character, which would end it early")
-            }
-            return s
-        }
 
         let image: BootImage
         switch format {
@@ -52,17 +45,17 @@ extension ConfigParser {
             image = .flat(FlatImage(path: path, mode: mode, loadAddress: load, entry: entry))
         case "bzimage", "pvh":
             let kernel = try path("kernel", &boot, what: "the kernel to boot")
-            let cmdline = try text("cmdline", &boot)
+            let cmdline = try boot.string("cmdline") ?? ""
             let initrd = try boot.string("initrd").map { resolve($0, against: baseDirectory) }
             image = format == "pvh" ? .pvh(PVHImage(path: kernel, cmdline: cmdline, initrd: initrd))
                 : .bzImage(BzImage(path: kernel, cmdline: cmdline, initrd: initrd))
         default:
             let kernel = try path("kernel", &boot, what: "the kernel to boot")
-            let cmdline = try text("cmdline", &boot)
+            let cmdline = try boot.string("cmdline") ?? ""
             var modules: [MultibootImage.Module] = []
             for var table in try boot.arrayOfTables("module") {
                 let modulePath = try path("path", &table, what: "the module file")
-                modules.append(MultibootImage.Module(path: modulePath, cmdline: try text("cmdline", &table)))
+                modules.append(MultibootImage.Module(path: modulePath, cmdline: try table.string("cmdline") ?? ""))
                 try table.finish()
             }
             image = .multiboot(MultibootImage(path: kernel, cmdline: cmdline, modules: modules))
