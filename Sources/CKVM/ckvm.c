@@ -59,6 +59,13 @@ int ckvm_install_kick_signal(void) {
 }
 
 int ckvm_kick_thread(unsigned long pthread_id) { return pthread_kill((pthread_t)pthread_id, SIGUSR2); }
+
+int ckvm_unblock_kick_signal(void) {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGUSR2);
+    return pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+}
 unsigned long ckvm_current_thread(void) { return (unsigned long)pthread_self(); }
 
 int ckvm_memfd(const char *name) { return memfd_create(name, MFD_CLOEXEC); }

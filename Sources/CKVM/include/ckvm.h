@@ -59,6 +59,9 @@ int ckvm_epoll_wait(int epfd, uint64_t *tokens, uint32_t *events, int capacity, 
  * handler without SA_RESTART once per process; returns the signal number. */
 int ckvm_install_kick_signal(void);
 int ckvm_kick_thread(unsigned long pthread_id);
+/* Lets the kick through on the calling thread: a thread inherits its creator's signal mask, and
+ * libdispatch worker threads (Swift concurrency, test runners) block SIGUSR2. */
+int ckvm_unblock_kick_signal(void);
 unsigned long ckvm_current_thread(void);
 
 /* eventfd / timerfd / signalfd with CLOEXEC (and NONBLOCK where noted); -1 and errno on failure. */

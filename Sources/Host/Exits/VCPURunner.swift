@@ -22,6 +22,9 @@ final class VCPURunner: @unchecked Sendable {
     }
 
     func run() {
+        // Stopping relies on the kick signal interrupting KVM_RUN (a halted vCPU, or an AP waiting
+        // for SIPI, never exits on its own); this thread may have inherited a mask that blocks it.
+        _ = ckvm_unblock_kick_signal()
         let run = cpu.run
         let page = UnsafeMutableRawPointer(run)
         while !stop.isStopping {
