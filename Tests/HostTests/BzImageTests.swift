@@ -73,6 +73,24 @@ import Testing
         #expect(try memory.readValue(zeroPage + 0x218, as: UInt32.self) == 0)   // no initrd
     }
 
+    /// The loader owns the "write" fields: whatever the file holds there must not reach the kernel.
+    @Test func loaderFieldsAreNeverCopiedFromTheFile() throws {
+        let scratch = try Scratch()
+        var bytes = BzImageFixture().bytes
+        for offset in [0x218, 0x21C, 0x224, 0x228, 0x23C, 0x240, 0x250, 0x254] {
+            bytes.replaceSubrange(offset..<offset + 4, with: [0xDE, 0xAD, 0xBE, 0xEF])
+        }
+        let kernel = try scratch.write(bytes, "bzImage")
+        let memory = try BootFixtures.memory()
+        _ = try BzImage(path: kernel, cmdline: "x").load(into: memory, e820: E820Map(memoryMap: memory.map))
+        #expect(try memory.readValue(zeroPage + 0x218, as: UInt64.self) == 0)          // ramdisk_image, ramdisk_size
+        #expect(try memory.readValue(zeroPage + 0x224, as: UInt32.self) == 0)          // heap_end_ptr, ext_loader_*
+        #expect(try memory.readValue(zeroPage + 0x228, as: UInt32.self) == 0x2_0000)
+        #expect(try memory.readValue(zeroPage + 0x23C, as: UInt32.self) == 0)          // hardware_subarch
+        #expect(try memory.readValue(zeroPage + 0x240, as: UInt64.self) == 0)          // hardware_subarch_data
+        #expect(try memory.readValue(zeroPage + 0x250, as: UInt64.self) == 0)          // setup_data
+    }
+
     @Test func preferredAddressThatDoesNotFitFallsBackToTheFirstAlignedAddress() throws {
         let scratch = try Scratch()
         var fixture = BzImageFixture()

@@ -25,7 +25,13 @@ public struct BzImage: Sendable, Equatable {
         static let code32Start = 0x214
         static let ramdiskImage = 0x218
         static let ramdiskSize = 0x21C
+        static let heapEndPointer = 0x224
+        static let extLoaderVersion = 0x226
+        static let extLoaderType = 0x227
         static let cmdLinePointer = 0x228
+        static let hardwareSubarch = 0x23C
+        static let hardwareSubarchData = 0x240
+        static let setupData = 0x250
         static let e820Table = 0x2D0
         static let e820EntrySize = 20
         /// "Undefined" loader id: Veneer has none assigned.
@@ -77,13 +83,19 @@ public struct BzImage: Sendable, Equatable {
 
         var zeroPage = LittleEndianBuffer(count: BootLayout.bootInfoSize)
         zeroPage.put(bytes: file.bytes[Int(LinuxSetupHeader.start)..<Int(header.end)], at: Int(LinuxSetupHeader.start))
+        // Every field boot.rst marks "write" belongs to the loader: set each one, never pass on
+        // what the file had there (a stale setup_data or ramdisk pointer would be followed).
         zeroPage.put(ZeroPage.loaderID, at: ZeroPage.typeOfLoader)
         zeroPage.put(UInt32(loadAddress), at: ZeroPage.code32Start)
+        zeroPage.put(UInt32(ramdisk?.address ?? 0), at: ZeroPage.ramdiskImage)
+        zeroPage.put(UInt32(ramdisk?.bytes.count ?? 0), at: ZeroPage.ramdiskSize)
+        zeroPage.put(UInt16(0), at: ZeroPage.heapEndPointer)
+        zeroPage.put(UInt8(0), at: ZeroPage.extLoaderVersion)
+        zeroPage.put(UInt8(0), at: ZeroPage.extLoaderType)
         zeroPage.put(UInt32(cmdlineAddress), at: ZeroPage.cmdLinePointer)
-        if let ramdisk {
-            zeroPage.put(UInt32(ramdisk.address), at: ZeroPage.ramdiskImage)
-            zeroPage.put(UInt32(ramdisk.bytes.count), at: ZeroPage.ramdiskSize)
-        }
+        zeroPage.put(UInt32(0), at: ZeroPage.hardwareSubarch)       // a plain PC
+        zeroPage.put(UInt64(0), at: ZeroPage.hardwareSubarchData)
+        zeroPage.put(UInt64(0), at: ZeroPage.setupData)
         zeroPage.put(UInt8(e820.entries.count), at: ZeroPage.e820Entries)
         for (i, e) in e820.entries.enumerated() {
             let at = ZeroPage.e820Table + i * ZeroPage.e820EntrySize

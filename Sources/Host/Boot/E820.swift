@@ -52,11 +52,6 @@ public struct E820Map: Sendable, Equatable {
         for range in Self.platformRanges { mark(range, as: .reserved) }
     }
 
-    public init(entries: [Entry]) {
-        self.entries = []
-        for e in entries where e.size > 0 && e.start <= UInt64.max - e.size { mark(e.start..<e.end, as: e.kind) }
-    }
-
     /// Makes `range` of type `kind`, overriding whatever it covered (ACPI tables carved out of
     /// usable RAM become `.acpi`; a device window in the hole becomes `.reserved`).
     public mutating func mark(_ range: Range<UInt64>, as kind: Kind) {

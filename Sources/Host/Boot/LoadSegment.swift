@@ -51,7 +51,7 @@ struct LoadSegment: Equatable {
                 let end = s.address + s.memorySize
                 while at < end {
                     let n = min(end - at, UInt64(zeros.count))
-                    try memory.load(Array(zeros[0..<Int(n)]), at: at)
+                    try memory.load(n == UInt64(zeros.count) ? zeros : Array(zeros[0..<Int(n)]), at: at)
                     at += n
                 }
             }

@@ -101,7 +101,8 @@ public struct MultibootImage: Sendable, Equatable {
         for (i, module) in modules.enumerated() {
             let role = "module \(i + 1)"
             let m = try BootFile.read(module.path, role: role, limit: memory.map.ramBytes)
-            guard let at = placement.takeHighest(size: m.size, below: MemoryMap.fourGiB) else {
+            // mod_end is a 32-bit exclusive end: the module must end below 4 GiB - 1 to be named.
+            guard let at = placement.takeHighest(size: m.size, below: MemoryMap.fourGiB - 1) else {
                 throw m.error("the module (\(m.size) bytes) does not fit in the usable RAM below 4 GiB left beside the kernel and earlier modules")
             }
             do { try memory.load(m.bytes, at: at) } catch { throw m.error(error.description) }
