@@ -66,6 +66,7 @@ int ckvm_unblock_kick_signal(void) {
 }
 
 int ckvm_kick_thread(unsigned long pthread_id) { return pthread_kill((pthread_t)pthread_id, SIGUSR2); }
+
 unsigned long ckvm_current_thread(void) { return (unsigned long)pthread_self(); }
 
 int ckvm_memfd(const char *name) { return memfd_create(name, MFD_CLOEXEC); }

@@ -77,7 +77,7 @@ struct Check: ParsableCommand {
         do {
             let vm = try ConfigParser.load(path: config)
             let devices = try DeviceResolver.resolve(vm, registry: plugins.registry)
-            print("\(config): ok: VM '\(vm.name)', \(vm.memoryBytes >> 20) MiB, \(vm.vcpus) vCPU(s), \(vm.boot.mode.rawValue)-mode image \(vm.boot.path)")
+            print("\(config): ok: VM '\(vm.name)', \(vm.memoryBytes >> 20) MiB, \(vm.vcpus) vCPU(s), \(vm.boot.summary)")
             for d in devices {
                 let params = d.parameters.map { "\($0.name)=\(Self.text($0.value))" }.joined(separator: " ")
                 print("  \(d.config.id): \(d.library.info.name) \(d.library.info.version)  \(params)")

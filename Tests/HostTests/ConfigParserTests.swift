@@ -31,7 +31,7 @@ struct ConfigParserTests {
         #expect(c.name == "web")
         #expect(c.memoryBytes == 2 << 30)
         #expect(c.vcpus == 2)
-        #expect(c.boot == FlatImage(path: "/cfg/guest.bin", mode: .protected, loadAddress: 0x200000, entry: 0x200010))
+        #expect(c.boot == .flat(FlatImage(path: "/cfg/guest.bin", mode: .protected, loadAddress: 0x200000, entry: 0x200010)))
         #expect(c.devices.count == 2)
         #expect(c.devices[0].parameters == ["port": .int(0x2f8), "output": .string("none")])
         #expect(c.devices[1].id == "debug-exit1")
@@ -40,7 +40,7 @@ struct ConfigParserTests {
 
     @Test func defaults() throws {
         let c = try parse("[boot]\nimage = \"/g.bin\"\n")
-        #expect(c.memoryBytes == 128 << 20 && c.vcpus == 1 && c.boot.mode == .long && c.boot.loadAddress == 0x100000)
+        #expect(c.memoryBytes == 128 << 20 && c.vcpus == 1 && c.boot == .flat(FlatImage(path: "/g.bin", mode: .long, loadAddress: 0x100000)))
         #expect(try parse("memory = 256\n[boot]\nimage = \"/g\"\n").memoryBytes == 256 << 20)
     }
 
@@ -48,7 +48,7 @@ struct ConfigParserTests {
         ("memroy = 1\n[boot]\nimage=\"g\"", "memroy", "unknown key"),
         ("[boot]\nimage=\"g\"\nmod = \"real\"", "boot.mod", "unknown key"),
         ("[boot]\nimage=\"g\"\nmode = \"virtual\"", "boot.mode", "'virtual' is not one of real, protected, long"),
-        ("[boot]\nformat=\"elf\"\nimage=\"g\"", "boot.format", "'elf' is not a supported format (supported: flat)"),
+        ("[boot]\nformat=\"elf\"\nimage=\"g\"", "boot.format", "'elf' is not a supported format (supported: flat, bzimage, pvh, multiboot)"),
         ("vcpus = 0\n[boot]\nimage=\"g\"", "vcpus", "0 is outside 1...64"),
         ("vcpus = \"2\"\n[boot]\nimage=\"g\"", "vcpus", "expected an integer, got string"),
         ("memory = \"64X\"\n[boot]\nimage=\"g\"", "memory", "'64X' is not a size such as \"64M\" or \"2G\" (at most 1T)"),

@@ -1,17 +1,17 @@
-import CKVM
-
-/// The processor mode a flat image is entered in, and the architectural state for it.
+/// The processor mode a guest is entered in, and the tables (GDT, page tables) that mode needs.
 ///
 /// Flat-boot contract (examples/guests rely on it): every vCPU starts at the entry point at once,
 /// RFLAGS = 0x2, RSP = 0, RDI = vCPU index, RSI = vCPU count. real: all segments base 0, IP = entry.
 /// protected: flat 32-bit code 0x08 and data 0x10, paging off. long: 64-bit code 0x08, data 0x10,
 /// identity map of the first 4 GiB in 2 MiB pages (PML4 at 0x9000), GDT at 0x500.
+/// The boot-protocol loaders reuse these tables; Linux's protocol moves the selectors (`BootSelectors`).
 public enum CPUMode: String, Sendable, CaseIterable {
     case real, protected, long
 
     public var defaultLoadAddress: UInt64 { self == .real ? 0x7C00 : 0x10_0000 }
 
     static let gdtAddress: UInt64 = 0x500
+    static let gdtEnd: UInt64 = 0x600
     static let pml4Address: UInt64 = 0x9000
     static let pageTablesEnd: UInt64 = 0xF000
 
@@ -19,8 +19,8 @@ public enum CPUMode: String, Sendable, CaseIterable {
     var reservedRanges: [(name: String, start: UInt64, end: UInt64)] {
         switch self {
         case .real: []
-        case .protected: [("GDT", Self.gdtAddress, Self.gdtAddress + 0x100)]
-        case .long: [("GDT", Self.gdtAddress, Self.gdtAddress + 0x100), ("page tables", Self.pml4Address, Self.pageTablesEnd)]
+        case .protected: [("GDT", Self.gdtAddress, Self.gdtEnd)]
+        case .long: [("GDT", Self.gdtAddress, Self.gdtEnd), ("page tables", Self.pml4Address, Self.pageTablesEnd)]
         }
     }
 
@@ -28,71 +28,39 @@ public enum CPUMode: String, Sendable, CaseIterable {
     static let code32: UInt64 = 0x00CF_9B00_0000_FFFF
     static let data32: UInt64 = 0x00CF_9300_0000_FFFF
 
-    /// Writes the GDT and page tables this mode needs.
-    func writeTables(into memory: GuestMemory) throws(GuestMemoryError) {
-        switch self {
-        case .real: return
-        case .protected:
-            for (i, d) in [0, Self.code32, Self.data32].enumerated() { try memory.writeValue(d, at: Self.gdtAddress + UInt64(i * 8)) }
-        case .long:
-            for (i, d) in [0, Self.code64, Self.data32].enumerated() { try memory.writeValue(d, at: Self.gdtAddress + UInt64(i * 8)) }
-            let pdpt = Self.pml4Address + 0x1000
-            try memory.writeValue(pdpt | 0x3, at: Self.pml4Address)
-            for gib in 0..<UInt64(4) {
-                let pd = pdpt + 0x1000 * (gib + 1)
-                try memory.writeValue(pd | 0x3, at: pdpt + gib * 8)
-                for entry in 0..<UInt64(512) {
-                    let address = (gib << 30) | (entry << 21)
-                    try memory.writeValue(address | 0x83, at: pd + entry * 8) // present, writable, 2 MiB
-                }
+    /// Writes the GDT (flat code and data descriptors at `selectors`) and, for long mode, the
+    /// identity map of the first 4 GiB.
+    func writeTables(into memory: GuestMemory, selectors: BootSelectors = .flat) throws(GuestMemoryError) {
+        guard self != .real else { return }
+        var gdt = [UInt64](repeating: 0, count: selectors.gdtEntries)
+        gdt[Int(selectors.code / 8)] = self == .long ? Self.code64 : Self.code32
+        gdt[Int(selectors.data / 8)] = Self.data32
+        for (i, d) in gdt.enumerated() { try memory.writeValue(d, at: Self.gdtAddress + UInt64(i * 8)) }
+        guard self == .long else { return }
+        let pdpt = Self.pml4Address + 0x1000
+        try memory.writeValue(pdpt | 0x3, at: Self.pml4Address)
+        for gib in 0..<UInt64(4) {
+            let pd = pdpt + 0x1000 * (gib + 1)
+            try memory.writeValue(pd | 0x3, at: pdpt + gib * 8)
+            for entry in 0..<UInt64(512) {
+                let address = (gib << 30) | (entry << 21)
+                try memory.writeValue(address | 0x83, at: pd + entry * 8) // present, writable, 2 MiB
             }
         }
     }
+}
 
-    /// Sets the vCPU's registers for entry at `entry`.
-    func enter(_ cpu: VCPUFD, entry: UInt64, vcpuCount: UInt32) throws(KVMError) {
-        var s = try cpu.specialRegisters()
-        switch self {
-        case .real:
-            for keyPath in [\kvm_sregs.cs, \.ds, \.es, \.fs, \.gs, \.ss] {
-                s[keyPath: keyPath].base = 0
-                s[keyPath: keyPath].selector = 0
-            }
-        case .protected, .long:
-            var code = kvm_segment()
-            code.base = 0
-            code.limit = 0xFFFF_FFFF
-            code.selector = 0x08
-            code.type = 11
-            code.present = 1
-            code.s = 1
-            code.g = 1
-            code.db = self == .long ? 0 : 1
-            code.l = self == .long ? 1 : 0
-            var data = code
-            data.selector = 0x10
-            data.type = 3
-            data.db = 1
-            data.l = 0
-            s.cs = code
-            s.ds = data; s.es = data; s.fs = data; s.gs = data; s.ss = data
-            s.gdt.base = Self.gdtAddress
-            s.gdt.limit = 23
-            if self == .long {
-                s.cr3 = Self.pml4Address
-                s.cr4 = 0x20 | 0x200 | 0x400         // PAE, OSFXSR, OSXMMEXCPT
-                s.cr0 = 0x8001_0033                  // PG, WP, NE, ET, MP, PE
-                s.efer = 0x500                       // LMA, LME
-            } else {
-                s.cr0 = 0x11                         // ET, PE
-            }
-        }
-        try cpu.setSpecialRegisters(s)
-        var r = kvm_regs()
-        r.rip = entry
-        r.rflags = 0x2
-        r.rdi = UInt64(cpu.index)
-        r.rsi = UInt64(vcpuCount)
-        try cpu.setRegisters(r)
-    }
+/// Where the boot GDT puts its flat code and data descriptors. The flat contract (and PVH and
+/// multiboot, which leave the selectors unspecified) use 0x08/0x10; Linux's 32- and 64-bit boot
+/// protocols require __BOOT_CS 0x10 and __BOOT_DS 0x18.
+public struct BootSelectors: Sendable, Equatable {
+    public var code: UInt16
+    public var data: UInt16
+
+    public static let flat = BootSelectors(code: 0x08, data: 0x10)
+    public static let linux = BootSelectors(code: 0x10, data: 0x18)
+
+    /// Null descriptors fill the unused slots below the highest selector.
+    var gdtEntries: Int { Int(max(code, data) / 8) + 1 }
+    var gdtLimit: UInt16 { UInt16(gdtEntries * 8 - 1) }
 }

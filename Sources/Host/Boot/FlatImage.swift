@@ -13,8 +13,8 @@ public struct FlatImage: Sendable, Equatable {
     }
 
     /// Copies the image into guest RAM after checking it fits, leaves the mode's tables alone and
-    /// contains its entry point. Returns the entry point.
-    public func load(into memory: GuestMemory) throws(BootError) -> UInt64 {
+    /// contains its entry point. Every vCPU starts at the entry (the flat contract, `CPUMode`).
+    public func load(into memory: GuestMemory) throws(BootError) -> BootEntry {
         func fail(_ reason: String) -> BootError { BootError(image: path, reason: reason) }
         let bytes: [UInt8]
         do { bytes = try readWholeFile(path, limit: Int(min(memory.map.ramBytes, UInt64(Int.max)))) } catch {
@@ -42,6 +42,6 @@ public struct FlatImage: Sendable, Equatable {
         } catch {
             throw fail(error.description)
         }
-        return entry
+        return BootEntry(state: EntryState(mode: mode, rip: entry), startsAllVCPUs: true)
     }
 }

@@ -31,24 +31,10 @@ public enum ConfigParser {
         let vcpus = try reader.int("vcpus", in: 1...Int64(VMConfig.maxVCPUs)) ?? 1
         let hyperv = try reader.bool("hyperv")
 
-        guard var boot = try reader.table("boot") else {
+        guard var bootTable = try reader.table("boot") else {
             throw ConfigError(file: file, key: "boot", reason: "missing: a [boot] table naming the image is required")
         }
-        let format = try boot.string("format") ?? "flat"
-        guard format == "flat" else {
-            throw ConfigError(file: file, key: "boot.format", reason: "'\(format)' is not a supported format (supported: flat)")
-        }
-        guard let image = try boot.string("image") else {
-            throw ConfigError(file: file, key: "boot.image", reason: "missing: the path of the image to boot")
-        }
-        let modeName = try boot.string("mode") ?? "long"
-        guard let mode = CPUMode(rawValue: modeName) else {
-            throw ConfigError(file: file, key: "boot.mode", reason: "'\(modeName)' is not one of real, protected, long")
-        }
-        let load = try boot.int("load_address", in: 0...Int64.max).map(UInt64.init)
-        let entry = try boot.int("entry", in: 0...Int64.max).map(UInt64.init)
-        try boot.finish()
-        let flat = FlatImage(path: resolve(image, against: baseDirectory), mode: mode, loadAddress: load, entry: entry)
+        let boot = try parseBoot(&bootTable, file: file, baseDirectory: baseDirectory)
 
         var devices: [DeviceConfig] = []
         for (i, var table) in try reader.arrayOfTables("device").enumerated() {
@@ -69,7 +55,7 @@ public enum ConfigParser {
         }
         try reader.finish()
         return VMConfig(file: file, name: name, memoryBytes: memoryBytes, vcpus: UInt32(vcpus), hyperv: hyperv,
-                        boot: flat, devices: devices)
+                        boot: boot, devices: devices)
     }
 
     static func resolve(_ path: String, against directory: String) -> String {

@@ -86,11 +86,14 @@ public final class Machine {
             }
             self.devices = devices
 
-            let entry: UInt64
+            let entry: BootEntry
             do { entry = try config.boot.load(into: memory) } catch { throw MachineError.boot(error) }
             for cpu in vcpus {
-                try config.boot.mode.enter(cpu, entry: entry, vcpuCount: config.vcpus)
-                if cpu.index > 0 { try cpu.setMPState(UInt32(KVM_MP_STATE_RUNNABLE)) }
+                // vCPUs without a state stay in KVM's reset state, waiting for INIT/SIPI.
+                if let state = entry.state(forVCPU: cpu.index, count: config.vcpus) {
+                    try state.apply(to: cpu)
+                    if cpu.index > 0 { try cpu.setMPState(UInt32(KVM_MP_STATE_RUNNABLE)) }
+                }
             }
         } catch let error as MachineError {
             throw error
