@@ -104,3 +104,34 @@ struct ParameterValidationTests {
     @Test(arguments: ["", "0x", "12a", "9223372036854775808", "--1", "0x-1"])
     func notIntegers(text: String) { #expect(ParameterValidation.parseInteger(text) == nil) }
 }
+
+struct GenerationTests {
+    @Test func generationOneAddsThePCDevices() throws {
+        let c = try ConfigParser.parse("generation = 1\n[boot]\nimage = \"/g\"\n", file: "/vm.toml")
+        #expect(c.generation == .one)
+        #expect(c.devices.map(\.plugin) == ["serial16550", "pit8254", "cmos-rtc", "i8042", "acpi-pm"])
+    }
+
+    @Test func aConfiguredDeviceReplacesTheDefaultOfItsPlugin() throws {
+        let c = try ConfigParser.parse("""
+            generation = 1
+            [boot]
+            image = "/g"
+            [[device]]
+            id = "com2"
+            plugin = "serial16550"
+            port = 0x2f8
+            [[device]]
+            id = "rtc"
+            plugin = "debug-exit"
+            """, file: "/vm.toml")
+        #expect(c.devices.map(\.id) == ["pit", "kbd", "pm", "com2", "rtc"])
+    }
+
+    @Test func generationTwoAddsNothingAndIsTheDefault() throws {
+        let c = try ConfigParser.parse("[boot]\nimage = \"/g\"\n", file: "/vm.toml")
+        #expect(c.generation == .two && c.devices.isEmpty)
+        let e = #expect(throws: ConfigError.self) { try ConfigParser.parse("generation = 3\n[boot]\nimage = \"/g\"\n", file: "/vm.toml") }
+        #expect(e?.key == "generation")
+    }
+}

@@ -30,6 +30,7 @@ public enum ConfigParser {
         let memoryBytes = try reader.memorySize("memory") ?? 128 << 20
         let vcpus = try reader.int("vcpus", in: 1...Int64(VMConfig.maxVCPUs)) ?? 1
         let hyperv = try reader.bool("hyperv")
+        let generation = try reader.int("generation", in: 1...2) ?? 2
 
         guard var bootTable = try reader.table("boot") else {
             throw ConfigError(file: file, key: "boot", reason: "missing: a [boot] table naming the image is required")
@@ -54,8 +55,11 @@ public enum ConfigParser {
             devices.append(DeviceConfig(id: id, plugin: plugin, path: path, parameters: parameters, key: key))
         }
         try reader.finish()
+        if generation == 1 {
+            devices = Generation.one.defaultDevices.filter { d in !devices.contains { $0.plugin == d.plugin || $0.id == d.id } } + devices
+        }
         return VMConfig(file: file, name: name, memoryBytes: memoryBytes, vcpus: UInt32(vcpus), hyperv: hyperv,
-                        boot: boot, devices: devices)
+                        generation: generation == 1 ? .one : .two, boot: boot, devices: devices)
     }
 
     static func resolve(_ path: String, against directory: String) -> String {

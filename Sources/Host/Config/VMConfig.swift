@@ -8,6 +8,7 @@ public struct VMConfig: Sendable, Equatable {
     /// Whether the VM is enlightened: Hyper-V CPUID leaves, synthetic MSRs, hypercalls, SynIC and
     /// VMBus. Defaults to on when a synthetic (VMBus) device is configured.
     public var hyperv: Bool?
+    public var generation: Generation
     public var boot: BootImage
     public var devices: [DeviceConfig]
 
