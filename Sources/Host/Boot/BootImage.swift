@@ -37,12 +37,14 @@ public enum BootImage: Sendable, Equatable {
 
     /// Loads the image (and its initrd or modules) into guest memory and returns how to enter it.
     /// `e820` is the memory map the guest is told about; by default the one `memory`'s layout implies.
-    public func load(into memory: GuestMemory, e820: E820Map? = nil) throws(BootError) -> BootEntry {
+    /// `rsdp` is where the ACPI tables start, for the protocols that pass it (Linux boot, PVH);
+    /// others find it the way firmware-booted OSes do, by scanning the BIOS area.
+    public func load(into memory: GuestMemory, e820: E820Map? = nil, rsdp: UInt64? = nil) throws(BootError) -> BootEntry {
         let map = e820 ?? E820Map(memoryMap: memory.map)
         switch self {
         case .flat(let f): return try f.load(into: memory)
-        case .bzImage(let b): return try b.load(into: memory, e820: map)
-        case .pvh(let p): return try p.load(into: memory, e820: map)
+        case .bzImage(let b): return try b.load(into: memory, e820: map, rsdp: rsdp)
+        case .pvh(let p): return try p.load(into: memory, e820: map, rsdp: rsdp)
         case .multiboot(let m): return try m.load(into: memory, e820: map)
         }
     }

@@ -20,6 +20,7 @@ public struct BzImage: Sendable, Equatable {
 
     /// struct boot_params offsets (Documentation/arch/x86/zero-page.rst).
     enum ZeroPage {
+        static let acpiRSDPAddress = 0x070
         static let e820Entries = 0x1E8
         static let typeOfLoader = 0x210
         static let code32Start = 0x214
@@ -38,7 +39,7 @@ public struct BzImage: Sendable, Equatable {
         static let loaderID: UInt8 = 0xFF
     }
 
-    public func load(into memory: GuestMemory, e820: E820Map) throws(BootError) -> BootEntry {
+    public func load(into memory: GuestMemory, e820: E820Map, rsdp: UInt64? = nil) throws(BootError) -> BootEntry {
         let file = try BootFile.read(path, role: "boot image", limit: memory.map.ramBytes)
         let header = try LinuxSetupHeader(file)
         let kernelSize = file.size - header.kernelOffset
@@ -96,6 +97,7 @@ public struct BzImage: Sendable, Equatable {
         zeroPage.put(UInt32(0), at: ZeroPage.hardwareSubarch)       // a plain PC
         zeroPage.put(UInt64(0), at: ZeroPage.hardwareSubarchData)
         zeroPage.put(UInt64(0), at: ZeroPage.setupData)
+        zeroPage.put(rsdp ?? 0, at: ZeroPage.acpiRSDPAddress)
         zeroPage.put(UInt8(e820.entries.count), at: ZeroPage.e820Entries)
         for (i, e) in e820.entries.enumerated() {
             let at = ZeroPage.e820Table + i * ZeroPage.e820EntrySize

@@ -24,6 +24,7 @@ public struct PVHImage: Sendable, Equatable {
         static let nrModules = 12
         static let modlistPaddr = 16
         static let cmdlinePaddr = 24
+        static let rsdpPaddr = 32
         static let memmapPaddr = 40
         static let memmapEntries = 48
         static let modlistEntrySize = 32
@@ -32,7 +33,7 @@ public struct PVHImage: Sendable, Equatable {
         static let modlistOffset = 64
     }
 
-    public func load(into memory: GuestMemory, e820: E820Map) throws(BootError) -> BootEntry {
+    public func load(into memory: GuestMemory, e820: E820Map, rsdp: UInt64? = nil) throws(BootError) -> BootEntry {
         let file = try BootFile.read(path, role: "boot image", limit: memory.map.ramBytes)
         let elf = try ELFImage(file)
         let entry = try Self.phys32Entry(elf, file)
@@ -71,6 +72,7 @@ public struct PVHImage: Sendable, Equatable {
         info.put(StartInfo.magic, at: 0)
         info.put(StartInfo.version, at: 4)
         info.put(UInt64(cmdlineAddress), at: StartInfo.cmdlinePaddr)
+        info.put(rsdp ?? 0, at: StartInfo.rsdpPaddr)
         if let module {
             let modlist = BootLayout.bootInfo + UInt64(StartInfo.modlistOffset)
             info.put(UInt32(1), at: StartInfo.nrModules)

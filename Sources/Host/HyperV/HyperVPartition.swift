@@ -146,7 +146,8 @@ public final class HyperVPartition: Sendable {
     }
 
     private func postMessage(vp: UInt32, inputAddress: UInt64) -> HypercallStatus {
-        guard inputAddress % 8 == 0 else { return .invalidAlignment }
+        // 8-byte aligned and within one page, as the TLFS requires of hypercall input.
+        guard inputAddress % 8 == 0, inputAddress % 4096 + UInt64(PostMessageInput.size) <= 4096 else { return .invalidAlignment }
         let bytes: [UInt8]
         do { bytes = try memory.bytes(inputAddress, count: PostMessageInput.size) } catch { return .invalidParameter }
         guard let input = try? PostMessageInput.decode(bytes) else { return .invalidParameter }
@@ -162,24 +163,71 @@ public final class HyperVPartition: Sendable {
 
     // MARK: channels
 
-    /// Registers a VSP's channel and its in-kernel signal path: an ioeventfd on `signalPort`
-    /// matching the channel's connection id, read by the event loop.
+    /// Registers a VSP's channel and its in-kernel signal path: while the channel is open, an
+    /// ioeventfd on `signalPort` matching its connection id, read by the event loop. A closed
+    /// channel has none, so its signals reach user space and get HV_STATUS_INVALID_CONNECTION_ID.
     public func register(offer: ChannelOffer, handler: any VMBusChannelHandler) throws(MachineError) -> VMBusChannel {
+        let raw = ckvm_eventfd(1)
+        guard raw >= 0 else { throw .system(SystemError("eventfd for a VMBus channel")) }
+        let fd = OwnedFD(raw)
+        let routing = SignalRouting(vm: vm, fd: fd, logger: logger, inner: handler)
         let channel: VMBusChannel
-        do { channel = try vmbus.register(offer: offer, handler: handler) } catch {
+        do { channel = try vmbus.register(offer: offer, handler: routing) } catch {
             throw .memory("VMBus offer refused: \(error)")
         }
-        let raw = ckvm_eventfd(1)
-        guard raw >= 0 else { throw .system(SystemError("eventfd for VMBus channel \(channel.relid)")) }
-        let fd = OwnedFD(raw)
-        do {
-            try vm.addIOEventFD(raw, address: UInt64(HyperVInterface.signalPort), length: 4, isPIO: true,
-                                value: UInt64(channel.connectionID))
-        } catch { throw .kvm(error) }
         let vmbus = self.vmbus, id = channel.connectionID
         guard events.watchCore(fd, handler: { _ = vmbus.handleSignalEvent(connectionID: id) }) == .ok else {
             throw .system(SystemError("watch VMBus channel \(channel.relid)"))
         }
         return channel
+    }
+}
+
+/// Adds a channel's in-kernel signal path when the guest opens it and removes it when it closes,
+/// then passes the event on to the VSP's handler.
+final class SignalRouting: VMBusChannelHandler, Sendable {
+    private let vm: VirtualMachineFD
+    private let fd: OwnedFD
+    private let logger: Logger
+    private let inner: any VMBusChannelHandler
+    private let assigned = Mutex<UInt32?>(nil)
+
+    init(vm: VirtualMachineFD, fd: OwnedFD, logger: Logger, inner: any VMBusChannelHandler) {
+        self.vm = vm
+        self.fd = fd
+        self.logger = logger
+        self.inner = inner
+    }
+
+    func channelOpened(_ channel: VMBusChannel, userData: [UInt8]) -> Bool {
+        let id = channel.connectionID
+        do {
+            try vm.addIOEventFD(fd.raw, address: UInt64(HyperVInterface.signalPort), length: 4, isPIO: true, value: UInt64(id))
+        } catch {
+            logger.log(.error, "vmbus", "channel \(channel.relid): cannot add its signal ioeventfd: \(error)")
+            return false
+        }
+        assigned.withLock { $0 = id }
+        guard inner.channelOpened(channel, userData: userData) else {
+            removeSignalPath()
+            return false
+        }
+        return true
+    }
+
+    func channelSignalled(_ channel: VMBusChannel) { inner.channelSignalled(channel) }
+
+    func channelClosed(_ channel: VMBusChannel) {
+        removeSignalPath()
+        inner.channelClosed(channel)
+    }
+
+    private func removeSignalPath() {
+        guard let id = assigned.withLock({ a in defer { a = nil }; return a }) else { return }
+        do {
+            try vm.removeIOEventFD(fd.raw, address: UInt64(HyperVInterface.signalPort), length: 4, isPIO: true, value: UInt64(id))
+        } catch {
+            logger.log(.error, "vmbus", "cannot remove the signal ioeventfd of connection \(id): \(error)")
+        }
     }
 }

@@ -75,7 +75,17 @@ public final class VirtualMachineFD: Sendable {
     /// An eventfd the kernel signals when the guest writes `value` (any value if nil) to a port or
     /// MMIO address, without leaving the kernel.
     public func addIOEventFD(_ eventFD: Int32, address: UInt64, length: UInt32, isPIO: Bool, value: UInt64?) throws(KVMError) {
+        try ioeventFD(eventFD, address: address, length: length, isPIO: isPIO, value: value, remove: false)
+    }
+
+    /// Undoes `addIOEventFD` (same arguments).
+    public func removeIOEventFD(_ eventFD: Int32, address: UInt64, length: UInt32, isPIO: Bool, value: UInt64?) throws(KVMError) {
+        try ioeventFD(eventFD, address: address, length: length, isPIO: isPIO, value: value, remove: true)
+    }
+
+    private func ioeventFD(_ eventFD: Int32, address: UInt64, length: UInt32, isPIO: Bool, value: UInt64?, remove: Bool) throws(KVMError) {
         var e = kvm_ioeventfd()
+        if remove { e.flags |= UInt32(1 << kvm_ioeventfd_flag_nr_deassign) }
         e.addr = address
         e.len = length
         e.fd = eventFD
