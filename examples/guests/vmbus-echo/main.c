@@ -117,11 +117,13 @@ static u32 payload_len(u32 i) { return 8 + hash32(i) % (MAX_PAYLOAD - 8 + 1); }
 static u64 trans_id(u32 i) { return 0xEC40000000000000UL | (u64)hash32(i ^ 0x5bd1e995) << 16 | (i & 0xFFFF); }
 static u8 pattern(u32 i, u32 j) { return (u8)(i * 0x9D + j * 0x3B + (j >> 8) * 0x17 + (i >> 8)); }
 
-/* Packets in flight, by phase of 500 packets: from strict ping-pong to more than either ring
- * holds (then the host must wait for room in our inbound ring: pending_send_sz). */
-static const u32 windows[] = { 1, 2, 5, 16, 64, 250 };
+/* Packets in flight, by phase of 500 packets: from strict ping-pong to deep pipelines, then a
+ * flood: write without reading until the host, finding our inbound ring full, asks for room
+ * through pending_send_sz; then drain, which must signal it (flow control, both directions). */
+#define FLOOD 0
+static const u32 windows[] = { 1, 2, 5, 16, 64, FLOOD };
 
-static u64 outbound_full_waits, flow_control_signals;
+static u64 outbound_full_waits, flow_control_signals, host_blocked;
 
 static void verify_echo(const struct vmpacket_descriptor *d, u32 i)
 {
@@ -142,29 +144,50 @@ static void verify_echo(const struct vmpacket_descriptor *d, u32 i)
     }
 }
 
+static bool send_next(u32 *sent, u8 *buffer)
+{
+    u32 len = payload_len(*sent);
+    for (u32 j = 0; j < len; j++)
+        buffer[j] = pattern(*sent, j);
+    bool signal;
+    if (!ring_write_inband(&outbound, trans_id(*sent), 0, buffer, len, &signal)) {
+        outbound_full_waits++;
+        return false;
+    }
+    if (signal)
+        signal_host("echo");
+    (*sent)++;
+    return true;
+}
+
 /* CPL3. */
 static u64 echo_exchange(u64 unused)
 {
     (void)unused;
     static u8 buffer[MAX_PAYLOAD];
     u32 sent = 0, received = 0;
+    bool host_waiting = false;
     u64 deadline = deadline_ms(STALL_TIMEOUT_MS);
     while (received < ECHO_PACKETS) {
         bool progress = false;
         u32 window = windows[(sent / 500) % ARRAY_SIZE(windows)];
-        while (sent < ECHO_PACKETS && sent - received < window) {
-            u32 len = payload_len(sent);
-            for (u32 j = 0; j < len; j++)
-                buffer[j] = pattern(sent, j);
-            bool signal;
-            if (!ring_write_inband(&outbound, trans_id(sent), 0, buffer, len, &signal)) {
-                outbound_full_waits++;
-                break;
+        if (window == FLOOD && sent < ECHO_PACKETS) {
+            /* Until the host blocks, only write (as fast as it takes packets). */
+            if (READ_ONCE(inbound.control->pending_send_sz) == 0) {
+                host_waiting = false;
+                if (send_next(&sent, buffer))
+                    deadline = deadline_ms(STALL_TIMEOUT_MS);
+                else if (expired(deadline))
+                    stalled("echo", "flood: the host never asked for room in the full inbound ring");
+                continue;
             }
-            if (signal)
-                signal_host("echo");
-            sent++;
-            progress = true;
+            if (!host_waiting) {
+                host_waiting = true;
+                host_blocked++;
+            }
+        } else {
+            while (sent < ECHO_PACKETS && sent - received < window && send_next(&sent, buffer))
+                progress = true;
         }
         const struct vmpacket_descriptor *d;
         while ((d = ring_peek(&inbound, "echo")) != NULL) {
@@ -199,13 +222,17 @@ static void run_test(void)
     if (echoed != ECHO_PACKETS)
         fail("echo", "%lu of %u packets echoed", echoed, ECHO_PACKETS);
     printf(PROG ": echo: %u packets (%lu payload bytes) in %lu ms at CPL3; rings wrapped %lu (out) / %lu (in) "
-                "times; %lu host signals (%lu for flow control), %lu waits on a full outbound ring\n",
-           ECHO_PACKETS, bytes, ms, outbound.wraps, inbound.wraps, host_signals, flow_control_signals,
-           outbound_full_waits);
+                "times; %lu host signals; %lu write attempts found the outbound ring full; the host waited for room "
+                "%lu times and was signalled %lu times when it was there\n",
+           ECHO_PACKETS, bytes, ms, outbound.wraps, inbound.wraps, host_signals, outbound_full_waits, host_blocked,
+           flow_control_signals);
     printf(PROG ": interrupts: %lu SINT2 interrupts, %lu with the channel's event flag set, %lu EOM writes\n",
            sint_interrupts, channel_events, eom_writes);
     if (outbound.wraps < 10 || inbound.wraps < 10)
         fail("echo", "rings wrapped only %lu / %lu times", outbound.wraps, inbound.wraps);
+    if (host_blocked == 0 || flow_control_signals == 0)
+        fail("echo", "flow control unused: the host waited for room %lu times, was signalled %lu times",
+             host_blocked, flow_control_signals);
     if (sint_interrupts == 0 || channel_events == 0)
         fail("interrupts", "%lu SINT2 interrupts, %lu channel events: the host never signalled the guest",
              sint_interrupts, channel_events);
