@@ -105,7 +105,8 @@ const struct vmpacket_descriptor *ring_peek(struct ring *r, const char *step)
 bool ring_consume(struct ring *r, const struct vmpacket_descriptor *packet)
 {
     u32 consumed = (u32)packet->len8 * 8 + VMBUS_PKT_TRAILER;
-    u32 free_before = r->size - used_bytes(r, r->read_index, r->control->write_index);
+    u32 write = checked_index(r, READ_ONCE(r->control->write_index), "host write index", "ring");
+    u32 free_before = r->size - used_bytes(r, r->read_index, write);
     u32 next = r->read_index + consumed;
     if (next >= r->size) {
         next -= r->size;
@@ -123,8 +124,10 @@ bool ring_consume(struct ring *r, const struct vmpacket_descriptor *packet)
     u32 pending = READ_ONCE(r->control->pending_send_sz);
     if (pending == 0)
         return false;
+    /* hv_pkt_iter_close: exactly pending_send_sz free counts as "not enough" (a full ring must
+     * keep a gap), so signal only on crossing from <= pending to > pending. */
     u32 free_after = free_before + consumed;
-    if (free_before > pending || free_after < pending)
+    if (free_before > pending || free_after <= pending)
         return false; /* the writer was not blocked, or still is */
     r->signals++;
     return true;

@@ -54,8 +54,8 @@ bool ring_write_inband(struct ring *r, u64 trans_id, u16 flags, const void *payl
 const struct vmpacket_descriptor *ring_peek(struct ring *r, const char *step);
 
 /* Consumes the packet ring_peek returned and publishes the read index. Returns whether the
- * host, blocked as a writer, must be signalled (it set pending_send_sz and this read freed at
- * least that much where there was less before). */
+ * host, blocked as a writer, must be signalled (it set pending_send_sz and this read took the
+ * free space from at most that to more than that, as Linux's hv_pkt_iter_close). */
 bool ring_consume(struct ring *r, const struct vmpacket_descriptor *packet);
 
 /* Bytes the writer may still use in an outbound ring. */
