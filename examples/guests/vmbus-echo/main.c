@@ -123,7 +123,7 @@ static u8 pattern(u32 i, u32 j) { return (u8)(i * 0x9D + j * 0x3B + (j >> 8) * 0
 #define FLOOD 0
 static const u32 windows[] = { 1, 2, 5, 16, 64, FLOOD };
 
-static u64 outbound_full_waits, flow_control_signals, host_blocked;
+static u64 outbound_full_attempts, flow_control_signals, host_blocked;
 
 static void verify_echo(const struct vmpacket_descriptor *d, u32 i)
 {
@@ -151,7 +151,7 @@ static bool send_next(u32 *sent, u8 *buffer)
         buffer[j] = pattern(*sent, j);
     bool signal;
     if (!ring_write_inband(&outbound, trans_id(*sent), 0, buffer, len, &signal)) {
-        outbound_full_waits++;
+        outbound_full_attempts++;
         return false;
     }
     if (signal)
@@ -224,7 +224,7 @@ static void run_test(void)
     printf(PROG ": echo: %u packets (%lu payload bytes) in %lu ms at CPL3; rings wrapped %lu (out) / %lu (in) "
                 "times; %lu host signals; %lu write attempts found the outbound ring full; the host waited for room "
                 "%lu times and was signalled %lu times when it was there\n",
-           ECHO_PACKETS, bytes, ms, outbound.wraps, inbound.wraps, host_signals, outbound_full_waits, host_blocked,
+           ECHO_PACKETS, bytes, ms, outbound.wraps, inbound.wraps, host_signals, outbound_full_attempts, host_blocked,
            flow_control_signals);
     printf(PROG ": interrupts: %lu SINT2 interrupts, %lu with the channel's event flag set, %lu EOM writes\n",
            sint_interrupts, channel_events, eom_writes);
