@@ -1,0 +1,30 @@
+/*
+ * The guest's own CPU environment: page tables with user access, a GDT with user segments and
+ * a TSS whose I/O bitmap lets CPL3 reach the few ports it needs, an IDT, the local APIC, and
+ * the switch to CPL3 for the hot loops.
+ */
+#ifndef CPU_H
+#define CPU_H
+
+#include "guest.h"
+
+#define SINT_VECTOR 0xF3        /* HYPERVISOR_CALLBACK_VECTOR, as Linux programs SINT2 */
+#define SPURIOUS_VECTOR 0xFF
+
+/* Virtual window (above the 4 GiB identity map) where ring pages are mapped with 4 KiB pages. */
+#define RING_WINDOW_VA 0x100000000UL
+#define RING_WINDOW_PAGES 512
+
+void cpu_init(void);
+/* Maps `pa` at RING_WINDOW_VA + index pages, user-accessible; call cpu_flush_tlb afterwards. */
+void cpu_map_window_page(u32 index, u64 pa);
+void cpu_flush_tlb(void);
+void cpu_enable_interrupts(void);
+void apic_eoi(void);
+
+/* Runs fn(arg) at CPL3 on its own stack and returns its result (entry.S). */
+u64 run_user(u64 (*fn)(u64), u64 arg, void *user_stack_top);
+/* Top of the stack for run_user. */
+void *user_stack_top(void);
+
+#endif
