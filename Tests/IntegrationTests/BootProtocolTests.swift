@@ -25,7 +25,7 @@ struct BootProtocolTests {
         Case(config: "pvh", uart: [
             "pvh-test: start_info magic 0x336ec578 at 0x00007000, version 1",
             "pvh-test: cmdline 'veneer-test answer=42'",
-            "pvh-test: memmap 6 entries, usable RAM at 0 and at 1 MiB",
+            "pvh-test: memmap 9 entries, usable RAM at 0 and at 1 MiB",
             "pvh-test: initrd module 6900 bytes at 0x03ffe000, contents match",
             "pvh-test: all checks passed",
         ]),
@@ -33,7 +33,7 @@ struct BootProtocolTests {
             "linux-boot-test: startup_64 at 0x1000200 in long mode, CS 0x10, DS/ES/SS 0x18, zero page at 0x7000",
             "linux-boot-test: zero page has boot_flag 0xaa55, HdrS 2.15, type_of_loader 0xff",
             "linux-boot-test: cmdline 'veneer-test answer=42'",
-            "linux-boot-test: e820 6 entries, usable RAM at 0 and at 1 MiB",
+            "linux-boot-test: e820 9 entries, usable RAM at 0 and at 1 MiB",
             "linux-boot-test: initrd 6900 bytes at 0x3ffe000, contents match",
             "linux-boot-test: all checks passed",
         ]),

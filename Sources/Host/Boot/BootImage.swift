@@ -42,7 +42,7 @@ public enum BootImage: Sendable, Equatable {
     public func load(into memory: GuestMemory, e820: E820Map? = nil, rsdp: UInt64? = nil) throws(BootError) -> BootEntry {
         let map = e820 ?? E820Map(memoryMap: memory.map)
         switch self {
-        case .flat(let f): return try f.load(into: memory)
+        case .flat(let f): return try f.load(into: memory, e820: map)
         case .bzImage(let b): return try b.load(into: memory, e820: map, rsdp: rsdp)
         case .pvh(let p): return try p.load(into: memory, e820: map, rsdp: rsdp)
         case .multiboot(let m): return try m.load(into: memory, e820: map)

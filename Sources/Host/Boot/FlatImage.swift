@@ -14,7 +14,9 @@ public struct FlatImage: Sendable, Equatable {
 
     /// Copies the image into guest RAM after checking it fits, leaves the mode's tables alone and
     /// contains its entry point. Every vCPU starts at the entry (the flat contract, `CPUMode`).
-    public func load(into memory: GuestMemory) throws(BootError) -> BootEntry {
+    /// `e820`: the image must lie in memory the guest is told is usable, so it can never cover
+    /// firmware tables or the BIOS area.
+    public func load(into memory: GuestMemory, e820: E820Map? = nil) throws(BootError) -> BootEntry {
         func fail(_ reason: String) -> BootError { BootError(image: path, reason: reason) }
         let bytes: [UInt8]
         do { bytes = try readWholeFile(path, limit: Int(min(memory.map.ramBytes, UInt64(Int.max)))) } catch {
@@ -26,6 +28,11 @@ public struct FlatImage: Sendable, Equatable {
               memory.map.region(containing: loadAddress, length: size)?.kind == .ram
         else {
             throw fail("\(size) bytes at \(hex(loadAddress)) do not fit in guest RAM (\(memory.map.ramBytes >> 20) MiB)")
+        }
+        if let e820, !e820.usableRanges.contains(where: { $0.lowerBound <= loadAddress && loadAddress + size <= $0.upperBound }) {
+            let clash = e820.entries.first { $0.kind != .usable && $0.start < loadAddress + size && loadAddress < $0.end }
+            throw fail("\(size) bytes at \(hex(loadAddress)) overlap memory reserved for the firmware"
+                       + (clash.map { " (\(hex($0.start))-\(hex($0.end - 1)), e820 type \($0.kind.rawValue))" } ?? ""))
         }
         for r in mode.reservedRanges where loadAddress < r.end && r.start < loadAddress + size {
             throw fail("it overlaps the \(r.name) at \(hex(r.start))-\(hex(r.end - 1)) that \(mode.rawValue)-mode boot uses")

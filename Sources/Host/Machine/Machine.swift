@@ -86,8 +86,26 @@ public final class Machine {
             }
             self.devices = devices
 
+            // Firmware tables for guests that look for them: Generation 1 PCs, enlightened guests
+            // (the VMBus device lives in the DSDT) and OSes booted through a real protocol.
+            var e820 = E820Map(memoryMap: memory.map)
+            var rsdp: UInt64?
+            let flat = if case .flat = config.boot { true } else { false }
+            if config.generation == .one || enlightened || !flat {
+                let firmware: FirmwareTables
+                do {
+                    firmware = try FirmwareTables(vcpuCount: Int(config.vcpus),
+                                                  devices: PlatformDescription.acpiDevices(resolved, enlightened: enlightened))
+                    try firmware.write(into: memory)
+                } catch { throw MachineError.memory("firmware tables: \(error)") }
+                for r in firmware.layout.memoryRanges {
+                    e820.mark(r.start..<r.start + r.size, as: E820Map.Kind(rawValue: r.kind.rawValue) ?? .reserved)
+                }
+                rsdp = firmware.layout.rsdpAddress
+            }
+
             let entry: BootEntry
-            do { entry = try config.boot.load(into: memory) } catch { throw MachineError.boot(error) }
+            do { entry = try config.boot.load(into: memory, e820: e820, rsdp: rsdp) } catch { throw MachineError.boot(error) }
             for cpu in vcpus {
                 // vCPUs without a state stay in KVM's reset state, waiting for INIT/SIPI.
                 if let state = entry.state(forVCPU: cpu.index, count: config.vcpus) {
