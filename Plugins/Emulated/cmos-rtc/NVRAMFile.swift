@@ -85,4 +85,3 @@ struct NVRAMFile {
     }
 }
 
-func errnoText(_ code: Int32 = errno) -> String { String(cString: strerror(code)) }

@@ -60,4 +60,3 @@ struct Endpoint {
     }
 }
 
-func errnoText(_ code: Int32 = errno) -> String { String(cString: strerror(code)) }

@@ -1,4 +1,3 @@
-import VeneerPluginKit
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -7,11 +6,11 @@ import Glibc
 /// event thread. A FIFO (or a pipe named through /proc/self/fd) is reopened read-write: holding a
 /// writer itself, the device never sees end-of-file there, so writers may come and go
 /// (`printf ... > fifo` any number of times). A regular file is read once, to its end.
-struct HostInput {
-    let fd: Int32
+public struct HostInput: Sendable {
+    public let fd: Int32
 
     /// `none` (nil) or a path; `parameter` names the setting in error messages.
-    static func open(_ spec: String, parameter: String) throws(PluginError) -> HostInput? {
+    public static func open(_ spec: String, parameter: String) throws(PluginError) -> HostInput? {
         switch spec {
         case "none": return nil
         case "": throw PluginError("\(parameter): empty; use none or a path to a file or FIFO")
@@ -40,7 +39,7 @@ struct HostInput {
         }
     }
 
-    func close() { _ = Glibc.close(fd) }
+    public func close() { _ = Glibc.close(fd) }
 }
 
-func errnoText(_ code: Int32 = errno) -> String { String(cString: strerror(code)) }
+public func errnoText(_ code: Int32 = errno) -> String { String(cString: strerror(code)) }
