@@ -34,7 +34,7 @@ struct ConfigParserTests {
         #expect(c.boot == .flat(FlatImage(path: "/cfg/guest.bin", mode: .protected, loadAddress: 0x200000, entry: 0x200010)))
         #expect(c.devices.count == 2)
         #expect(c.devices[0].parameters == ["port": .int(0x2f8), "output": .string("none")])
-        #expect(c.devices[1].id == "debug-exit1")
+        #expect(c.devices[1].id == "debug-exit-1")
         #expect(c.devices[1].path == "/opt/p/libdebug-exit.so")
     }
 

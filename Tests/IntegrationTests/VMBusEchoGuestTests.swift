@@ -25,6 +25,6 @@ struct VMBusEchoGuestTests {
             """)
         let r = try VeneerProcess.veneer(["run", config])
         #expect(r.status == 1)
-        #expect(r.stderr.contains("hyperv: device 'vmbus-echo0' is a VMBus device, which needs hyperv = true"), "\(r.stderr)")
+        #expect(r.stderr.contains("hyperv: device 'vmbus-echo-0' is a VMBus device, which needs hyperv = true"), "\(r.stderr)")
     }
 }

@@ -43,7 +43,7 @@ public enum ConfigParser {
             guard let plugin = try table.string("plugin") else {
                 throw ConfigError(file: file, key: "\(key).plugin", reason: "missing: which plugin implements this device")
             }
-            let id = try table.string("id") ?? "\(plugin)\(i)"
+            let id = try table.string("id") ?? "\(plugin)-\(i)"
             guard PluginLibrary.isValidName(id) else {
                 throw ConfigError(file: file, key: "\(key).id", reason: "'\(id)' must match [a-z][a-z0-9_-]*")
             }
