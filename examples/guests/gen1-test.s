@@ -37,7 +37,13 @@
 #   0 debug-exit status 0 (gen1-test.bin)
 #   1 ACPI S5: PM1a_CNT <- SLP_TYP 5 | SLP_EN (gen1-poweroff.bin)
 #   2 i8042 pulse of the reset line: command 0xfe (gen1-reset.bin)
-# In modes 1 and 2 the guest fails with status 1 if it still runs 2 s later.
+#   3 an ACPI shutdown as an OS does it (gen1-powerbutton.bin): enable the
+#     power button event, take its SCI (IRQ 9 through the IOAPIC, level-
+#     triggered, active high as the MADT override would say), acknowledge
+#     PWRBTN_STS, check the line fell (no second SCI), then S5. The VM config
+#     presses the button through the acpi-pm `power_button` input.
+# In modes 1-3 the guest fails with status 1 if it still runs 2 s after its
+# request (mode 3: or if no SCI comes within 5 s).
 #
 # PVM note: CPL0 code is interpreted (a few million instructions/s), so every
 # wait is bounded by the PM timer or an iteration count, never by `hlt`.
@@ -99,7 +105,11 @@
     .equ KBC_AUX,       0x20
 
     # ACPI PM (acpi-pm defaults)
+    .equ PM1A_EVT,      0x600           # PM1_STS; PM1_EN at +2
     .equ PM1A_CNT,      0x604
+    .equ PWRBTN,        0x0100          # PWRBTN_STS / PWRBTN_EN
+    .equ SCI_IRQ,       9
+    .equ VEC_SCI,       0x49
     .equ PM_TMR,        0x608
     .equ SMI_CMD,       0xb2
     .equ ACPI_ENABLE,   0xf0
@@ -146,6 +156,17 @@ _start:
     xor eax, eax
     jmp debug_exit
 .elseif FINAL_ACTION == 1
+    lea rsi, [rip + msg_s5]
+    call uart_puts
+    mov dx, PM1A_CNT
+    mov ax, S5_SLEEP
+    out dx, ax
+    mov rcx, FINAL_WAIT
+    call pm_wait
+    lea rsi, [rip + msg_fail_s5]
+    jmp fail
+.elseif FINAL_ACTION == 3
+    call wait_power_button
     lea rsi, [rip + msg_s5]
     call uart_puts
     mov dx, PM1A_CNT
@@ -253,6 +274,9 @@ idt_setup:
     call idt_set
     mov ecx, VEC_RTC
     lea rax, [rip + rtc_handler]
+    call idt_set
+    mov ecx, VEC_SCI
+    lea rax, [rip + sci_handler]
     call idt_set
     mov ecx, VEC_SPURIOUS
     lea rax, [rip + lapic_spurious_handler]
@@ -395,6 +419,27 @@ rtc_handler:
 1:  inc qword ptr [rip + stray_count]
 2:  mov rax, LAPIC_BASE
     mov dword ptr [rax + LAPIC_EOI], 0
+    pop rax
+    iretq
+
+# The SCI: level-triggered, so the status bit must be cleared (lowering the
+# line) before the EOI, or the IOAPIC delivers it again at once.
+sci_handler:
+    push rax
+    push rdx
+    mov dx, PM1A_EVT
+    in ax, dx
+    test ax, PWRBTN
+    jz 1f
+    mov [rip + sci_status], ax
+    mov ax, PWRBTN
+    out dx, ax                          # write 1 to clear
+    inc qword ptr [rip + sci_count]
+    jmp 2f
+1:  inc qword ptr [rip + stray_count]
+2:  mov rax, LAPIC_BASE
+    mov dword ptr [rax + LAPIC_EOI], 0
+    pop rdx
     pop rax
     iretq
 
@@ -1395,6 +1440,54 @@ check_i8042_irqs:
     call uart_puts
     ret
 
+# Power button: PWRBTN_EN, IOAPIC pin 9 level-triggered, wait for the SCI.
+wait_power_button:
+    mov qword ptr [rip + sci_count], 0
+    mov rbx, IOAPIC_BASE
+    mov dword ptr [rbx], 0x10 + 2 * SCI_IRQ + 1
+    mov dword ptr [rbx + 0x10], 0       # destination APIC 0
+    mov dword ptr [rbx], 0x10 + 2 * SCI_IRQ
+    mov dword ptr [rbx + 0x10], 0x8000 | VEC_SCI    # level, active high, unmasked
+    mov dx, PM1A_EVT + 2
+    mov ax, PWRBTN
+    out dx, ax
+    sti
+    lea rdi, [rip + sci_count]
+    mov rcx, 5 * PM_HZ
+    call pm_wait_nonzero
+    jnc 1f
+    lea rsi, [rip + msg_fail_sci_none]
+    jmp fail
+1:  mov r13, rax
+    # The handler's write to PM1_STS lowered the line: 10 ms without another.
+    mov rcx, PM_HZ / 100
+    call pm_wait
+    cli
+    mov rax, [rip + sci_count]
+    cmp rax, 1
+    je 2f
+    lea rsi, [rip + msg_fail_sci_storm]
+    jmp fail_dec
+2:  mov dx, PM1A_EVT
+    in ax, dx
+    test ax, PWRBTN
+    jz 3f
+    movzx eax, ax
+    lea rsi, [rip + msg_fail_sci_status]
+    jmp fail_hex
+3:  lea rsi, [rip + msg_sci_ok1]
+    call uart_puts
+    mov rax, r13
+    call pm_to_ms
+    call uart_putdec
+    lea rsi, [rip + msg_sci_ok2]
+    call uart_puts
+    movzx eax, word ptr [rip + sci_status]
+    call uart_puthex
+    lea rsi, [rip + msg_close_paren]
+    call uart_puts
+    ret
+
     .include "lib64.inc"
 
     .section .rodata
@@ -1434,6 +1527,8 @@ msg_kbc_ok1:        .asciz "gen1: i8042 ok: self-test, interface test, keyboard 
 msg_uie_ok1:        .asciz "gen1: rtc update ok: update-ended interrupt on IRQ 8 through the 8259 slave after ~"
 msg_uie_ok2:        .asciz " ms, seconds moved on (register C "
 msg_kbc_irq_ok:     .asciz "gen1: i8042 irqs ok: keyboard echo on IRQ 1 (8259 master), aux byte on IRQ 12 (8259 slave)\n"
+msg_sci_ok1:        .asciz "gen1: power button ok: SCI on IRQ 9 through the IOAPIC (level-triggered) after ~"
+msg_sci_ok2:        .asciz " ms, acknowledged once (PM1_STS "
 msg_unexpected:     .asciz "interrupts: unexpected vector "
 msg_error_code:     .asciz " error "
 msg_at_rip:         .asciz " at rip "
@@ -1469,6 +1564,9 @@ msg_fail_irq1_byte: .asciz "i8042 irqs: IRQ 1 handler read "
 msg_fail_irq12:     .asciz "i8042 irqs: no IRQ 12 after writing the aux output buffer (0xd3)"
 msg_fail_irq12_byte: .asciz "i8042 irqs: IRQ 12 handler read "
 msg_fail_irq_count: .asciz "i8042 irqs: expected one interrupt each, counted "
+msg_fail_sci_none:  .asciz "acpi: no power button SCI on IRQ 9 within 5 s"
+msg_fail_sci_storm: .asciz "acpi: the SCI kept coming after PWRBTN_STS was cleared, times "
+msg_fail_sci_status: .asciz "acpi: PWRBTN_STS still set after clearing it, PM1_STS "
 msg_fail_kbc_ibf:   .asciz "i8042: input buffer never emptied"
 msg_fail_kbc_obf:   .asciz "i8042: no reply byte (OBF never set)"
 msg_fail_kbc_drain: .asciz "i8042: output buffer never empties"
@@ -1493,6 +1591,9 @@ pit_ticks:      .quad 0
 rtc_ticks:      .quad 0
 stray_count: .quad 0
 rtc_update_count: .quad 0
+sci_count:      .quad 0
+sci_status:     .word 0
+    .balign 8
 kbd_irq_count:  .quad 0
 aux_irq_count:  .quad 0
 rtc_c_seen:     .byte 0
