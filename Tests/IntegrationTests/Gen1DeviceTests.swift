@@ -112,6 +112,67 @@ struct Gen1DeviceTests {
         #expect(!r.stderr.contains(MachineExit.reset.description))
     }
 
+    // MARK: ACPI shutdown through the power button
+
+    /// A power button input that is a regular file: one byte, one press at start. The status bit
+    /// latches until the guest enables the event, takes the SCI and powers off. (The event loop
+    /// once refused regular files, which epoll cannot poll, so the press never came.)
+    @Test func powerButtonFromAFileShutsTheGuestDown() throws {
+        let press = try VeneerProcess.config("x", name: "press")
+        let config = try Self.config(image: "gen1-powerbutton.bin", extra: """
+            [[device]]
+            plugin = "acpi-pm"
+            power_button = "\(press)"
+            """)
+        let r = try VeneerProcess.veneer(["run", "--log-level", "info", config])
+        #expect(r.status == MachineExit.powerOff.exitStatus, "stdout: \(r.stdout)\nstderr: \(r.stderr)")
+        Self.expectAllChecksPassed(r)
+        #expect(r.stdout.contains("gen1: power button ok: "), "\(r.stdout)")
+        #expect(r.stderr.contains("veneer: info: [vm] \(MachineExit.powerOff.description)"), "\(r.stderr)")
+        #expect(!r.stderr.contains("error"), "\(r.stderr)")
+    }
+
+    /// A FIFO: the press comes from a writer while the VM runs.
+    @Test func powerButtonFromAFIFOShutsTheGuestDown() throws {
+        let fifo = try VeneerProcess.config("", name: "placeholder") + ".fifo"
+        try #require(mkfifo(fifo, 0o600) == 0, "mkfifo \(fifo): errno \(errno)")
+        defer { unlink(fifo) }
+        let config = try Self.config(image: "gen1-powerbutton.bin", extra: """
+            [[device]]
+            plugin = "acpi-pm"
+            power_button = "\(fifo)"
+            """)
+        // Press once the device has the FIFO open (a non-blocking open for writing fails with
+        // ENXIO until then), a second into the run: mostly while the guest waits for it.
+        let pressed = DispatchSemaphore(value: 0)
+        DispatchQueue.global().async {
+            defer { pressed.signal() }
+            let deadline = Date().addingTimeInterval(20)
+            var fd: Int32 = -1
+            while fd < 0, Date() < deadline {
+                fd = open(fifo, O_WRONLY | O_NONBLOCK)
+                if fd < 0 { usleep(10_000) }
+            }
+            guard fd >= 0 else { return }
+            usleep(1_000_000)
+            _ = write(fd, "x", 1)
+            close(fd)
+        }
+        let r = try VeneerProcess.veneer(["run", "--log-level", "info", config])
+        pressed.wait()
+        #expect(r.status == MachineExit.powerOff.exitStatus, "stdout: \(r.stdout)\nstderr: \(r.stderr)")
+        #expect(r.stdout.contains("gen1: power button ok: "), "\(r.stdout)")
+        #expect(r.stderr.contains("veneer: info: [vm] \(MachineExit.powerOff.description)"), "\(r.stderr)")
+    }
+
+    /// No press: the guest waits 5 s for the SCI and then reports the failure itself.
+    @Test func powerButtonNeverPressedFailsTheGuest() throws {
+        let config = try Self.config(image: "gen1-powerbutton.bin")
+        let r = try VeneerProcess.veneer(["run", config])
+        #expect(r.status == 1, "stdout: \(r.stdout)\nstderr: \(r.stderr)")
+        #expect(r.stdout.contains("gen1: FAILED acpi: no power button SCI"), "\(r.stdout)")
+    }
+
     // MARK: (d) the RTC's time
 
     /// The time and weekday register the guest printed: "gen1: rtc ok: <ISO 8601 UTC> weekday <1-7> ...".
