@@ -156,27 +156,8 @@ _start:
     xor eax, eax
     jmp debug_exit
 .elseif FINAL_ACTION == 1
-    lea rsi, [rip + msg_s5]
-    call uart_puts
-    mov dx, PM1A_CNT
-    mov ax, S5_SLEEP
-    out dx, ax
-    mov rcx, FINAL_WAIT
-    call pm_wait
-    lea rsi, [rip + msg_fail_s5]
-    jmp fail
-.elseif FINAL_ACTION == 3
-    call wait_power_button
-    lea rsi, [rip + msg_s5]
-    call uart_puts
-    mov dx, PM1A_CNT
-    mov ax, S5_SLEEP
-    out dx, ax
-    mov rcx, FINAL_WAIT
-    call pm_wait
-    lea rsi, [rip + msg_fail_s5]
-    jmp fail
-.else
+    jmp power_off_s5
+.elseif FINAL_ACTION == 2
     lea rsi, [rip + msg_reset]
     call uart_puts
     call kbc_wait_input_empty
@@ -186,7 +167,24 @@ _start:
     call pm_wait
     lea rsi, [rip + msg_fail_reset]
     jmp fail
+.elseif FINAL_ACTION == 3
+    call wait_power_button
+    jmp power_off_s5
+.else
+    .error "FINAL_ACTION must be 0, 1, 2 or 3"
 .endif
+
+# SLP_TYP 5 | SLP_EN: the VMM ends the VM; returning from it is a failure.
+power_off_s5:
+    lea rsi, [rip + msg_s5]
+    call uart_puts
+    mov dx, PM1A_CNT
+    mov ax, S5_SLEEP
+    out dx, ax
+    mov rcx, FINAL_WAIT
+    call pm_wait
+    lea rsi, [rip + msg_fail_s5]
+    jmp fail
 
 park:
     cli
