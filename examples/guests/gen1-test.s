@@ -463,6 +463,9 @@ lapic_spurious_handler:
 # ---------------------------------------------------------------------------
 # 8259 pair: ICW1-4, IRQs 0-7 at vectors 0x20-0x27, 8-15 at 0x28-0x2f, slave
 # on IRQ 2, 8086 mode; everything masked until a check unmasks its line.
+# Checks run this again before unmasking: a masked line still latches edges
+# in IRR (every ISA IRQ reaches the 8259s as well as the IOAPIC), and ICW1
+# resets the edge-sense logic, so no stale interrupt arrives on unmasking.
 
 pic_setup:
     mov al, 0x11                        # ICW1: edge, cascade, ICW4 follows
@@ -495,9 +498,9 @@ pic_setup:
     jmp fail_hex
 
 # ---------------------------------------------------------------------------
-# PM timer: the 24-bit count extended to 64 bits. pm_now must run at least
-# every 4.6 s (half the wrap period would already be ambiguous for the
-# monotonic check, which reads far more often).
+# PM timer: the 24-bit count extended to 64 bits, which holds as long as
+# pm_now runs at least once per wrap of the register (4.69 s); every wait
+# here reads it continuously.
 
 pm_init:
     mov dx, PM_TMR
