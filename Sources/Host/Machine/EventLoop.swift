@@ -9,6 +9,10 @@ import Glibc
 /// termination signals, all through one epoll set. Device callbacks run here with the device's
 /// lock taken by `PluginDevice`, never with the loop's own lock held, so a callback may arm,
 /// cancel, watch or post freely.
+///
+/// epoll refuses regular files (EPERM), which poll(2), the ABI's model for fd_watch, reports as
+/// always ready. Such watches are kept aside and reported ready on every turn of the loop, which
+/// then does not block: a plugin reading a file input reads it to its end and unwatches it.
 public final class EventLoop: Sendable {
     private enum Source {
         case timer(PluginDevice, token: UInt64, fd: OwnedFD)
@@ -28,6 +32,8 @@ public final class EventLoop: Sendable {
         var sources: [UInt64: Source] = [:]
         var timers: [TimerKey: UInt64] = [:]
         var watches: [Int32: UInt64] = [:]
+        /// Watches of fds epoll cannot poll, by key: the events the device asked for.
+        var alwaysReady: [UInt64: UInt32] = [:]
         var posted: [(PluginDevice, UInt64)] = []
         var closures: [@Sendable () -> Void] = []
         var nextKey: UInt64 = 16
@@ -104,11 +110,18 @@ public final class EventLoop: Sendable {
             if let k = s.watches[fd] {
                 guard case .watch(let owner, _, _)? = s.sources[k], owner === device else { return .busy }
                 s.sources[k] = .watch(device, token: token, fd: fd)
+                if s.alwaysReady[k] != nil {
+                    s.alwaysReady[k] = mask
+                    return .ok
+                }
                 return ckvm_epoll_modify(epoll.raw, fd, mask, k) == 0 ? .ok : .ioError
             }
             let k = s.nextKey
             s.nextKey += 1
-            guard ckvm_epoll_add(epoll.raw, fd, mask, k) == 0 else { return errno == EPERM ? .unsupported : .ioError }
+            if ckvm_epoll_add(epoll.raw, fd, mask, k) != 0 {
+                guard errno == EPERM else { return .ioError }
+                s.alwaysReady[k] = mask
+            }
             s.sources[k] = .watch(device, token: token, fd: fd)
             s.watches[fd] = k
             return .ok
@@ -118,7 +131,7 @@ public final class EventLoop: Sendable {
     public func unwatch(_ device: PluginDevice, fd: Int32) -> veneer_status {
         state.withLock { s -> veneer_status in
             guard let k = s.watches[fd], case .watch(let owner, _, _)? = s.sources[k], owner === device else { return .invalid }
-            _ = ckvm_epoll_remove(epoll.raw, fd)
+            if s.alwaysReady.removeValue(forKey: k) == nil { _ = ckvm_epoll_remove(epoll.raw, fd) }
             s.watches.removeValue(forKey: fd)
             s.sources.removeValue(forKey: k)
             return .ok
@@ -160,7 +173,7 @@ public final class EventLoop: Sendable {
                     s.sources.removeValue(forKey: k)
                     s.timers.removeValue(forKey: TimerKey(device: ObjectIdentifier(d), token: token))
                 case .watch(let d, _, let fd) where d === device:
-                    _ = ckvm_epoll_remove(epoll.raw, fd)
+                    if s.alwaysReady.removeValue(forKey: k) == nil { _ = ckvm_epoll_remove(epoll.raw, fd) }
                     s.sources.removeValue(forKey: k)
                     s.watches.removeValue(forKey: fd)
                 default: break
@@ -176,13 +189,19 @@ public final class EventLoop: Sendable {
         var tokens = [UInt64](repeating: 0, count: 32)
         var events = [UInt32](repeating: 0, count: 32)
         while running.load(ordering: .acquiring) {
-            let n = ckvm_epoll_wait(epoll.raw, &tokens, &events, 32, -1)
+            let ready = state.withLock { $0.alwaysReady.keys.sorted() }
+            let n = ckvm_epoll_wait(epoll.raw, &tokens, &events, 32, ready.isEmpty ? -1 : 0)
             if n < 0 {
                 if errno == EINTR { continue }
                 stop.request(.deviceError("event loop: \(SystemError("epoll_wait"))"))
                 return
             }
             for i in 0..<Int(n) { dispatch(tokens[i], events[i]) }
+            for k in ready {
+                // An earlier callback may have unwatched it.
+                guard let mask = state.withLock({ $0.alwaysReady[k] }) else { continue }
+                dispatch(k, mask)
+            }
         }
     }
 
