@@ -388,9 +388,9 @@ final class ACPIPowerManagement: VeneerDevice {
         pm1Status |= PM1Status.powerButton
         refresh()
         if !acpiMode {
-            host.log(.warning, "power button pressed, but the guest has not enabled ACPI (SCI_EN = 0): nothing is listening")
+            host.log(.warning, "power button pressed before the guest enabled ACPI (SCI_EN = 0): the press is latched and raises the SCI once it does")
         } else if pm1Enable & PM1Enable.powerButton == 0 {
-            host.log(.warning, "power button pressed, but the guest has not enabled its event (PWRBTN_EN = 0): nothing is listening")
+            host.log(.warning, "power button pressed while its event is disabled (PWRBTN_EN = 0): the press is latched in PWRBTN_STS until the guest enables it")
         } else {
             host.log(.info, "power button pressed")
         }
