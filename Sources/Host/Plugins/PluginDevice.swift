@@ -17,6 +17,7 @@ public struct PluginDeviceError: Error, CustomStringConvertible, Sendable, Equat
 /// concurrent every call into it holds `lock`, as the ABI promises.
 public final class PluginDevice: @unchecked Sendable {
     public typealias IOCallback = @convention(c) (OpaquePointer?, UInt32, UInt64, UInt32, UInt32, UnsafeMutablePointer<UInt64>?) -> Void
+    public typealias PCIConfigCallback = @convention(c) (OpaquePointer?, UInt32, UInt32, UInt32, UInt32, UnsafeMutablePointer<UInt32>?) -> Void
 
     public let library: PluginLibrary
     public let instanceName: String
@@ -25,6 +26,7 @@ public final class PluginDevice: @unchecked Sendable {
     private let serialised: Bool
     private let descriptor: veneer_plugin_descriptor
     private let ioCallback: IOCallback?
+    private let pciConfigCallback: PCIConfigCallback?
     private var device: OpaquePointer?
     /// The last error a plugin reported through set_error (guarded by errorLock).
     private let lastError = Mutex<String?>(nil)
@@ -39,6 +41,7 @@ public final class PluginDevice: @unchecked Sendable {
         serialised = !library.info.concurrent
         descriptor = library.fields
         ioCallback = descriptor.io
+        pciConfigCallback = descriptor.pci_config
     }
 
     deinit { destroy() }
@@ -125,6 +128,15 @@ public final class PluginDevice: @unchecked Sendable {
     public func io(region: UInt32, offset: UInt64, size: UInt32, flags: UInt32, data: inout UInt64) {
         guard let device, let ioCallback else { return }
         serially { ioCallback(device, region, offset, size, flags, &data) }
+    }
+
+    /// Whether the plugin has a pci_config callback (ABI 1.2).
+    public var handlesPCIConfig: Bool { pciConfigCallback != nil }
+
+    /// A configuration-space access for one of the instance's PCI functions (see `PCIBus`).
+    public func pciConfig(function: UInt32, offset: UInt32, size: UInt32, flags: UInt32, data: inout UInt32) {
+        guard let device, let pciConfigCallback else { return }
+        serially { pciConfigCallback(device, function, offset, size, flags, &data) }
     }
 
     public func timerFired(token: UInt64) {
