@@ -198,8 +198,8 @@ public struct ConformanceSuite: Sendable {
 
     func randomAccesses(_ h: PluginHarness) throws -> String {
         var rng = SplitMix64(seed: seed)
-        let regions = h.host.regions.count
         let stats = exercise(h, count: accesses, rng: &rng)
+        let regions = stats.regions
         let saved: [UInt8]
         do {
             saved = try h.save()
@@ -222,9 +222,10 @@ public struct ConformanceSuite: Sendable {
     /// of them to the header), which move and enable its BARs at random: they then join the
     /// regions.
     func exercise(_ h: PluginHarness, count: Int, rng: inout SplitMix64)
-        -> (reads: Int, writes: Int, configAccesses: Int, steps: Int)
+        -> (reads: Int, writes: Int, regions: Int, configAccesses: Int, steps: Int)
     {
         var reads = 0, writes = 0, configAccesses = 0, steps = 0
+        var touched = Set<UInt32>()
         for _ in 0..<count {
             let regions = h.host.regions
             let functions = h.host.pciFunctions
@@ -242,6 +243,7 @@ public struct ConformanceSuite: Sendable {
             } else {
                 guard !regions.isEmpty else { break }
                 let region = regions[Int(rng.below(UInt64(regions.count)))]
+                touched.insert(region.id)
                 let mmio = region.kind == .mmio
                 var size = 1 << Int(rng.below(mmio ? 4 : 3))
                 while UInt64(size) > region.length { size /= 2 }
@@ -262,7 +264,7 @@ public struct ConformanceSuite: Sendable {
                 steps += 1
             }
         }
-        return (reads, writes, configAccesses, steps)
+        return (reads, writes, touched.count, configAccesses, steps)
     }
 
     // MARK: helpers
