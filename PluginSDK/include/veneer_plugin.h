@@ -29,8 +29,9 @@
  *   Unless the descriptor sets VENEER_PLUGIN_CONCURRENT, the host serialises every callback into one
  *   device instance (one lock per instance): `io` arrives on vCPU threads, `timer`, `fd_ready` and
  *   `work` on the VM's event thread, never two at once (`pci_config` arrives on vCPU threads too).
- *   Host services may be called from any callback. `post_work` and `log` may also be called from any thread the plugin owns; every
- *   other service must be called from inside a callback of the same instance (or from `create`).
+ *   Host services may be called from any callback. `post_work` and `log` may also be called from
+ *   any thread the plugin owns; every other service must be called from inside a callback of the
+ *   same instance (or from `create`).
  *
  * Errors
  *   Calls return veneer_status: VENEER_OK (0) or a negative VENEER_E* code. A plugin that fails
@@ -180,7 +181,7 @@ typedef struct veneer_vmbus_packet {
  * `pci-host` plugin: mechanism #1 at ports 0xCF8/0xCFC) forwards the guest's configuration
  * accesses to the core with pci_config_access; the core answers them.
  *
- * Configuration space of a registered function (256 bytes; offsets past 0xFF do not exist):
+ * Configuration space of a registered function (256 bytes; 0x100-0xFFF read 0, ignore writes):
  *   0x00-0x3F  the type-0 header, emulated by the core:
  *              vendor, device, class, revision, subsystem ids and interrupt pin: read-only, as
  *                registered; header type 0x00; BIST, expansion ROM, Min_Gnt, Max_Lat: 0.
@@ -213,7 +214,7 @@ enum {
 };
 
 typedef struct veneer_pci_bar {
-    uint64_t size;   /* 0: unused; else a power of two: I/O 4..256, memory >= 16 (<= 2 GiB if 32-bit) */
+    uint64_t size;   /* 0: unused; else a power of two: I/O 4-256, memory >= 16 (32-bit: <= 2 GiB) */
     uint32_t flags;  /* VENEER_PCI_BAR_*                                                        */
     uint32_t region; /* region id `io` reports for accesses through this BAR                     */
 } veneer_pci_bar;
@@ -351,13 +352,15 @@ typedef struct veneer_host_api {
     veneer_status (*ioevent_add)(veneer_host *host, uint32_t flags, uint64_t address, uint32_t length, int fd);
 
     /* ABI 1.2: PCI. pci_register (from create only) puts a function on bus 0 and returns the id
-     * that pci_config calls carry in *handle: VENEER_EINVAL for a malformed description (the
-     * reason goes to the log), VENEER_EBUSY when the slot is taken or the bus is full.
+     * that pci_config calls carry in *handle (its address: bus << 8 | device << 3 | function):
+     * VENEER_EINVAL for a malformed description, VENEER_EBUSY when the slot is taken or the bus
+     * is full; the host records why as if by set_error, so a failing create reports it too.
      * pci_config_access is the configuration mechanism's way in: a guest access of `size` (1, 2
      * or 4) bytes at `offset` (0-0xFFF, a multiple of size) of function `bdf` (bus << 8 |
      * device << 3 | function), VENEER_IO_WRITE in `flags` for a write. Absent functions read
-     * all ones; a present function reads 0 past 0xFF (no extended capabilities). An instance uses either pci_register or pci_config_access, never both (the core
-     * calls one into the other: using both could deadlock), else VENEER_EBUSY. */
+     * all ones; a present function reads 0 past 0xFF (no extended capabilities). An instance
+     * uses either pci_register or pci_config_access, never both (the core calls one into the
+     * other: using both could deadlock), else VENEER_EBUSY. */
     veneer_status (*pci_register)(veneer_host *host, const veneer_pci_function *function, uint32_t *handle);
     veneer_status (*pci_config_access)(veneer_host *host, uint32_t bdf, uint32_t offset, uint32_t size,
                                        uint32_t flags, uint32_t *data);
