@@ -16,6 +16,8 @@ let plugins: [PluginTarget] = [
     PluginTarget(name: "cmos-rtc", module: "CMOSRTC", path: "Plugins/Emulated/cmos-rtc"),
     PluginTarget(name: "i8042", module: "I8042", path: "Plugins/Emulated/i8042"),
     PluginTarget(name: "acpi-pm", module: "ACPIPM", path: "Plugins/Emulated/acpi-pm"),
+    PluginTarget(name: "pci-host", module: "PCIHost", path: "Plugins/Emulated/pci-host"),
+    PluginTarget(name: "pci-testdev", module: "PCITestDevice", path: "Plugins/Emulated/pci-testdev"),
     PluginTarget(name: "vmbus-echo", module: "VMBusEcho", path: "Plugins/Synthetic/vmbus-echo"),
 ]
 
@@ -57,7 +59,7 @@ let package = Package(
         .target(name: "VeneerPluginKit", dependencies: ["VeneerPluginABI", "VeneerSDKSupport"], path: "PluginSDK/Swift", swiftSettings: strict),
         .target(name: "VeneerHarness", dependencies: ["VeneerHost", "VeneerPluginABI"], path: "PluginSDK/Harness/Library", swiftSettings: strict),
         .executableTarget(name: "veneer-plugin-test", dependencies: ["VeneerHarness"], path: "PluginSDK/Harness/CLI", swiftSettings: strict),
-        .testTarget(name: "HostTests", dependencies: ["VeneerHost", "VeneerPluginKit", "VMBusProtocol"], path: "Tests/HostTests", swiftSettings: strict),
+        .testTarget(name: "HostTests", dependencies: ["VeneerHost", "VeneerHarness", "VeneerPluginKit", "VMBusProtocol"], path: "Tests/HostTests", swiftSettings: strict),
         .testTarget(name: "PluginTests", dependencies: ["VeneerHarness"], path: "Tests/PluginTests", swiftSettings: strict),
         .testTarget(name: "IntegrationTests", dependencies: ["VeneerHost"], path: "Tests/IntegrationTests", swiftSettings: strict),
     ] + plugins.map {

@@ -24,6 +24,12 @@ public protocol VeneerDevice: AnyObject {
     func channelOpened(_ channel: UInt32, userData: [UInt8])
     func channelSignalled(_ channel: UInt32)
     func channelClosed(_ channel: UInt32)
+
+    /// PCI (functions registered with `HostServices.registerPCIFunction`): an access to
+    /// configuration space from 0x40 on (a read arrives with `data` preset to the registered
+    /// capability bytes), or a header write the core applied (`access.isHeaderUpdate`; changing
+    /// `data` then has no effect). Called on a vCPU thread.
+    func pciConfig(_ access: PCIConfigAccess, data: inout UInt32)
 }
 
 extension VeneerDevice {
@@ -35,6 +41,7 @@ extension VeneerDevice {
     public func channelOpened(_ channel: UInt32, userData: [UInt8]) {}
     public func channelSignalled(_ channel: UInt32) {}
     public func channelClosed(_ channel: UInt32) {}
+    public func pciConfig(_ access: PCIConfigAccess, data: inout UInt32) {}
 }
 
 /// One guest access, as the host reports it.

@@ -179,6 +179,60 @@ public struct HostServices: @unchecked Sendable {
         return fd
     }
 
+    // MARK: PCI (ABI 1.2)
+
+    /// Puts a PCI function on the VM's bus (call from `make`); returns its address
+    /// (bus << 8 | device << 3 | function), which `pciConfig` accesses carry.
+    public func registerPCIFunction(_ function: PCIFunction) throws(PluginError) -> UInt32 {
+        guard function.bars.count <= 6 else { throw PluginError("\(function.bars.count) BARs: a function has six slots") }
+        let capabilities = function.capabilityBytes
+        guard capabilities.count <= 192 else { throw PluginError("capabilities of \(capabilities.count) bytes exceed 0x40-0xff") }
+        var f = veneer_pci_function()
+        f.struct_size = UInt32(MemoryLayout<veneer_pci_function>.size)
+        f.vendor_id = function.vendorID
+        f.device_id = function.deviceID
+        f.subsystem_vendor_id = function.subsystemVendorID
+        f.subsystem_id = function.subsystemID
+        f.class_code = function.classCode
+        f.revision = function.revision
+        f.interrupt_pin = function.interruptPin?.rawValue ?? 0
+        f.interrupt_line = function.interruptLine ?? 0xFF
+        f.slot = function.slot ?? 0
+        f.capability_pointer = capabilities.isEmpty ? 0 : 0x40
+        f.capabilities_length = UInt32(capabilities.count)
+        withUnsafeMutableBytes(of: &f.bars) { raw in
+            for (i, bar) in function.bars.enumerated() {
+                guard let bar else { continue }
+                var b = veneer_pci_bar()
+                b.size = bar.size
+                b.flags = bar.flags
+                b.region = bar.region
+                raw.storeBytes(of: b, toByteOffset: i * MemoryLayout<veneer_pci_bar>.stride, as: veneer_pci_bar.self)
+            }
+        }
+        var handle: UInt32 = 0
+        let status: veneer_status? = capabilities.withUnsafeBufferPointer { bytes in
+            f.capabilities = bytes.baseAddress
+            return api.pointee.pci_register?(host, &f, &handle)
+        }
+        try check(status, "register PCI function \(hex(function.vendorID)):\(hex(function.deviceID))")
+        return handle
+    }
+
+    /// For a configuration mechanism (the `pci-host` plugin): one guest configuration access
+    /// of `size` bytes at `offset` of function `bdf`, answered by the core. False (a read then
+    /// holds all ones) when the host refused it.
+    public func pciConfigAccess(bdf: UInt32, offset: UInt32, size: Int, isWrite: Bool, data: inout UInt32) -> Bool {
+        var value = data
+        let status = api.pointee.pci_config_access?(host, bdf, offset, UInt32(size), isWrite ? UInt32(VENEER_IO_WRITE) : 0, &value)
+        guard status == veneer_status(VENEER_OK) else {
+            if !isWrite { data = size >= 4 ? .max : (1 << (8 * UInt32(size))) - 1 }
+            return false
+        }
+        if !isWrite { data = value }
+        return true
+    }
+
     public enum StopReason: Sendable, Equatable {
         case powerOff
         case reset

@@ -181,6 +181,17 @@ private func makeDescriptor(_ definition: PluginDefinition) -> UnsafeMutablePoin
     }
     d.vmbus_signalled = { dev, channel in DeviceBox.from(dev)?.device.channelSignalled(channel) }
     d.vmbus_closed = { dev, channel in DeviceBox.from(dev)?.device.channelClosed(channel) }
+    // Set for every plugin: one without PCI functions is never called, and the default
+    // implementation leaves reads as the core preset them.
+    d.pci_config = { dev, function, offset, size, flags, data in
+        guard let box = DeviceBox.from(dev), let data else { return }
+        let header = flags & UInt32(VENEER_PCI_HEADER_WRITTEN) != 0
+        let access = PCIConfigAccess(function: function, offset: offset, size: Int(size),
+                                     isWrite: flags & UInt32(VENEER_IO_WRITE) != 0, isHeaderUpdate: header)
+        var value = data.pointee
+        box.device.pciConfig(access, data: &value)
+        if !header { data.pointee = value }
+    }
 
     let pointer = UnsafeMutablePointer<veneer_plugin_descriptor>.allocate(capacity: 1)
     pointer.initialize(to: d)

@@ -21,13 +21,17 @@
  *        fd watches, posted work (deferred completion), save/load, logging, stop requests.
  *   1.1  VMBus service providers: channel offers, packet read/write, channel events
  *        (fields taken from the reserved tails, which 1.0 plugins leave zero).
+ *   1.2  PCI: functions with BARs and capabilities (pci_register, the pci_config callback), and
+ *        configuration accesses for the plugin that implements a configuration mechanism
+ *        (pci_config_access); regions may now change while the VM runs (reserved tails again).
  *
  * Threading
  *   Unless the descriptor sets VENEER_PLUGIN_CONCURRENT, the host serialises every callback into one
  *   device instance (one lock per instance): `io` arrives on vCPU threads, `timer`, `fd_ready` and
- *   `work` on the VM's event thread, never two at once. Host services may be called from any
- *   callback. `post_work` and `log` may also be called from any thread the plugin owns; every
- *   other service must be called from inside a callback of the same instance (or from `create`).
+ *   `work` on the VM's event thread, never two at once (`pci_config` arrives on vCPU threads too).
+ *   Host services may be called from any callback. `post_work` and `log` may also be called from
+ *   any thread the plugin owns; every other service must be called from inside a callback of the
+ *   same instance (or from `create`).
  *
  * Errors
  *   Calls return veneer_status: VENEER_OK (0) or a negative VENEER_E* code. A plugin that fails
@@ -50,7 +54,7 @@ extern "C" {
 #endif
 
 #define VENEER_ABI_MAJOR 1
-#define VENEER_ABI_MINOR 1
+#define VENEER_ABI_MINOR 2
 
 /* The one symbol every plugin exports: `const veneer_plugin_descriptor *veneer_plugin_entry(void);`
  * It must be callable any number of times and return the same pointer each time. */
@@ -170,6 +174,84 @@ typedef struct veneer_vmbus_packet {
 } veneer_vmbus_packet;
 
 /* ---------------------------------------------------------------------------------------------- */
+/* PCI (ABI 1.2)                                                                                   */
+
+/* The core owns PCI bus 0: a host bridge at 00:00.0 (its own) and the functions device plugins
+ * register, one device number each. A plugin that implements a configuration mechanism (the
+ * `pci-host` plugin: mechanism #1 at ports 0xCF8/0xCFC) forwards the guest's configuration
+ * accesses to the core with pci_config_access; the core answers them.
+ *
+ * Configuration space of a registered function (256 bytes; 0x100-0xFFF read 0, ignore writes):
+ *   0x00-0x3F  the type-0 header, emulated by the core:
+ *              vendor, device, class, revision, subsystem ids and interrupt pin: read-only, as
+ *                registered; header type 0x00; BIST, expansion ROM, Min_Gnt, Max_Lat: 0.
+ *              command: I/O space (bit 0), memory space (1), bus master (2), parity error
+ *                response (6), SERR# enable (8) and interrupt disable (10) are writable, the rest
+ *                read 0. Bits 0 and 1 map and unmap the function's I/O and memory BARs.
+ *              status: capabilities list (bit 4) when capability_pointer is set, else 0.
+ *              cache line size, latency timer, interrupt line: read/write storage (the interrupt
+ *                line starts as registered; writing it changes no routing, as on real hardware).
+ *              BARs: the address bits are writable, the rest read as the type bits, so writing
+ *                all ones reads back ~(size - 1) | type (BAR sizing). An unused BAR reads 0. A
+ *                BAR is mapped (its region answers in the exit path) while its space is enabled
+ *                in the command register, it fits its space (I/O: below 0x10000) and it overlaps
+ *                nothing else: no RAM or ROM, no other device's region, no other BAR. An
+ *                overlapping BAR stays unmapped (the access goes nowhere and reads all ones)
+ *                until a later change makes room; the region that was there first keeps it.
+ *   0x40-0xFF  the function's own: reads are preset to the registered `capabilities` bytes
+ *              (zero past them) and then passed to the plugin's pci_config callback, if it has
+ *              one, which may change *data; writes go to pci_config (dropped without one).
+ *
+ * BAR placement is the guest's (or its firmware's) job: BARs start unassigned (0) and disabled.
+ * A BAR's region id is the one `io` reports for accesses through it; the plugin must not use it
+ * for register_pio/register_mmio. A 64-bit memory BAR takes its slot and the next one, which must
+ * be unused. Device numbers: `slot` (1-31) or, with 0, the lowest free one, in config order. */
+
+enum {
+    VENEER_PCI_BAR_IO = 0x1,       /* I/O space BAR (else memory space)                         */
+    VENEER_PCI_BAR_MEM64 = 0x2,    /* memory BAR with a 64-bit address (two slots)              */
+    VENEER_PCI_BAR_PREFETCH = 0x4, /* memory BAR, prefetchable                                  */
+};
+
+typedef struct veneer_pci_bar {
+    uint64_t size;   /* 0: unused; else a power of two: I/O 4-256, memory >= 16 (32-bit: <= 2 GiB) */
+    uint32_t flags;  /* VENEER_PCI_BAR_*                                                        */
+    uint32_t region; /* region id `io` reports for accesses through this BAR                     */
+} veneer_pci_bar;
+
+typedef struct veneer_pci_function {
+    uint32_t struct_size;
+    uint16_t vendor_id;           /* not 0xFFFF (that means "no function") nor 0x0000           */
+    uint16_t device_id;
+    uint16_t subsystem_vendor_id;
+    uint16_t subsystem_id;
+    uint32_t class_code;          /* 24 bits: base class << 16 | subclass << 8 | prog-if        */
+    uint8_t revision;
+    uint8_t interrupt_pin;        /* 0: none, 1-4: INTA#-INTD#                                   */
+    uint8_t interrupt_line;       /* the Interrupt Line register's initial value (the GSI the
+                                   * device drives with irq_set, as firmware would program it);
+                                   * 0xFF: none                                                 */
+    uint8_t slot;                 /* device number 1-31 on bus 0; 0: the lowest free one        */
+    uint8_t capability_pointer;   /* offset of the first capability (0: none); dword aligned,
+                                   * 0x40-0xFC. With `capabilities`, the chain is checked: every
+                                   * entry inside the bytes, dword aligned, no loops.            */
+    uint8_t reserved0[3];
+    uint32_t capabilities_length; /* bytes at 0x40 (<= 192)                                      */
+    uint32_t reserved1;
+    const uint8_t *capabilities;  /* copied by pci_register                                     */
+    veneer_pci_bar bars[6];
+    uint64_t reserved[8];
+} veneer_pci_function;
+
+/* pci_config flags (besides VENEER_IO_WRITE) */
+enum {
+    /* The core already applied this guest write to the header (offset < 0x40); *data holds what
+     * now reads back at (offset, size). For information (e.g. the command register's bus-master
+     * bit, a BAR's new address): the plugin must not change *data. */
+    VENEER_PCI_HEADER_WRITTEN = 0x4,
+};
+
+/* ---------------------------------------------------------------------------------------------- */
 /* Host services                                                                                   */
 
 enum veneer_log_level {
@@ -212,7 +294,9 @@ typedef struct veneer_host_api {
 
     /* Address regions. The plugin picks `region` ids; `io` later reports accesses as
      * (region, offset from the region's base). Overlapping another device's range is VENEER_EBUSY.
-     * PIO: 1 <= length, port + length <= 0x10000. MMIO: page-granular ranges are not required. */
+     * PIO: 1 <= length, port + length <= 0x10000. MMIO: page-granular ranges are not required.
+     * Since ABI 1.2 regions may also change while the VM runs (an access already on its way may
+     * still arrive for a region just unregistered). */
     veneer_status (*register_pio)(veneer_host *host, uint32_t region, uint16_t port, uint32_t length);
     veneer_status (*register_mmio)(veneer_host *host, uint32_t region, uint64_t gpa, uint64_t length);
     veneer_status (*unregister_region)(veneer_host *host, uint32_t region);
@@ -267,7 +351,21 @@ typedef struct veneer_host_api {
      * space. The range must not overlap another device's. Valid from create. */
     veneer_status (*ioevent_add)(veneer_host *host, uint32_t flags, uint64_t address, uint32_t length, int fd);
 
-    void *reserved[20];
+    /* ABI 1.2: PCI. pci_register (from create only) puts a function on bus 0 and returns the id
+     * that pci_config calls carry in *handle (its address: bus << 8 | device << 3 | function):
+     * VENEER_EINVAL for a malformed description, VENEER_EBUSY when the slot is taken or the bus
+     * is full; the host records why as if by set_error, so a failing create reports it too.
+     * pci_config_access is the configuration mechanism's way in: a guest access of `size` (1, 2
+     * or 4) bytes at `offset` (0-0xFFF, a multiple of size) of function `bdf` (bus << 8 |
+     * device << 3 | function), VENEER_IO_WRITE in `flags` for a write. Absent functions read
+     * all ones; a present function reads 0 past 0xFF (no extended capabilities). An instance
+     * uses either pci_register or pci_config_access, never both (the core calls one into the
+     * other: using both could deadlock), else VENEER_EBUSY. */
+    veneer_status (*pci_register)(veneer_host *host, const veneer_pci_function *function, uint32_t *handle);
+    veneer_status (*pci_config_access)(veneer_host *host, uint32_t bdf, uint32_t offset, uint32_t size,
+                                       uint32_t flags, uint32_t *data);
+
+    void *reserved[18];
 } veneer_host_api;
 
 /* ---------------------------------------------------------------------------------------------- */
@@ -339,7 +437,15 @@ typedef struct veneer_plugin_descriptor {
     void (*vmbus_signalled)(veneer_device *dev, uint32_t channel);
     void (*vmbus_closed)(veneer_device *dev, uint32_t channel);
 
-    void *reserved[21];
+    /* ABI 1.2: an access to the configuration space of PCI function `function` (a handle from
+     * pci_register) that the core does not emulate, or a header write it did emulate (flag
+     * VENEER_PCI_HEADER_WRITTEN); see "PCI" above. `size` is 1, 2 or 4 and `offset` a multiple
+     * of it; *data holds a write's value, or a read's preset value to keep or replace. Called on
+     * vCPU threads, serialised with the instance's other callbacks: keep it short. */
+    void (*pci_config)(veneer_device *dev, uint32_t function, uint32_t offset, uint32_t size, uint32_t flags,
+                       uint32_t *data);
+
+    void *reserved[20];
 } veneer_plugin_descriptor;
 
 typedef const veneer_plugin_descriptor *(*veneer_plugin_entry_fn)(void);

@@ -20,3 +20,14 @@ static_assert(offsetof(veneer_plugin_descriptor, vmbus_opened) == 152, "veneer_p
 static_assert(sizeof(veneer_vmbus_offer) == 200, "veneer_vmbus_offer layout");
 static_assert(sizeof(veneer_vmbus_packet) == 40, "veneer_vmbus_packet layout");
 static_assert(offsetof(veneer_host_api, ioevent_add) == 168, "veneer_host_api 1.1 layout");
+/* 1.2 took its fields from the reserved tails too: sizes unchanged. */
+static_assert(offsetof(veneer_host_api, pci_register) == 176, "veneer_host_api 1.2 layout");
+static_assert(offsetof(veneer_host_api, pci_config_access) == 184, "veneer_host_api 1.2 layout");
+static_assert(offsetof(veneer_plugin_descriptor, pci_config) == 176, "veneer_plugin_descriptor 1.2 layout");
+static_assert(sizeof(veneer_pci_bar) == 16, "veneer_pci_bar layout");
+static_assert(offsetof(veneer_pci_function, class_code) == 12, "veneer_pci_function layout");
+static_assert(offsetof(veneer_pci_function, capability_pointer) == 20, "veneer_pci_function layout");
+static_assert(offsetof(veneer_pci_function, capabilities_length) == 24, "veneer_pci_function layout");
+static_assert(offsetof(veneer_pci_function, capabilities) == 32, "veneer_pci_function layout");
+static_assert(offsetof(veneer_pci_function, bars) == 40, "veneer_pci_function layout");
+static_assert(sizeof(veneer_pci_function) == 200, "veneer_pci_function layout");

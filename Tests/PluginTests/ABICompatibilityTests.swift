@@ -204,7 +204,7 @@ import VeneerHost
         let report = ConformanceSuite(plugin: "debug-exit").run()
         #expect(report.allPassed, "\(report.checks.map(\.line))")
         #expect(report.checks.count == 6)
-        #expect(report.checks.first?.line == "PASS  load: debug-exit 1.0.0 (ABI 1.1)")
+        #expect(report.checks.first?.line == "PASS  load: debug-exit 1.0.0 (ABI 1.\(PluginLibrary.hostABI.minor))")
     }
 
     @Test func conformanceSuiteReportsALoadFailure() throws {
@@ -224,7 +224,7 @@ import VeneerHost
         #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
         let lines = result.stdout.split(separator: "\n")
         #expect(lines.last == "6 passed, 0 failed")
-        #expect(lines.first == "PASS  load: scratchpad 1.0.0 (ABI 1.1)")
+        #expect(lines.first == "PASS  load: scratchpad 1.0.0 (ABI 1.\(PluginLibrary.hostABI.minor))")
         #expect(lines.dropLast().allSatisfy { $0.hasPrefix("PASS  ") })
     }
 

@@ -198,8 +198,8 @@ public struct ConformanceSuite: Sendable {
 
     func randomAccesses(_ h: PluginHarness) throws -> String {
         var rng = SplitMix64(seed: seed)
-        let regions = h.host.regions.count
         let stats = exercise(h, count: accesses, rng: &rng)
+        let regions = stats.regions
         let saved: [UInt8]
         do {
             saved = try h.save()
@@ -211,29 +211,51 @@ public struct ConformanceSuite: Sendable {
         if let difference = Self.difference(saved, again) {
             throw Failure("after \(stats.reads + stats.writes) accesses, save after load differs: \(difference)")
         }
-        return "\(stats.reads) reads and \(stats.writes) writes to \(regions) region\(regions == 1 ? "" : "s"), "
+        let config = stats.configAccesses > 0 ? ", \(stats.configAccesses) PCI configuration accesses" : ""
+        return "\(stats.reads) reads and \(stats.writes) writes to \(regions) region\(regions == 1 ? "" : "s")\(config), "
             + "\(stats.steps) clock steps (seed \(hex(seed))); state round-trips (\(saved.count) bytes)"
     }
 
     /// Random accesses at random offsets of random registered regions; sizes 1/2/4, and 8 for MMIO.
-    /// Regions are looked up afresh each time, as a device may move them.
-    func exercise(_ h: PluginHarness, count: Int, rng: inout SplitMix64) -> (reads: Int, writes: Int, steps: Int) {
-        var reads = 0, writes = 0, steps = 0
+    /// Regions are looked up afresh each time, as a device may move them. A device with PCI
+    /// functions also gets random configuration reads and writes (a quarter of the accesses, half
+    /// of them to the header), which move and enable its BARs at random: they then join the
+    /// regions.
+    func exercise(_ h: PluginHarness, count: Int, rng: inout SplitMix64)
+        -> (reads: Int, writes: Int, regions: Int, configAccesses: Int, steps: Int)
+    {
+        var reads = 0, writes = 0, configAccesses = 0, steps = 0
+        var touched = Set<UInt32>()
         for _ in 0..<count {
             let regions = h.host.regions
-            guard !regions.isEmpty else { break }
-            let region = regions[Int(rng.below(UInt64(regions.count)))]
-            let mmio = region.kind == .mmio
-            var size = 1 << Int(rng.below(mmio ? 4 : 3))
-            while UInt64(size) > region.length { size /= 2 }
-            let offset = rng.below(region.length - UInt64(size) + 1)
-            if rng.next() & 1 == 0 {
-                h.access(region: region.id, offset: offset, size: size, write: nil, mmio: mmio)
-                reads += 1
+            let functions = h.host.pciFunctions
+            if !functions.isEmpty, regions.isEmpty || rng.below(4) == 0 {
+                let function = functions[Int(rng.below(UInt64(functions.count)))]
+                let size = UInt32(1) << UInt32(rng.below(3))
+                let span: UInt64 = rng.next() & 1 == 0 ? 0x40 : 0x100
+                let offset = UInt32(rng.below(span)) & ~(size - 1)
+                if rng.next() & 1 == 0 {
+                    _ = h.pciConfigRead(offset, size: size, function: function)
+                } else {
+                    h.pciConfigWrite(offset, UInt32(truncatingIfNeeded: rng.next()), size: size, function: function)
+                }
+                configAccesses += 1
             } else {
-                let mask: UInt64 = size == 8 ? .max : (1 << UInt64(size * 8)) - 1
-                h.access(region: region.id, offset: offset, size: size, write: rng.next() & mask, mmio: mmio)
-                writes += 1
+                guard !regions.isEmpty else { break }
+                let region = regions[Int(rng.below(UInt64(regions.count)))]
+                touched.insert(region.id)
+                let mmio = region.kind == .mmio
+                var size = 1 << Int(rng.below(mmio ? 4 : 3))
+                while UInt64(size) > region.length { size /= 2 }
+                let offset = rng.below(region.length - UInt64(size) + 1)
+                if rng.next() & 1 == 0 {
+                    h.access(region: region.id, offset: offset, size: size, write: nil, mmio: mmio)
+                    reads += 1
+                } else {
+                    let mask: UInt64 = size == 8 ? .max : (1 << UInt64(size * 8)) - 1
+                    h.access(region: region.id, offset: offset, size: size, write: rng.next() & mask, mmio: mmio)
+                    writes += 1
+                }
             }
             if rng.below(16) == 0 {
                 // Log-uniform steps up to ~16 ms reach both fine-grained and slow timers.
@@ -242,7 +264,7 @@ public struct ConformanceSuite: Sendable {
                 steps += 1
             }
         }
-        return (reads, writes, steps)
+        return (reads, writes, touched.count, configAccesses, steps)
     }
 
     // MARK: helpers

@@ -7,7 +7,10 @@ import Glibc
 
 /// The harness's `DeviceHost`: fake guest RAM (a real `GuestMemory`, so bounds checks are the
 /// VMM's own), an interrupt recorder, a manual clock with timers, fd watches polled on demand,
-/// a posted-work queue and a record of stop requests and log lines.
+/// a posted-work queue, a record of stop requests and log lines, and a PCI bus (the VMM's own
+/// `PCIBus`, which may be shared with other harnesses so a configuration mechanism plugin can
+/// reach their functions). BARs the guest maps appear in `regions` like any other region; each
+/// harness has its own address space, so BARs of different harnesses never conflict.
 public final class FakeHost: DeviceHost, @unchecked Sendable {
     // @unchecked: all mutable state lives in `state`, behind a Mutex.
 
@@ -90,6 +93,9 @@ public final class FakeHost: DeviceHost, @unchecked Sendable {
         var errors: [String] = []
         var channels: [UInt32: Channel] = [:]
         var doorbells: [Doorbell] = []
+        /// Addresses of the PCI functions the device registered, and their BARs' region ids.
+        var pciFunctions: [UInt32] = []
+        var pciRegions: Set<UInt32> = []
     }
 
     let state = Mutex(State())
@@ -97,7 +103,12 @@ public final class FakeHost: DeviceHost, @unchecked Sendable {
     /// Set by the harness once the device exists, so set_error reaches its failure reports.
     weak var device: PluginDevice?
 
-    init(memory: GuestMemory) { self.memory = memory }
+    public let pci: PCIBus
+
+    init(memory: GuestMemory, pci: PCIBus) {
+        self.memory = memory
+        self.pci = pci
+    }
 
     public var regions: [Region] { state.withLock { $0.regions } }
     public var irqLevels: [UInt32: Bool] { state.withLock { $0.irqLevels } }
@@ -111,6 +122,8 @@ public final class FakeHost: DeviceHost, @unchecked Sendable {
         state.withLock { $0.timers.mapValues { (deadline: $0.deadline, period: $0.period) } }
     }
     public var watchedFDs: [Int32] { state.withLock { Array($0.watches.keys).sorted() } }
+    /// Addresses (bus << 8 | device << 3 | function) of the PCI functions the device registered.
+    public var pciFunctions: [UInt32] { state.withLock { $0.pciFunctions } }
 
     public var offers: [UInt32: VMBusOfferRequest] { state.withLock { $0.channels.mapValues(\.offer) } }
     public var doorbells: [Doorbell] { state.withLock { $0.doorbells } }
@@ -139,12 +152,16 @@ public final class FakeHost: DeviceHost, @unchecked Sendable {
         }
     }
 
+    private func isBARRegion(_ region: UInt32) -> Bool { state.withLock { $0.pciRegions.contains(region) } }
+
     public func registerPortIO(region: UInt32, port: UInt16, length: UInt32) -> veneer_status {
+        guard !isBARRegion(region) else { return .invalid }
         guard length > 0, UInt32(port) + length <= 0x10000 else { return .invalid }
         return register(Region(id: region, kind: .pio, base: UInt64(port), length: UInt64(length)))
     }
 
     public func registerMMIO(region: UInt32, address: UInt64, length: UInt64) -> veneer_status {
+        guard !isBARRegion(region) else { return .invalid }
         guard length > 0, address <= UInt64.max - length else { return .invalid }
         if memory.map.regions.contains(where: { $0.kind != .mmio && $0.start < address + length && address < $0.end }) {
             return .busy
@@ -153,7 +170,8 @@ public final class FakeHost: DeviceHost, @unchecked Sendable {
     }
 
     public func unregisterRegion(_ region: UInt32) -> veneer_status {
-        state.withLock { s in
+        guard !isBARRegion(region) else { return .invalid }
+        return state.withLock { s in
             guard let i = s.regions.firstIndex(where: { $0.id == region }) else { return .invalid }
             s.regions.remove(at: i)
             return .ok
@@ -256,6 +274,30 @@ public final class FakeHost: DeviceHost, @unchecked Sendable {
         return .ok
     }
 
+    // MARK: ABI 1.2 PCI
+
+    public func pciRegister(_ function: PCIFunctionRequest) -> (veneer_status, handle: UInt32) {
+        do {
+            let bdf = try pci.register(function, owner: self)
+            state.withLock { s in
+                s.pciFunctions.append(bdf)
+                for bar in function.bars where bar.size != 0 { s.pciRegions.insert(bar.region) }
+            }
+            return (.ok, bdf)
+        } catch {
+            setError(error.reason)
+            return (error.status, 0)
+        }
+    }
+
+    public func pciConfigAccess(bdf: UInt32, offset: UInt32, size: UInt32, isWrite: Bool, data: inout UInt32) -> veneer_status {
+        guard pci.claimMechanism(self) else {
+            setError("a device that owns PCI functions cannot forward configuration accesses")
+            return .busy
+        }
+        return pci.access(bdf: bdf, offset: offset, size: size, isWrite: isWrite, data: &data)
+    }
+
     // MARK: driving the fakes (used by PluginHarness)
 
     func setChannel(_ id: UInt32, open: Bool) -> Bool {
@@ -321,5 +363,26 @@ public final class FakeHost: DeviceHost, @unchecked Sendable {
 
     func watchList() -> [(fd: Int32, events: UInt32, token: UInt64)] {
         state.withLock { $0.watches.map { (fd: $0.key, events: $0.value.events, token: $0.value.token) } }
+    }
+}
+
+extension FakeHost: PCIFunctionOwner {
+    public func mapBAR(region: UInt32, io: Bool, base: UInt64, length: UInt64) -> Bool {
+        if io {
+            guard base + length <= 0x10000 else { return false }
+        } else if memory.map.regions.contains(where: { $0.kind != .mmio && $0.start < base + length && base < $0.end }) {
+            return false
+        }
+        return register(Region(id: region, kind: io ? .pio : .mmio, base: base, length: length)) == .ok
+    }
+
+    public func unmapBAR(region: UInt32) {
+        state.withLock { $0.regions.removeAll { $0.id == region } }
+    }
+
+    public var handlesPCIConfig: Bool { device?.handlesPCIConfig ?? false }
+
+    public func forwardPCIConfig(function: UInt32, offset: UInt32, size: UInt32, flags: UInt32, data: inout UInt32) {
+        device?.pciConfig(function: function, offset: offset, size: size, flags: flags, data: &data)
     }
 }

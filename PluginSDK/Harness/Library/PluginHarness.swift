@@ -21,27 +21,36 @@ public final class PluginHarness {
     public let host: FakeHost
 
     /// Plugin `nameOrPath` (a name found through the plugin search path, or a path to a .so).
+    /// `pciBus`: a bus shared with other harnesses (e.g. a `pci-host` harness that should reach
+    /// this device's functions); by default the instance gets a bus of its own.
     public init(
         plugin nameOrPath: String,
         parameters: [String: ParameterValidation.Input] = [:],
         instanceName: String = "dut",
         ramBytes: UInt64 = 16 << 20,
         vcpuCount: UInt32 = 1,
+        pciBus: PCIBus? = nil,
         registry: PluginRegistry = .standard()
     ) throws {
         let path = nameOrPath.contains("/") ? nameOrPath : try registry.locate(nameOrPath)
         library = try PluginLibrary(path: path)
         let values = try ParameterValidation.resolve(parameters, schema: library.info.parameters)
-        host = FakeHost(memory: try GuestMemory(map: try MemoryMap.pc(ramBytes: ramBytes)))
+        host = FakeHost(memory: try GuestMemory(map: try MemoryMap.pc(ramBytes: ramBytes)), pci: pciBus ?? PCIBus())
         device = PluginDevice(library: library, instanceName: instanceName, host: host)
         host.device = device
-        try device.create(parameters: values, vcpuCount: vcpuCount)
+        do {
+            try device.create(parameters: values, vcpuCount: vcpuCount)
+        } catch {
+            host.pci.remove(owner: host)  // a failed create may have registered functions
+            throw error
+        }
         try device.reset()
         try device.start()
     }
 
     deinit {
         try? device.stop()
+        host.pci.remove(owner: host)
         device.destroy()
     }
 
@@ -79,6 +88,35 @@ public final class PluginHarness {
         }
         device.io(region: region, offset: offset, size: UInt32(size), flags: flags, data: &data)
         return data
+    }
+
+    // MARK: PCI (configuration accesses straight to the bus, as a configuration mechanism makes them)
+
+    /// The address of the device's first PCI function.
+    public var pciFunction: UInt32? { host.pciFunctions.first }
+
+    /// Reads `size` bytes at `offset` of the configuration space of function `bdf` (default:
+    /// the device's first function).
+    public func pciConfigRead(_ offset: UInt32, size: UInt32 = 4, function bdf: UInt32? = nil) -> UInt32 {
+        var data: UInt32 = 0
+        _ = host.pci.access(bdf: bdf ?? pciFunction ?? 0, offset: offset, size: size, isWrite: false, data: &data)
+        return data
+    }
+
+    public func pciConfigWrite(_ offset: UInt32, _ value: UInt32, size: UInt32 = 4, function bdf: UInt32? = nil) {
+        var data = value
+        _ = host.pci.access(bdf: bdf ?? pciFunction ?? 0, offset: offset, size: size, isWrite: true, data: &data)
+    }
+
+    /// Places BAR `index` at `address` (both dwords of a 64-bit BAR) and enables I/O and memory
+    /// decoding, as firmware would.
+    public func placeBAR(_ index: Int, at address: UInt64, function bdf: UInt32? = nil) {
+        let offset = UInt32(0x10 + 4 * index)
+        let is64 = pciConfigRead(offset, function: bdf) & 0x7 == 0x4
+        pciConfigWrite(offset, UInt32(truncatingIfNeeded: address), function: bdf)
+        if is64 { pciConfigWrite(offset + 4, UInt32(truncatingIfNeeded: address >> 32), function: bdf) }
+        let command = pciConfigRead(0x04, size: 2, function: bdf)
+        pciConfigWrite(0x04, command | 0x3, size: 2, function: bdf)
     }
 
     // MARK: time, work and fds

@@ -14,6 +14,10 @@ final class DeviceContext: DeviceHost, @unchecked Sendable {
     weak var device: PluginDevice?
     /// The channels this device offered, by the id the plugin knows them by (their relid).
     private let channels = Mutex<[UInt32: VMBusChannel]>([:])
+    /// Region ids of the BARs of the PCI functions this device registered.
+    private let pciRegions = Mutex<Set<UInt32>>([])
+    /// Whether this device has been accepted as a PCI configuration mechanism.
+    private let configMechanism = Atomic<Bool>(false)
 
     init(id: String, machine: MachineServices) {
         self.id = id
@@ -31,17 +35,23 @@ final class DeviceContext: DeviceHost, @unchecked Sendable {
         machine.logger.log(.debug, id, "error: \(message)")
     }
 
-    /// Buses are read lock-free by vCPUs, so they change only while no vCPU runs.
-    private func regionsMayChange() -> Bool {
-        guard !machine.vcpusRunning else {
-            machine.logger.log(.error, id, "address regions can only change while the VM is not running")
-            return false
-        }
+    /// Region ids of this instance's PCI BARs: the bus places and removes those, not the plugin.
+    private func isBARRegion(_ region: UInt32) -> Bool {
+        guard pciRegions.withLock({ $0.contains(region) }) else { return false }
+        setError("region \(region) belongs to a PCI BAR, which the guest places")
         return true
     }
 
+    /// The guest memory (RAM or ROM) that [address, address + length) overlaps, if any.
+    private func backedMemory(overlapping address: UInt64, length: UInt64) -> MemoryMap.Region? {
+        machine.memory.map.regions.first { $0.kind != .mmio && $0.start < address + length && address < $0.end }
+    }
+
+    // Regions may change while vCPUs run: the buses take their write locks (see PortIOBus).
+
     func registerPortIO(region: UInt32, port: UInt16, length: UInt32) -> veneer_status {
-        guard let device, regionsMayChange() else { return .busy }
+        guard let device else { return .busy }
+        guard !isBARRegion(region) else { return .invalid }
         let status = machine.ports.register(device: device, region: region, port: port, length: length)
         if status == .busy {
             let last = min(UInt32(port) + length, 0x10000)
@@ -52,9 +62,10 @@ final class DeviceContext: DeviceHost, @unchecked Sendable {
     }
 
     func registerMMIO(region: UInt32, address: UInt64, length: UInt64) -> veneer_status {
-        guard let device, regionsMayChange() else { return .busy }
+        guard let device else { return .busy }
         guard length > 0, address <= UInt64.max - length else { return .invalid }
-        if let backed = machine.memory.map.regions.first(where: { $0.kind != .mmio && $0.start < address + length && address < $0.end }) {
+        guard !isBARRegion(region) else { return .invalid }
+        if let backed = backedMemory(overlapping: address, length: length) {
             setError("MMIO \(hex(address))+\(hex(length)) overlaps guest memory region \(backed.name)")
             return .busy
         }
@@ -64,7 +75,8 @@ final class DeviceContext: DeviceHost, @unchecked Sendable {
     }
 
     func unregisterRegion(_ region: UInt32) -> veneer_status {
-        guard let device, regionsMayChange() else { return .busy }
+        guard let device else { return .busy }
+        guard !isBARRegion(region) else { return .invalid }
         let removed = machine.ports.unregister(device: device, region: region) || machine.mmio.unregister(device: device, region: region)
         return removed ? .ok : .invalid
     }
@@ -219,5 +231,60 @@ final class DeviceContext: DeviceHost, @unchecked Sendable {
             setError("\(error)")
             return .ioError
         }
+    }
+}
+
+// MARK: ABI 1.2 PCI
+
+extension DeviceContext: PCIFunctionOwner {
+    func pciRegister(_ function: PCIFunctionRequest) -> (veneer_status, handle: UInt32) {
+        guard device != nil else { return (.invalid, 0) }
+        guard !machine.vcpusRunning else {
+            setError("PCI functions can only be registered while the VM is being created")
+            return (.busy, 0)
+        }
+        do {
+            let bdf = try machine.pci.register(function, owner: self)
+            pciRegions.withLock { regions in
+                for bar in function.bars where bar.size != 0 { regions.insert(bar.region) }
+            }
+            machine.logger.log(.info, id, "PCI function \(PCIBus.name(bdf)): \(hex(function.vendorID)):\(hex(function.deviceID)) class \(hex(function.classCode))")
+            return (.ok, bdf)
+        } catch {
+            setError("PCI function \(hex(function.vendorID)):\(hex(function.deviceID)): \(error.reason)")
+            return (error.status, 0)
+        }
+    }
+
+    func pciConfigAccess(bdf: UInt32, offset: UInt32, size: UInt32, isWrite: Bool, data: inout UInt32) -> veneer_status {
+        if !configMechanism.load(ordering: .relaxed) {
+            guard machine.pci.claimMechanism(self) else {
+                setError("a device that owns PCI functions cannot forward configuration accesses")
+                return .busy
+            }
+            configMechanism.store(true, ordering: .relaxed)
+        }
+        return machine.pci.access(bdf: bdf, offset: offset, size: size, isWrite: isWrite, data: &data)
+    }
+
+    func mapBAR(region: UInt32, io: Bool, base: UInt64, length: UInt64) -> Bool {
+        guard let device else { return false }
+        if io {
+            guard base + length <= 0x10000 else { return false }
+            return machine.ports.register(device: device, region: region, port: UInt16(base), length: UInt32(length)) == .ok
+        }
+        guard length > 0, base <= UInt64.max - length, backedMemory(overlapping: base, length: length) == nil else { return false }
+        return machine.mmio.register(device: device, region: region, address: base, length: length) == .ok
+    }
+
+    func unmapBAR(region: UInt32) {
+        guard let device else { return }
+        _ = machine.ports.unregister(device: device, region: region) || machine.mmio.unregister(device: device, region: region)
+    }
+
+    var handlesPCIConfig: Bool { device?.handlesPCIConfig ?? false }
+
+    func forwardPCIConfig(function: UInt32, offset: UInt32, size: UInt32, flags: UInt32, data: inout UInt32) {
+        device?.pciConfig(function: function, offset: offset, size: size, flags: flags, data: &data)
     }
 }

@@ -5,6 +5,8 @@ final class MachineServices: Sendable {
     let memory: GuestMemory
     let ports: PortIOBus
     let mmio: MMIOBus
+    /// PCI bus 0: the host bridge and the functions devices register.
+    let pci: PCIBus
     let interrupts: InterruptController
     let events: EventLoop
     let stop: StopController
@@ -16,6 +18,7 @@ final class MachineServices: Sendable {
 
     init(vm: VirtualMachineFD, memory: GuestMemory, ports: PortIOBus, mmio: MMIOBus, interrupts: InterruptController,
          events: EventLoop, stop: StopController, hyperv: HyperVPartition?, logger: Logger) {
+        pci = PCIBus { [logger] message in logger.log(.warning, "pci", message) }
         self.vm = vm
         self.hyperv = hyperv
         self.memory = memory

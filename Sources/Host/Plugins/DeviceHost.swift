@@ -27,6 +27,12 @@ public protocol DeviceHost: AnyObject, Sendable {
     func vmbusRead(channel: UInt32, into buffer: UnsafeMutableRawBufferPointer) -> (veneer_status, VMBusReadResult?)
     func vmbusWrite(channel: UInt32, type: UInt16, flags: UInt16, transactionID: UInt64, data: UnsafeRawBufferPointer) -> veneer_status
     func ioeventAdd(mmio: Bool, address: UInt64, length: UInt32, fd: Int32) -> veneer_status
+
+    // ABI 1.2
+    /// Puts a function on the PCI bus; the handle is its address (bus << 8 | device << 3 | function).
+    func pciRegister(_ function: PCIFunctionRequest) -> (veneer_status, handle: UInt32)
+    /// A configuration access forwarded by a configuration mechanism (see `PCIBus.access`).
+    func pciConfigAccess(bdf: UInt32, offset: UInt32, size: UInt32, isWrite: Bool, data: inout UInt32) -> veneer_status
 }
 
 /// A plugin's channel offer, decoded from `veneer_vmbus_offer`.

@@ -109,8 +109,44 @@ public enum HostServiceTable {
         t.ioevent_add = { h, flags, address, length, fd in
             HostBinding.host(h)?.ioeventAdd(mmio: flags & UInt32(VENEER_IO_MMIO) != 0, address: address, length: length, fd: fd) ?? .invalid
         }
+        t.pci_register = { h, function, handle in
+            guard let host = HostBinding.host(h), let function, let handle else { return .invalid }
+            guard let request = decodePCIFunction(function) else { return .invalid }
+            let (status, id) = host.pciRegister(request)
+            if status == .ok { handle.pointee = id }
+            return status
+        }
+        t.pci_config_access = { h, bdf, offset, size, flags, data in
+            guard let host = HostBinding.host(h), let data else { return .invalid }
+            var value = data.pointee
+            let status = host.pciConfigAccess(bdf: bdf, offset: offset, size: size,
+                                              isWrite: flags & UInt32(VENEER_IO_WRITE) != 0, data: &value)
+            data.pointee = value
+            return status
+        }
         let pointer = UnsafeMutablePointer<veneer_host_api>.allocate(capacity: 1)
         pointer.initialize(to: t)
         return UnsafePointer(pointer)
     }
+}
+
+/// A plugin's `veneer_pci_function`, read only as far as its struct_size reaches (it must reach
+/// past the BARs), with the capability bytes copied out; nil when it is malformed.
+private func decodePCIFunction(_ p: UnsafePointer<veneer_pci_function>) -> PCIFunctionRequest? {
+    let size = Int(UnsafeRawPointer(p).load(as: UInt32.self))
+    guard size >= MemoryLayout<veneer_pci_function>.offset(of: \.reserved) ?? 136 else { return nil }
+    let f = PluginLibrary.prefix(of: UnsafeRawPointer(p), size: size, into: veneer_pci_function())
+    let maxCapabilities = 0x100 - 0x40
+    guard f.capabilities_length <= maxCapabilities, f.capabilities_length == 0 || f.capabilities != nil else { return nil }
+    let capabilities = f.capabilities.map { Array(UnsafeBufferPointer(start: $0, count: Int(f.capabilities_length))) } ?? []
+    let bars = withUnsafeBytes(of: f.bars) { raw in
+        (0..<6).map { i in
+            let bar = raw.loadUnaligned(fromByteOffset: i * MemoryLayout<veneer_pci_bar>.stride, as: veneer_pci_bar.self)
+            return PCIFunctionRequest.BAR(size: bar.size, flags: bar.flags, region: bar.region)
+        }
+    }
+    return PCIFunctionRequest(
+        vendorID: f.vendor_id, deviceID: f.device_id, subsystemVendorID: f.subsystem_vendor_id, subsystemID: f.subsystem_id,
+        classCode: f.class_code, revision: f.revision, interruptPin: f.interrupt_pin, interruptLine: f.interrupt_line,
+        slot: f.slot, capabilityPointer: f.capability_pointer, capabilities: capabilities, bars: bars)
 }

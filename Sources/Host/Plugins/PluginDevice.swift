@@ -17,6 +17,7 @@ public struct PluginDeviceError: Error, CustomStringConvertible, Sendable, Equat
 /// concurrent every call into it holds `lock`, as the ABI promises.
 public final class PluginDevice: @unchecked Sendable {
     public typealias IOCallback = @convention(c) (OpaquePointer?, UInt32, UInt64, UInt32, UInt32, UnsafeMutablePointer<UInt64>?) -> Void
+    public typealias PCIConfigCallback = @convention(c) (OpaquePointer?, UInt32, UInt32, UInt32, UInt32, UnsafeMutablePointer<UInt32>?) -> Void
 
     public let library: PluginLibrary
     public let instanceName: String
@@ -25,9 +26,13 @@ public final class PluginDevice: @unchecked Sendable {
     private let serialised: Bool
     private let descriptor: veneer_plugin_descriptor
     private let ioCallback: IOCallback?
+    private let pciConfigCallback: PCIConfigCallback?
     private var device: OpaquePointer?
-    /// The last error a plugin reported through set_error (guarded by errorLock).
-    private let lastError = Mutex<String?>(nil)
+    /// The errors reported through set_error since the last call began, oldest first: the host's
+    /// own detail (e.g. which device holds a port) often precedes the plugin's summary of it.
+    /// Only the last few are kept, so a plugin calling set_error from `io` cannot grow it.
+    private let errors = Mutex<[String]>([])
+    private static let keptErrors = 4
 
     public var info: PluginInfo { library.info }
     public var isCreated: Bool { device != nil }
@@ -39,20 +44,30 @@ public final class PluginDevice: @unchecked Sendable {
         serialised = !library.info.concurrent
         descriptor = library.fields
         ioCallback = descriptor.io
+        pciConfigCallback = descriptor.pci_config
     }
 
     deinit { destroy() }
 
     /// Records a plugin's set_error message; the next failing call reports it.
-    public func noteError(_ message: String) { lastError.withLock { $0 = message } }
+    public func noteError(_ message: String) {
+        errors.withLock { e in
+            e.append(message)
+            if e.count > Self.keptErrors { e.removeFirst(e.count - Self.keptErrors) }
+        }
+    }
 
     private func failure(_ operation: String, _ fallback: String) -> PluginDeviceError {
-        let message = lastError.withLock { e in defer { e = nil }; return e } ?? fallback
+        let noted = errors.withLock { e in defer { e = [] }; return e }
+        // The latest message leads; earlier ones (usually the host's detail) follow in parentheses.
+        let message = noted.last.map { last in
+            noted.count > 1 ? "\(last) (\(noted.dropLast().reversed().joined(separator: "; ")))" : last
+        } ?? fallback
         return PluginDeviceError(instance: instanceName, plugin: info.name, operation: operation, reason: message)
     }
 
     /// Forgets an error left over from an earlier call that succeeded anyway.
-    private func clearError() { lastError.withLock { $0 = nil } }
+    private func clearError() { errors.withLock { $0 = [] } }
 
     @inline(__always)
     private func serially<T>(_ body: () -> T) -> T {
@@ -125,6 +140,15 @@ public final class PluginDevice: @unchecked Sendable {
     public func io(region: UInt32, offset: UInt64, size: UInt32, flags: UInt32, data: inout UInt64) {
         guard let device, let ioCallback else { return }
         serially { ioCallback(device, region, offset, size, flags, &data) }
+    }
+
+    /// Whether the plugin has a pci_config callback (ABI 1.2).
+    public var handlesPCIConfig: Bool { pciConfigCallback != nil }
+
+    /// A configuration-space access for one of the instance's PCI functions (see `PCIBus`).
+    public func pciConfig(function: UInt32, offset: UInt32, size: UInt32, flags: UInt32, data: inout UInt32) {
+        guard let device, let pciConfigCallback else { return }
+        serially { pciConfigCallback(device, function, offset, size, flags, &data) }
     }
 
     public func timerFired(token: UInt64) {
