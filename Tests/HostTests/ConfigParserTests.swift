@@ -109,7 +109,7 @@ struct GenerationTests {
     @Test func generationOneAddsThePCDevices() throws {
         let c = try ConfigParser.parse("generation = 1\n[boot]\nimage = \"/g\"\n", file: "/vm.toml")
         #expect(c.generation == .one)
-        #expect(c.devices.map(\.plugin) == ["serial16550", "pit8254", "cmos-rtc", "i8042", "acpi-pm"])
+        #expect(c.devices.map(\.plugin) == ["serial16550", "pit8254", "cmos-rtc", "i8042", "acpi-pm", "pci-host"])
     }
 
     @Test func aConfiguredDeviceReplacesTheDefaultOfItsPlugin() throws {
@@ -125,7 +125,7 @@ struct GenerationTests {
             id = "rtc"
             plugin = "debug-exit"
             """, file: "/vm.toml")
-        #expect(c.devices.map(\.id) == ["pit", "kbd", "pm", "com2", "rtc"])
+        #expect(c.devices.map(\.id) == ["pit", "kbd", "pm", "pci", "com2", "rtc"])
     }
 
     @Test func generationTwoAddsNothingAndIsTheDefault() throws {

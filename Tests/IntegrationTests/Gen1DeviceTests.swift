@@ -231,10 +231,10 @@ struct Gen1DeviceTests {
 
     // MARK: (e) veneer check
 
-    /// The five default devices (ids and plugins as Generation.defaultDevices names them), plus the
+    /// The six default devices (ids and plugins as Generation.defaultDevices names them), plus the
     /// config's own debug-exit; a generation 2 config with the same devices lists only that.
-    @Test func checkListsTheFiveDefaultDevices() throws {
-        let defaults = ["com1: serial16550 ", "pit: pit8254 ", "rtc: cmos-rtc ", "kbd: i8042 ", "pm: acpi-pm "]
+    @Test func checkListsTheSixDefaultDevices() throws {
+        let defaults = ["com1: serial16550 ", "pit: pit8254 ", "rtc: cmos-rtc ", "kbd: i8042 ", "pm: acpi-pm ", "pci: pci-host "]
         let r = try VeneerProcess.veneer(["check", "examples/gen1.toml"])
         #expect(r.status == 0, "\(r.stderr)")
         let devices = r.stdout.split(separator: "\n").dropFirst().map { $0.trimmingCharacters(in: .whitespaces) }
