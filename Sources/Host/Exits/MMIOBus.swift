@@ -13,7 +13,8 @@ public final class MMIOBus: @unchecked Sendable {
     }
 
     private let lock = ReadWriteLock()
-    private var entries: [Entry] = []
+    // Guarded by `lock`; unchecked for the same reason as in PortIOBus.
+    @exclusivity(unchecked) private var entries: [Entry] = []
 
     public init() {}
 

@@ -20,8 +20,10 @@ public final class PortIOBus: @unchecked Sendable {
     private let lock = ReadWriteLock()
     /// Slots stay where they are while their region exists, so the table's indices stay valid;
     /// freed slots are reused, so the array is as long as the most regions ever held at once.
-    private var entries: [Entry?] = []
-    private var table = [Int32](repeating: -1, count: 0x10000)
+    // Guarded by `lock`; unchecked: the exit path reads them under the read lock, and Swift's
+    // dynamic exclusivity checks would cost more than the lock itself.
+    @exclusivity(unchecked) private var entries: [Entry?] = []
+    @exclusivity(unchecked) private var table = [Int32](repeating: -1, count: 0x10000)
     /// Ports the core keeps for itself (e.g. the Hyper-V hypercall ports), by owner name.
     private var reserved: [(ports: ClosedRange<UInt16>, owner: String)] = []
 

@@ -27,7 +27,9 @@ public final class PluginDevice: @unchecked Sendable {
     private let descriptor: veneer_plugin_descriptor
     private let ioCallback: IOCallback?
     private let pciConfigCallback: PCIConfigCallback?
-    private var device: OpaquePointer?
+    // Set by create and cleared by destroy, never while a vCPU can call `io`; unchecked so the
+    // exit path pays no dynamic exclusivity check.
+    @exclusivity(unchecked) private var device: OpaquePointer?
     /// The errors reported through set_error since the last call began, oldest first: the host's
     /// own detail (e.g. which device holds a port) often precedes the plugin's summary of it.
     /// Only the last few are kept, so a plugin calling set_error from `io` cannot grow it.
