@@ -23,10 +23,28 @@ enum PlatformDescription {
                 result.append(.powerManagement(PowerManagementBlocks(
                     pm1aEvent: u16("pm1a_evt"), pm1aControl: u16("pm1a_cnt"), timer: u16("pm_tmr"), gpe0: u16("gpe0"),
                     smiCommand: smi == 0 ? nil : smi, sciIRQ: u8("sci_irq"), s5SleepType: u8("s5_slp_typ"))))
+            case "pci-host": result.append(.systemBusTerms([pciRootBridge]))
             default: break
             }
         }
         if enlightened { result.append(.vmbus) }
         return result
     }
+
+    /// \_SB.PCI0: the root bridge behind configuration mechanism #1, bus 0. Its _CRS hands out
+    /// what the guest may assign to BARs: I/O ports around the 0xCF8-0xCFF config ports and the
+    /// 32-bit MMIO hole up to the IOAPIC. (No bus-number descriptor: a guest then takes _BBN and
+    /// the default range, which for a single bus is what we have.)
+    static let pciRootBridge: AMLTerm = .device("PCI0", [
+        .name("_HID", .eisaID("PNP0A03")),
+        .name("_UID", .integer(0)),
+        .name("_BBN", .integer(0)),
+        .name("_CRS", .resourceTemplate([
+            .io(minimum: 0xCF8, maximum: 0xCF8, alignment: 1, length: 8),
+            .addressSpace(AddressSpaceDescriptor(width: .dword, kind: .io, producer: true, minimum: 0, maximum: 0xCF7)),
+            .addressSpace(AddressSpaceDescriptor(width: .dword, kind: .io, producer: true, minimum: 0xD00, maximum: 0xFFFF)),
+            .addressSpace(AddressSpaceDescriptor(width: .dword, kind: .memory(.nonCacheable, writable: true), producer: true,
+                                                 minimum: MemoryMap.lowRAMLimit, maximum: 0xFEBF_FFFF)),
+        ])),
+    ])
 }
