@@ -48,14 +48,19 @@ struct Run: ParsableCommand {
         let logger = Logger(threshold: level)
         // A console whose reader went away must not kill the VM: writes fail with EPIPE instead.
         signal(SIGPIPE, SIG_IGN)
-        let machine: Machine
-        do {
-            let vm = try ConfigParser.load(path: config)
-            machine = try Machine(config: vm, registry: plugins.registry, logger: logger)
-        } catch {
-            throw fail("\(error)")
-        }
-        let exit = machine.run()
+        let vm: VMConfig
+        do { vm = try ConfigParser.load(path: config) } catch { throw fail("\(error)") }
+        var exit: MachineExit
+        repeat {
+            // A reset with on_reset = restart boots a fresh machine from the same config: a cold
+            // reset, with every device recreated from its parameters.
+            let machine: Machine
+            do { machine = try Machine(config: vm, registry: plugins.registry, logger: logger) } catch {
+                throw fail("\(error)")
+            }
+            exit = machine.run()
+            if exit == .reset, vm.onReset == .restart { logger.log(.info, "vm", "guest requested a reset: restarting") }
+        } while exit == .reset && vm.onReset == .restart
         if exit.isFailure {
             throw fail(exit.description, status: exit.exitStatus)
         }

@@ -54,6 +54,7 @@ struct ConfigParserTests {
         ("memory = \"64X\"\n[boot]\nimage=\"g\"", "memory", "'64X' is not a size such as \"64M\" or \"2G\" (at most 1T)"),
         ("memory = \"2T\"\n[boot]\nimage=\"g\"", "memory", "'2T' is not a size such as \"64M\" or \"2G\" (at most 1T)"),
         ("name = \"x\"", "boot", "missing: a [boot] table naming the image is required"),
+        ("on_reset = \"reboot\"\n[boot]\nimage=\"g\"", "on_reset", "'reboot' is not one of stop, restart"),
         ("[boot]\nmode=\"real\"", "boot.image", "missing: the path of the image to boot"),
         ("[boot]\nimage=\"g\"\n[[device]]\nid = \"x\"", "device[0].plugin", "missing: which plugin implements this device"),
         ("[boot]\nimage=\"g\"\n[[device]]\nplugin=\"a\"\nid=\"Bad Id\"", "device[0].id", "'Bad Id' must match [a-z][a-z0-9_-]*"),

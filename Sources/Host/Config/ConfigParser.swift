@@ -31,6 +31,10 @@ public enum ConfigParser {
         let vcpus = try reader.int("vcpus", in: 1...Int64(VMConfig.maxVCPUs)) ?? 1
         let hyperv = try reader.bool("hyperv")
         let generation = try reader.int("generation", in: 1...2) ?? 2
+        let onResetText = try reader.string("on_reset") ?? "stop"
+        guard let onReset = VMConfig.ResetAction(rawValue: onResetText) else {
+            throw ConfigError(file: file, key: "on_reset", reason: "'\(onResetText)' is not one of stop, restart")
+        }
 
         guard var bootTable = try reader.table("boot") else {
             throw ConfigError(file: file, key: "boot", reason: "missing: a [boot] table naming the image is required")
@@ -58,8 +62,10 @@ public enum ConfigParser {
         if generation == 1 {
             devices = Generation.one.defaultDevices.filter { d in !devices.contains { $0.plugin == d.plugin || $0.id == d.id } } + devices
         }
-        return VMConfig(file: file, name: name, memoryBytes: memoryBytes, vcpus: UInt32(vcpus), hyperv: hyperv,
-                        generation: generation == 1 ? .one : .two, boot: boot, devices: devices)
+        var config = VMConfig(file: file, name: name, memoryBytes: memoryBytes, vcpus: UInt32(vcpus), hyperv: hyperv,
+                              generation: generation == 1 ? .one : .two, boot: boot, devices: devices)
+        config.onReset = onReset
+        return config
     }
 
     static func resolve(_ path: String, against directory: String) -> String {

@@ -9,6 +9,13 @@ public struct VMConfig: Sendable, Equatable {
     /// VMBus. Defaults to on when a synthetic (VMBus) device is configured.
     public var hyperv: Bool?
     public var generation: Generation
+    /// What a guest-requested reset does: end the VM (`stop`, the default) or boot it again from
+    /// the config (`restart`: a cold reset, devices recreated and RAM cleared).
+    public var onReset: ResetAction = .stop
+
+    public enum ResetAction: String, Sendable, Equatable {
+        case stop, restart
+    }
     public var boot: BootImage
     public var devices: [DeviceConfig]
 

@@ -26,7 +26,7 @@ public enum MachineExit: Sendable, Equatable, CustomStringConvertible {
         switch self {
         case .guestExit(let s): "guest exited with status \(s)"
         case .powerOff: "guest powered off"
-        case .reset: "guest requested a reset; the VM stops (restart on reset is not configured)"
+        case .reset: "guest requested a reset; the VM stops (on_reset = stop)"
         case .fault(let report): report
         case .deviceError(let message): message
         case .interrupted(let signal): "stopped by signal \(signal)"
