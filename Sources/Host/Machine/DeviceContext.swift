@@ -14,8 +14,6 @@ final class DeviceContext: DeviceHost, @unchecked Sendable {
     weak var device: PluginDevice?
     /// The channels this device offered, by the id the plugin knows them by (their relid).
     private let channels = Mutex<[UInt32: VMBusChannel]>([:])
-    /// The plugin's last set_error, so a fatal stop request can say why.
-    private let lastError = Mutex<String?>(nil)
     /// Region ids of the BARs of the PCI functions this device registered.
     private let pciRegions = Mutex<Set<UInt32>>([])
     /// Whether this device has been accepted as a PCI configuration mechanism.
@@ -33,7 +31,6 @@ final class DeviceContext: DeviceHost, @unchecked Sendable {
     }
 
     func setError(_ message: String) {
-        lastError.withLock { $0 = message }
         device?.noteError(message)
         machine.logger.log(.debug, id, "error: \(message)")
     }
@@ -141,7 +138,7 @@ final class DeviceContext: DeviceHost, @unchecked Sendable {
         case VENEER_STOP_RESET.rawValue: machine.stop.request(.reset)
         case VENEER_STOP_EXIT.rawValue: machine.stop.request(.guestExit(exitStatus))
         default:
-            let reason = lastError.withLock { $0 }.map { ": \($0)" } ?? ""
+            let reason = device?.takeErrorReport().map { ": \($0)" } ?? ""
             machine.stop.request(.deviceError("device '\(id)' failed\(reason)"))
         }
     }

@@ -59,13 +59,18 @@ public final class PluginDevice: @unchecked Sendable {
         }
     }
 
-    private func failure(_ operation: String, _ fallback: String) -> PluginDeviceError {
+    /// What the plugin said through set_error since the last call, consumed: the latest message
+    /// leads, earlier ones (usually the host's detail) follow in parentheses.
+    public func takeErrorReport() -> String? {
         let noted = errors.withLock { e in defer { e = [] }; return e }
-        // The latest message leads; earlier ones (usually the host's detail) follow in parentheses.
-        let message = noted.last.map { last in
+        return noted.last.map { last in
             noted.count > 1 ? "\(last) (\(noted.dropLast().reversed().joined(separator: "; ")))" : last
-        } ?? fallback
-        return PluginDeviceError(instance: instanceName, plugin: info.name, operation: operation, reason: message)
+        }
+    }
+
+    private func failure(_ operation: String, _ fallback: String) -> PluginDeviceError {
+        PluginDeviceError(instance: instanceName, plugin: info.name, operation: operation,
+                          reason: takeErrorReport() ?? fallback)
     }
 
     /// Forgets an error left over from an earlier call that succeeded anyway.
