@@ -214,12 +214,16 @@ final class DeviceContext: DeviceHost, @unchecked Sendable {
     func ioeventAdd(mmio: Bool, address: UInt64, length: UInt32, fd: Int32) -> veneer_status {
         guard [1, 2, 4, 8].contains(length), fd >= 0, !machine.vcpusRunning else { return .invalid }
         if !mmio {
-            guard address + UInt64(length) <= 0x10000 else { return .invalid }
+            guard address <= 0x10000 - UInt64(length) else { return .invalid }   // no overflow on hostile input
             let port = UInt16(address)
             if (0..<UInt16(length)).contains(where: { machine.ports.owner(of: port &+ $0) != nil }) {
                 setError("doorbell port \(hex(port)) overlaps a device's ports")
                 return .busy
             }
+        } else if address > UInt64.max - UInt64(length)
+                    || machine.memory.map.regions.contains(where: { $0.kind != .mmio && $0.start < address + UInt64(length) && address < $0.end }) {
+            setError("doorbell address \(hex(address)) is not in an MMIO hole")
+            return .invalid
         } else if machine.mmio.owner(of: address) != nil {
             setError("doorbell address \(hex(address)) overlaps a device's MMIO region")
             return .busy
