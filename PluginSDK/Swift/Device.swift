@@ -86,6 +86,11 @@ public struct ParameterSpec: Sendable {
         case int(min: Int64, max: Int64)
         case string
         case choice([String])
+        /// An integer that must be one of these (the host refuses any other).
+        case intChoice([Int64])
+        /// A host file: the host resolves a relative path against the config file's directory;
+        /// "" and `words` (such as `none`, `stdout`) reach the plugin unchanged.
+        case path(words: [String])
     }
 
     public var name: String

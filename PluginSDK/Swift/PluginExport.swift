@@ -72,6 +72,14 @@ private func makeDescriptor(_ definition: PluginDefinition) -> UnsafeMutablePoin
         case .choice(let options):
             spec.type = VENEER_PARAM_CHOICE.rawValue
             spec.choices = cString(options.joined(separator: ","))
+        case .intChoice(let options):
+            spec.type = VENEER_PARAM_INT.rawValue
+            spec.min = options.min() ?? 0
+            spec.max = options.max() ?? 0
+            spec.choices = cString(options.map { "\($0)" }.joined(separator: ","))
+        case .path(let words):
+            spec.type = VENEER_PARAM_PATH.rawValue
+            spec.choices = words.isEmpty ? nil : cString(words.joined(separator: ","))
         }
         (specs + i).initialize(to: spec)
     }
@@ -100,7 +108,7 @@ private func makeDescriptor(_ definition: PluginDefinition) -> UnsafeMutablePoin
                 let v = (UnsafeRawPointer(base) + i * stride).loadUnaligned(as: veneer_param_value.self)
                 guard let name = v.name else { continue }
                 switch v.type {
-                case VENEER_PARAM_STRING.rawValue, VENEER_PARAM_CHOICE.rawValue:
+                case VENEER_PARAM_STRING.rawValue, VENEER_PARAM_CHOICE.rawValue, VENEER_PARAM_PATH.rawValue:
                     values[String(cString: name)] = .string(v.string_value.map { String(cString: $0) } ?? "")
                 default:
                     values[String(cString: name)] = .int(v.int_value)

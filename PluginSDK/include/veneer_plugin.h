@@ -24,6 +24,8 @@
  *   1.2  PCI: functions with BARs and capabilities (pci_register, the pci_config callback), and
  *        configuration accesses for the plugin that implements a configuration mechanism
  *        (pci_config_access); regions may now change while the VM runs (reserved tails again).
+ *   1.3  Parameters: VENEER_PARAM_PATH (a host file, resolved against the config file's directory)
+ *        and enumerated integers (VENEER_PARAM_INT with `choices`).
  *
  * Threading
  *   Unless the descriptor sets VENEER_PLUGIN_CONCURRENT, the host serialises every callback into one
@@ -54,7 +56,7 @@ extern "C" {
 #endif
 
 #define VENEER_ABI_MAJOR 1
-#define VENEER_ABI_MINOR 2
+#define VENEER_ABI_MINOR 3
 
 /* The one symbol every plugin exports: `const veneer_plugin_descriptor *veneer_plugin_entry(void);`
  * It must be callable any number of times and return the same pointer each time. */
@@ -94,6 +96,10 @@ enum veneer_param_type {
     VENEER_PARAM_INT = 2,    /* TOML integer within [min, max]; value in int_value              */
     VENEER_PARAM_STRING = 3, /* TOML string; value in string_value                              */
     VENEER_PARAM_CHOICE = 4, /* TOML string, one of `choices`; value in string_value            */
+    VENEER_PARAM_PATH = 5,   /* (1.3) TOML string naming a host file; value in string_value. The
+                              * host resolves a relative path against the directory of the config
+                              * file (as it does boot images); "" and the words listed in `choices`
+                              * (e.g. "none,stdout") pass through unchanged.                      */
 };
 
 /* One parameter a plugin accepts. The host validates a VM config against this schema before any
@@ -106,7 +112,10 @@ typedef struct veneer_param_spec {
     const char *default_value; /* textual default ("true", "0x3f8", "stdout"); NULL = required  */
     int64_t min;               /* VENEER_PARAM_INT: inclusive bounds                            */
     int64_t max;
-    const char *choices;       /* VENEER_PARAM_CHOICE: comma-separated list, e.g. "a,b,c"       */
+    const char *choices;       /* VENEER_PARAM_CHOICE: comma-separated list, e.g. "a,b,c";
+                                * VENEER_PARAM_PATH: words that are not paths, e.g. "none,stdout";
+                                * VENEER_PARAM_INT (1.3): NULL, or the only values allowed, in
+                                * decimal, e.g. "1,2,4" (each within [min, max])                 */
     uint64_t reserved[4];
 } veneer_param_spec;
 

@@ -11,6 +11,37 @@ struct Veneer: ParsableCommand {
         abstract: "A Hyper-V-style virtual machine monitor for Linux/KVM.",
         subcommands: [Run.self, Check.self, Plugins.self]
     )
+
+    /// ArgumentParser's own handling, except that a command-line mistake is one line
+    /// (`veneer: ...`) with status 64 (EX_USAGE) rather than a usage screen.
+    static func main() {
+        do {
+            var command = try parseAsRoot()
+            try command.run()
+        } catch {
+            let code = exitCode(for: error)
+            if code == .validationFailure {
+                let message = self.message(for: error).split(whereSeparator: \.isNewline).joined(separator: "; ")
+                writeAll(2, "veneer: \(message) (see veneer --help)\n")
+                Glibc.exit(SetupExitStatus.usage)
+            }
+            exit(withError: error)
+        }
+    }
+}
+
+/// The diagnostics `--log-level` accepts; any other word is a usage error.
+enum LogLevelOption: String, ExpressibleByArgument, CaseIterable {
+    case error, warning, info, debug
+
+    var level: Logger.Level {
+        switch self {
+        case .error: .error
+        case .warning: .warning
+        case .info: .info
+        case .debug: .debug
+        }
+    }
 }
 
 struct PluginPathOption: ParsableArguments {
@@ -24,9 +55,11 @@ struct PluginPathOption: ParsableArguments {
     }
 }
 
-/// Prints `veneer: <message>` on stderr and exits with `status`.
-func fail(_ message: String, status: Int32 = 1) -> ExitCode {
-    writeAll(2, "veneer: \(message)\n")
+/// Prints `veneer: <message>` on stderr and exits with `status` (`SetupExitStatus`). A setup
+/// error is one line whatever the config put into it; a vCPU fault's register report below its
+/// first line is kept (`singleLine: false`).
+func fail(_ message: String, status: Int32, singleLine: Bool = true) -> ExitCode {
+    writeAll(2, "veneer: \(singleLine ? oneLine(message) : message)\n")
     return ExitCode(status)
 }
 
@@ -36,33 +69,28 @@ struct Run: ParsableCommand {
 
     @Argument(help: "The VM config (TOML).") var config: String
     @OptionGroup var plugins: PluginPathOption
-    @Option(help: "Diagnostics to show: error, warning, info or debug.") var logLevel: String = "warning"
+    @Option(help: "Diagnostics to show: error, warning, info or debug.") var logLevel: LogLevelOption = .warning
 
     func run() throws {
-        let level: Logger.Level = switch logLevel {
-        case "error": .error
-        case "info": .info
-        case "debug": .debug
-        default: .warning
-        }
+        let level = logLevel.level
         let logger = Logger(threshold: level)
         // A console whose reader went away must not kill the VM: writes fail with EPIPE instead.
         signal(SIGPIPE, SIG_IGN)
         let vm: VMConfig
-        do { vm = try ConfigParser.load(path: config) } catch { throw fail("\(error)") }
+        do { vm = try ConfigParser.load(path: config) } catch { throw fail("\(error)", status: error.exitStatus) }
         var exit: MachineExit
         repeat {
             // A reset with on_reset = restart boots a fresh machine from the same config: a cold
             // reset, with every device recreated from its parameters.
             let machine: Machine
             do { machine = try Machine(config: vm, registry: plugins.registry, logger: logger) } catch {
-                throw fail("\(error)")
+                throw fail("\(error)", status: error.exitStatus)
             }
             exit = machine.run()
             if exit == .reset, vm.onReset == .restart { logger.log(.info, "vm", "guest requested a reset: restarting") }
         } while exit == .reset && vm.onReset == .restart
         if exit.isFailure {
-            throw fail(exit.description, status: exit.exitStatus)
+            throw fail(exit.description, status: exit.exitStatus, singleLine: false)
         }
         if exit.exitStatus != 0 || level >= .info {
             logger.log(exit.exitStatus == 0 ? .info : .warning, "vm", exit.description)
@@ -79,8 +107,9 @@ struct Check: ParsableCommand {
     @OptionGroup var plugins: PluginPathOption
 
     func run() throws {
+        let vm: VMConfig
+        do { vm = try ConfigParser.load(path: config) } catch { throw fail("\(error)", status: error.exitStatus) }
         do {
-            let vm = try ConfigParser.load(path: config)
             let devices = try DeviceResolver.resolve(vm, registry: plugins.registry)
             print("\(config): ok: VM '\(vm.name)', \(vm.memoryBytes >> 20) MiB, \(vm.vcpus) vCPU(s), \(vm.boot.summary)")
             for d in devices {
@@ -88,7 +117,7 @@ struct Check: ParsableCommand {
                 print("  \(d.config.id): \(d.library.info.name) \(d.library.info.version)  \(params)")
             }
         } catch {
-            throw fail("\(error)")
+            throw fail("\(error)", status: error.exitStatus)
         }
     }
 
@@ -114,7 +143,7 @@ struct Plugins: ParsableCommand {
             do throws(PluginLoadError) {
                 library = try PluginLibrary(path: name.contains("/") ? name : try registry.locate(name))
             } catch {
-                throw fail(error.description)
+                throw fail(error.description, status: SetupExitStatus.plugin)
             }
             let info = library.info
             print("\(info.name) \(info.version) — \(info.summary)")

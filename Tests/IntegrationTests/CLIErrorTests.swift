@@ -18,7 +18,7 @@ struct CLIErrorTests {
             plugin = "no-such-plugin"
             """)
         let r = try VeneerProcess.veneer(["run", config])
-        #expect(r.status == 1)
+        #expect(r.status == SetupExitStatus.plugin)
         #expect(firstErrorLine(r).contains("device[0] 'nic': plugin 'no-such-plugin' not found"))
         #expect(r.stderr.split(separator: "\n").count == 1)
     }
@@ -30,7 +30,7 @@ struct CLIErrorTests {
             image = "x.bin"
             """)
         let r = try VeneerProcess.veneer(["check", config])
-        #expect(r.status == 1)
+        #expect(r.status == SetupExitStatus.badConfig)
         #expect(firstErrorLine(r) == "veneer: \(config): memroy: unknown key")
     }
 
@@ -43,7 +43,7 @@ struct CLIErrorTests {
             prot = 0x3f8
             """)
         let r = try VeneerProcess.veneer(["check", config])
-        #expect(r.status == 1)
+        #expect(r.status == SetupExitStatus.badConfig)
         #expect(firstErrorLine(r).contains("device[0].prot: unknown parameter (this plugin takes: port, irq, output, input)"))
     }
 
@@ -56,14 +56,14 @@ struct CLIErrorTests {
             irq = 99
             """)
         let r = try VeneerProcess.veneer(["check", config])
-        #expect(r.status == 1)
+        #expect(r.status == SetupExitStatus.badConfig)
         #expect(firstErrorLine(r).contains("device[0].irq: 99"))
     }
 
     @Test func syntaxErrorHasLineAndColumn() throws {
         let config = try VeneerProcess.config("name = \"x\"\n[boot\n")
         let r = try VeneerProcess.veneer(["check", config])
-        #expect(r.status == 1)
+        #expect(r.status == SetupExitStatus.badConfig)
         #expect(firstErrorLine(r).hasPrefix("veneer: \(config):2:"))
     }
 
@@ -86,7 +86,7 @@ struct CLIErrorTests {
             path = "\(dir)/libfuture.so"
             """)
         let r = try VeneerProcess.veneer(["check", config])
-        #expect(r.status == 1)
+        #expect(r.status == SetupExitStatus.plugin)
         #expect(firstErrorLine(r).contains("was built for Veneer plugin ABI 2.0; this host speaks ABI 1.\(PluginLibrary.hostABI.minor)"))
     }
 
@@ -99,7 +99,7 @@ struct CLIErrorTests {
             load_address = 0x1ffff0
             """)
         let r = try VeneerProcess.veneer(["run", config])
-        #expect(r.status == 1)
+        #expect(r.status == SetupExitStatus.badConfig)
         #expect(firstErrorLine(r).contains("do not fit in guest RAM"), "\(r.stderr)")
     }
 

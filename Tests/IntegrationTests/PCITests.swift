@@ -88,7 +88,7 @@ struct PCITests {
             slot = 3
             """)
         let r = try VeneerProcess.veneer(["run", config])
-        #expect(r.status == 1)
+        #expect(r.status == SetupExitStatus.plugin)
         let line = r.stderr.split(separator: "\n").first.map(String.init) ?? ""
         #expect(line.contains("device 'nic1' (plugin pci-testdev): create failed"), "\(r.stderr)")
         #expect(line.hasSuffix("create failed: cannot register PCI function 0xfffe:0x7e57: already in use (PCI function 0xfffe:0x7e57: slot 3 is taken)"), "\(r.stderr)")

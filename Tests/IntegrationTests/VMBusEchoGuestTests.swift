@@ -24,7 +24,7 @@ struct VMBusEchoGuestTests {
             plugin = "vmbus-echo"
             """)
         let r = try VeneerProcess.veneer(["run", config])
-        #expect(r.status == 1)
+        #expect(r.status == SetupExitStatus.badConfig)
         #expect(r.stderr.contains("hyperv: device 'vmbus-echo-0' is a VMBus device, which needs hyperv = true"), "\(r.stderr)")
     }
 }

@@ -13,8 +13,8 @@ extension CMOSRTC {
             ParameterSpec("irq", .int(min: 0, max: 23), default: "8", doc: "interrupt line (IRQ 8 on a PC)"),
             ParameterSpec("start", .string, default: "host",
                           doc: "time at creation: host (the host's UTC wall clock) or a UTC time like 2020-02-29T23:59:58"),
-            ParameterSpec("nvram", .string, default: "",
-                          doc: "file keeping the CMOS RAM across runs (128 bytes, loaded if it exists); empty: none"),
+            ParameterSpec("nvram", .path(words: []), default: "",
+                          doc: "file keeping the CMOS RAM across runs (128 bytes, loaded if it exists; relative to the config file); empty: none"),
         ]
     ) { host, params, _ throws(PluginError) in
         let irq = params.int("irq")

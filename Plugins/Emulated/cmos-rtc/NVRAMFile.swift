@@ -29,15 +29,14 @@ struct NVRAMFile {
 
     /// The stored image, or nil when the file does not exist yet.
     func read() throws(PluginError) -> [UInt8]? {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else {
-            if errno == ENOENT { return nil }
-            throw PluginError("nvram '\(path)': cannot open: \(errnoText())")
+        let fd: Int32
+        do { fd = try HostFile.openRegular(path, flags: O_RDONLY) } catch {
+            if error == .failed(errno: ENOENT) { return nil }
+            throw PluginError("nvram '\(path)': cannot open: \(error)")
         }
         defer { close(fd) }
         var info = stat()
         guard fstat(fd, &info) == 0 else { throw PluginError("nvram '\(path)': cannot stat: \(errnoText())") }
-        guard info.st_mode & S_IFMT == S_IFREG else { throw PluginError("nvram '\(path)': not a regular file") }
         guard info.st_size == Self.size else {
             throw PluginError("nvram '\(path)': \(info.st_size) bytes, expected exactly \(Self.size)")
         }
@@ -59,8 +58,11 @@ struct NVRAMFile {
 
     /// Replaces the file atomically: a complete temporary file, synced, renamed over it.
     func write(_ image: [UInt8]) throws(PluginError) {
-        let fd = open(temporaryPath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw PluginError("nvram '\(path)': cannot create '\(temporaryPath)': \(errnoText())") }
+        // O_NOFOLLOW: the temporary file is ours; a link planted there must not redirect the write.
+        let fd: Int32
+        do { fd = try HostFile.openRegular(temporaryPath, flags: O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW) } catch {
+            throw PluginError("nvram '\(path)': cannot create '\(temporaryPath)': \(error)")
+        }
         var done = 0
         var failure: String?
         while done < image.count {

@@ -41,7 +41,7 @@ final class DebugExit: VeneerDevice {
         summary: "ends the VM with the status the guest writes to its port (test kernels)",
         parameters: [
             ParameterSpec("port", .int(min: 0, max: 0xffff), default: "0xf4", doc: "I/O port the guest writes its status to"),
-            ParameterSpec("width", .int(min: 1, max: 4), default: "1", doc: "number of ports claimed (1, 2 or 4)"),
+            ParameterSpec("width", .intChoice([1, 2, 4]), default: "1", doc: "number of ports claimed (1, 2 or 4)"),
             ParameterSpec("encoding", .choice(["plain", "qemu"]), default: "plain",
                           doc: "plain: exit status v; qemu: (v << 1) | 1 like QEMU's isa-debug-exit"),
         ]

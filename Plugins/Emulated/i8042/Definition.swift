@@ -13,8 +13,8 @@ extension I8042 {
                           doc: "what a system reset through the controller or port 0x92 asks the VM to do"),
             ParameterSpec("port92", .bool, default: "true",
                           doc: "also claim System Control Port A (0x92: fast A20 gate and fast reset)"),
-            ParameterSpec("input", .string, default: "none",
-                          doc: "none, or a file or FIFO of scancode bytes as the keyboard sends them (set 2 unless the guest switches sets)"),
+            ParameterSpec("input", .path(words: ["none"]), default: "none",
+                          doc: "none, or a file or FIFO (relative to the config file) of scancode bytes as the keyboard sends them (set 2 unless the guest switches sets)"),
         ]
     ) { host, params, _ throws(PluginError) in
         let keyboardIRQ = params.int("irq_kbd"), auxIRQ = params.int("irq_aux")

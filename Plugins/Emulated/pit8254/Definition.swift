@@ -7,7 +7,7 @@ extension PIT8254 {
         summary: "Intel 8254 interval timer: three counters at 1.193182 MHz, counter 0 on IRQ 0, counter 2 behind port 0x61",
         stateVersion: stateVersion,
         parameters: [
-            ParameterSpec("port", .int(min: 0, max: 0xffff), default: "0x40", doc: "first of the four PIT ports (counters 0-2, control word)"),
+            ParameterSpec("port", .int(min: 0, max: 0xfffc), default: "0x40", doc: "first of the four PIT ports (counters 0-2, control word)"),
             ParameterSpec("irq", .int(min: 0, max: 23), default: "0", doc: "interrupt line counter 0's output drives"),
             ParameterSpec("speaker_port", .int(min: 0, max: 0xffff), default: "0x61",
                           doc: "system control port B (counter 2 gate, speaker, OUT2, refresh toggle); 0 leaves it unclaimed"),

@@ -7,12 +7,12 @@ extension Serial16550 {
         summary: "16550A UART (COM port) with 16-byte FIFOs, output to a host stream or file, input from stdin or a file/FIFO",
         stateVersion: 1,
         parameters: [
-            ParameterSpec("port", .int(min: 0, max: 0xffff), default: "0x3f8", doc: "first of the eight I/O ports (COM1 0x3f8, COM2 0x2f8)"),
+            ParameterSpec("port", .int(min: 0, max: 0xfff8), default: "0x3f8", doc: "first of the eight I/O ports (COM1 0x3f8, COM2 0x2f8)"),
             ParameterSpec("irq", .int(min: 0, max: 23), default: "4", doc: "interrupt line (COM1 4, COM2 3)"),
-            ParameterSpec("output", .string, default: "stdout",
-                          doc: "where transmitted bytes go: stdout, stderr, none or a file path (created or truncated)"),
-            ParameterSpec("input", .string, default: "none",
-                          doc: "where received bytes come from: stdin, none or a path to a file or FIFO"),
+            ParameterSpec("output", .path(words: ["stdout", "stderr", "none"]), default: "stdout",
+                          doc: "where transmitted bytes go: stdout, stderr, none or a file path (created or truncated; relative to the config file)"),
+            ParameterSpec("input", .path(words: ["stdin", "none"]), default: "none",
+                          doc: "where received bytes come from: stdin, none or a path to a file or FIFO (relative to the config file)"),
         ]
     ) { host, params, _ throws(PluginError) in
         let port = params.int("port"), irq = params.int("irq")

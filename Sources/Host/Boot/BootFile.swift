@@ -15,15 +15,17 @@ struct BootFile {
         self.bytes = bytes
     }
 
-    /// Reads the whole file, refusing one larger than `limit` (guest RAM: it could never fit).
-    static func read(_ path: String, role: String, limit: UInt64) throws(BootError) -> BootFile {
+    /// Reads the whole file, refusing one larger than `limit` (guest RAM: it could never fit) and
+    /// anything but a regular file. `key` is the config key that named it, for the message.
+    static func read(_ path: String, role: String, key: String, limit: UInt64) throws(BootError) -> BootFile {
         do {
             return BootFile(path: path, role: role, bytes: try readWholeFile(path, limit: Int(min(limit, UInt64(Int.max)))))
         } catch {
-            let reason = error.errno == EFBIG
-                ? "it is larger than guest RAM (\(error.operation))"
-                : error.description
-            throw BootError(image: path, reason: reason, role: role)
+            let reason = switch error {
+            case .tooLarge(_, let size, _): "it is larger than guest RAM (\(size) bytes)"
+            default: error.reason
+            }
+            throw BootError(image: path, reason: reason, role: role, key: key, unreadable: true)
         }
     }
 

@@ -40,7 +40,7 @@ public struct BzImage: Sendable, Equatable {
     }
 
     public func load(into memory: GuestMemory, e820: E820Map, rsdp: UInt64? = nil) throws(BootError) -> BootEntry {
-        let file = try BootFile.read(path, role: "boot image", limit: memory.map.ramBytes)
+        let file = try BootFile.read(path, role: "boot image", key: "boot.kernel", limit: memory.map.ramBytes)
         let header = try LinuxSetupHeader(file)
         let kernelSize = file.size - header.kernelOffset
         let footprint = max(kernelSize, UInt64(header.initSize ?? 0))
@@ -67,7 +67,7 @@ public struct BzImage: Sendable, Equatable {
         var placement = GuestPlacement(e820: e820, occupied: areas.map(\.range) + [loadAddress..<loadAddress + footprint])
         var ramdisk: (address: UInt64, bytes: [UInt8])?
         if let initrd {
-            let rd = try BootFile.read(initrd, role: "initrd", limit: memory.map.ramBytes)
+            let rd = try BootFile.read(initrd, role: "initrd", key: "boot.initrd", limit: memory.map.ramBytes)
             guard rd.size > 0 else { throw rd.error("the initrd is empty") }
             let lowUsable = e820.usableRanges.filter { $0.lowerBound < MemoryMap.fourGiB }
                 .reduce(UInt64(0)) { $0 + min($1.upperBound, MemoryMap.fourGiB) - $1.lowerBound }

@@ -19,8 +19,10 @@ public struct FlatImage: Sendable, Equatable {
     public func load(into memory: GuestMemory, e820: E820Map? = nil) throws(BootError) -> BootEntry {
         func fail(_ reason: String) -> BootError { BootError(image: path, reason: reason) }
         let bytes: [UInt8]
-        do { bytes = try readWholeFile(path, limit: Int(min(memory.map.ramBytes, UInt64(Int.max)))) } catch {
-            throw fail(error.description)
+        do { bytes = try BootFile.read(path, role: "boot image", key: "boot.image", limit: memory.map.ramBytes).bytes } catch {
+            // A flat image larger than RAM gets the placement message below, as before.
+            guard error.reason.hasPrefix("it is larger than guest RAM") else { throw error }
+            throw fail("\(error.reason): it does not fit in guest RAM (\(memory.map.ramBytes >> 20) MiB)")
         }
         guard !bytes.isEmpty else { throw fail("the file is empty") }
         let size = UInt64(bytes.count)

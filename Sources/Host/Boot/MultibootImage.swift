@@ -54,7 +54,7 @@ public struct MultibootImage: Sendable, Equatable {
     static var maxModules: Int { (BootLayout.bootInfoSize - Info.modulesOffset) / Info.moduleEntrySize }
 
     public func load(into memory: GuestMemory, e820: E820Map) throws(BootError) -> BootEntry {
-        let file = try BootFile.read(path, role: "boot image", limit: memory.map.ramBytes)
+        let file = try BootFile.read(path, role: "boot image", key: "boot.kernel", limit: memory.map.ramBytes)
         let header = try MultibootHeader(file)
         let segments: [LoadSegment]
         let entry: UInt64
@@ -100,7 +100,7 @@ public struct MultibootImage: Sendable, Equatable {
         var info = LittleEndianBuffer(count: BootLayout.bootInfoSize)
         for (i, module) in modules.enumerated() {
             let role = "module \(i + 1)"
-            let m = try BootFile.read(module.path, role: role, limit: memory.map.ramBytes)
+            let m = try BootFile.read(module.path, role: role, key: "boot.module[\(i)].path", limit: memory.map.ramBytes)
             // mod_end is a 32-bit exclusive end: the module must end below 4 GiB - 1 to be named.
             guard let at = placement.takeHighest(size: m.size, below: MemoryMap.fourGiB - 1) else {
                 throw m.error("the module (\(m.size) bytes) does not fit in the usable RAM below 4 GiB left beside the kernel and earlier modules")

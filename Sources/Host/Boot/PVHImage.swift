@@ -34,7 +34,7 @@ public struct PVHImage: Sendable, Equatable {
     }
 
     public func load(into memory: GuestMemory, e820: E820Map, rsdp: UInt64? = nil) throws(BootError) -> BootEntry {
-        let file = try BootFile.read(path, role: "boot image", limit: memory.map.ramBytes)
+        let file = try BootFile.read(path, role: "boot image", key: "boot.kernel", limit: memory.map.ramBytes)
         let elf = try ELFImage(file)
         let entry = try Self.phys32Entry(elf, file)
         let segments = try elf.loadSegments(file)
@@ -59,7 +59,7 @@ public struct PVHImage: Sendable, Equatable {
         for r in ranges { placement.occupy(r) }
         var module: (address: UInt64, size: UInt64)?
         if let initrd {
-            let rd = try BootFile.read(initrd, role: "initrd", limit: memory.map.ramBytes)
+            let rd = try BootFile.read(initrd, role: "initrd", key: "boot.initrd", limit: memory.map.ramBytes)
             guard rd.size > 0 else { throw rd.error("the initrd is empty") }
             guard let at = placement.takeHighest(size: rd.size, below: MemoryMap.fourGiB) else {
                 throw rd.error("the initrd (\(rd.size) bytes) does not fit in the usable RAM below 4 GiB left beside the kernel")

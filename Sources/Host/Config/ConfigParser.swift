@@ -3,20 +3,36 @@ import TOMLKit
 /// Parses a VM config file (TOML) into a `VMConfig`. Relative paths are resolved against the
 /// config file's directory. Unknown keys are errors, so a typo never silently changes a VM.
 public enum ConfigParser {
+    /// The largest config file read (1 MiB): a VM config is a few hundred bytes.
     public static let maxConfigBytes = 1 << 20
+    /// The deepest nesting a config may use (`ConfigPrescan`).
+    public static var maxNestingDepth: Int { ConfigPrescan.maxDepth }
 
     public static func load(path: String) throws(ConfigError) -> VMConfig {
         let bytes: [UInt8]
         do { bytes = try readWholeFile(path, limit: maxConfigBytes) } catch {
-            throw ConfigError(file: path, key: "", reason: error.description)
+            throw ConfigError(file: path, key: "", reason: error.reason,
+                              unreadable: true)
         }
+        return try load(bytes: bytes, file: path)
+    }
+
+    /// Everything `load(path:)` does after reading the file (the fuzz tests enter here).
+    public static func load(bytes: [UInt8], file: String) throws(ConfigError) -> VMConfig {
         guard let text = String(validating: bytes, as: UTF8.self) else {
-            throw ConfigError(file: path, key: "", reason: "the file is not UTF-8 text")
+            throw ConfigError(file: file, key: "", reason: "the file is not UTF-8 text")
         }
-        return try parse(text, file: path)
+        return try parse(text, file: file)
     }
 
     public static func parse(_ text: String, file: String) throws(ConfigError) -> VMConfig {
+        // Size, NUL and nesting first: the TOML library truncates strings at NUL and recurses
+        // once per nesting level.
+        let bytes = Array(text.utf8)
+        guard bytes.count <= maxConfigBytes else {
+            throw ConfigError(file: file, key: "", reason: "the config has \(bytes.count) bytes, more than \(maxConfigBytes)")
+        }
+        try ConfigPrescan.check(bytes, file: file)
         let root: TOMLTable
         do { root = try TOMLTable(string: text) } catch let error as TOMLParseError {
             throw ConfigError(file: "\(file):\(error.source.begin.line):\(error.source.begin.column)", key: "", reason: error.description)
@@ -24,7 +40,7 @@ public enum ConfigParser {
             throw ConfigError(file: file, key: "", reason: "\(error)")
         }
         var reader = TableReader(table: root, file: file, prefix: "")
-        let baseDirectory = file.lastIndex(of: "/").map { String(file[..<$0]) } ?? "."
+        let baseDirectory = directory(of: file)
 
         let name = try reader.string("name") ?? "vm"
         let memoryBytes = try reader.memorySize("memory") ?? 128 << 20
@@ -66,6 +82,11 @@ public enum ConfigParser {
                               generation: generation == 1 ? .one : .two, boot: boot, devices: devices)
         config.onReset = onReset
         return config
+    }
+
+    /// The directory relative paths in `file` are resolved against.
+    public static func directory(of file: String) -> String {
+        file.lastIndex(of: "/").map { String(file[..<$0]) } ?? "."
     }
 
     static func resolve(_ path: String, against directory: String) -> String {

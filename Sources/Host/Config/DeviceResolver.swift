@@ -25,7 +25,10 @@ public enum DeviceResolver {
                                           reason: "\(library.path) is plugin '\(library.info.name)', not '\(device.plugin)'"))
             }
             let values: [ParameterValue]
-            do { values = try ParameterValidation.resolve(device.parameters, schema: library.info.parameters) } catch {
+            do {
+                values = try ParameterValidation.resolve(device.parameters, schema: library.info.parameters,
+                                                         baseDirectory: ConfigParser.directory(of: config.file))
+            } catch {
                 throw .config(ConfigError(file: config.file, key: "\(device.key).\(error.key)",
                                           reason: "\(error.reason) [plugin \(device.plugin)]"))
             }

@@ -19,4 +19,14 @@ public enum MachineError: Error, CustomStringConvertible, Sendable {
         case .system(let e): e.description
         }
     }
+
+    /// The status `veneer` exits with (`SetupExitStatus`).
+    public var exitStatus: Int32 {
+        switch self {
+        case .config(let e): e.exitStatus
+        case .plugin, .device: SetupExitStatus.plugin
+        case .kvm, .memory, .system: SetupExitStatus.hostUnavailable
+        case .boot(let e): e.unreadable ? SetupExitStatus.noInput : SetupExitStatus.badConfig
+        }
+    }
 }

@@ -23,8 +23,11 @@ public enum ParameterValidation {
     }
 
     /// All parameters of `schema` in order, from `inputs` or defaults. Unknown keys, missing
-    /// required ones and ill-typed or out-of-range values are problems naming the key.
-    public static func resolve(_ inputs: [String: Input], schema: [ParameterSchema]) throws(Problem) -> [ParameterValue] {
+    /// required ones and ill-typed or out-of-range values are problems naming the key. Relative
+    /// paths (`.path` parameters) resolve against `baseDirectory` (the config file's directory)
+    /// when one is given, and stay as written (relative to the working directory) otherwise.
+    public static func resolve(_ inputs: [String: Input], schema: [ParameterSchema],
+                               baseDirectory: String? = nil) throws(Problem) -> [ParameterValue] {
         let known = Set(schema.map(\.name))
         if let unknown = inputs.keys.sorted().first(where: { !known.contains($0) }) {
             let names = schema.map(\.name).joined(separator: ", ")
@@ -33,9 +36,9 @@ public enum ParameterValidation {
         var values: [ParameterValue] = []
         for spec in schema {
             if let input = inputs[spec.name] {
-                values.append(ParameterValue(name: spec.name, value: try check(input, spec)))
+                values.append(ParameterValue(name: spec.name, value: try check(input, spec, baseDirectory: baseDirectory)))
             } else if let text = spec.defaultText {
-                values.append(ParameterValue(name: spec.name, value: try parse(text: text, for: spec)))
+                values.append(ParameterValue(name: spec.name, value: try parse(text: text, for: spec, baseDirectory: baseDirectory)))
             } else {
                 throw Problem(key: spec.name, reason: "required parameter missing (\(spec.kind.typeName): \(spec.doc))")
             }
@@ -43,8 +46,16 @@ public enum ParameterValidation {
         return values
     }
 
-    static func check(_ input: Input, _ spec: ParameterSchema) throws(Problem) -> ParameterValue.Value {
+    static func check(_ input: Input, _ spec: ParameterSchema, baseDirectory: String? = nil) throws(Problem) -> ParameterValue.Value {
         switch (spec.kind, input) {
+        case (.intChoice(let choices), .int(let i)):
+            guard choices.contains(i) else {
+                throw Problem(key: spec.name, reason: "\(i) is not one of \(choices.map { "\($0)" }.joined(separator: ", "))")
+            }
+            return .int(i)
+        case (.path(let words), .string(let s)):
+            guard let directory = baseDirectory, !s.isEmpty, !words.contains(s), !s.hasPrefix("/") else { return .string(s) }
+            return .string("\(directory)/\(s)")
         case (.bool, .bool(let b)): return .bool(b)
         case (.int(let min, let max), .int(let i)):
             guard i >= min, i <= max else {
@@ -63,7 +74,7 @@ public enum ParameterValidation {
     }
 
     /// Parses a textual default (or a value typed on a command line).
-    public static func parse(text: String, for spec: ParameterSchema) throws(Problem) -> ParameterValue.Value {
+    public static func parse(text: String, for spec: ParameterSchema, baseDirectory: String? = nil) throws(Problem) -> ParameterValue.Value {
         switch spec.kind {
         case .bool:
             switch text {
@@ -71,11 +82,11 @@ public enum ParameterValidation {
             case "false": return .bool(false)
             default: throw Problem(key: spec.name, reason: "'\(text)' is not true or false")
             }
-        case .int:
+        case .int, .intChoice:
             guard let value = parseInteger(text) else { throw Problem(key: spec.name, reason: "'\(text)' is not an integer") }
             return try check(.int(value), spec)
-        case .string, .choice:
-            return try check(.string(text), spec)
+        case .string, .choice, .path:
+            return try check(.string(text), spec, baseDirectory: baseDirectory)
         }
     }
 

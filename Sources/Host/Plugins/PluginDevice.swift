@@ -103,8 +103,11 @@ public final class PluginDevice: @unchecked Sendable {
             case .bool(let b): v.type = VENEER_PARAM_BOOL.rawValue; v.int_value = b ? 1 : 0
             case .int(let i): v.type = VENEER_PARAM_INT.rawValue; v.int_value = i
             case .string(let s):
-                let isChoice = info.parameters.first { $0.name == p.name }.map { if case .choice = $0.kind { true } else { false } } ?? false
-                v.type = UInt32(isChoice ? VENEER_PARAM_CHOICE.rawValue : VENEER_PARAM_STRING.rawValue)
+                v.type = switch info.parameters.first(where: { $0.name == p.name })?.kind {
+                case .choice?: VENEER_PARAM_CHOICE.rawValue
+                case .path?: VENEER_PARAM_PATH.rawValue
+                default: VENEER_PARAM_STRING.rawValue
+                }
                 v.string_value = keep(s)
             }
             return v

@@ -26,6 +26,11 @@ public struct ParameterSchema: Sendable, Equatable {
         case int(min: Int64, max: Int64)
         case string
         case choice([String])
+        /// An integer that must be one of these (ABI 1.3).
+        case intChoice([Int64])
+        /// A host file; relative paths resolve against the config file's directory, except ""
+        /// and `words` (`none`, `stdout`), which pass through (ABI 1.3).
+        case path(words: [String])
 
         public var typeName: String {
             switch self {
@@ -33,6 +38,8 @@ public struct ParameterSchema: Sendable, Equatable {
             case .int(let min, let max): "integer \(min)...\(max)"
             case .string: "string"
             case .choice(let c): "one of \(c.joined(separator: ", "))"
+            case .intChoice(let c): "integer, one of \(c.map { "\($0)" }.joined(separator: ", "))"
+            case .path(let words): words.isEmpty ? "path" : "path or \(words.joined(separator: ", "))"
             }
         }
     }

@@ -80,6 +80,19 @@ public final class PluginLibrary: @unchecked Sendable {
 
     static let maxParameters = 256
 
+    /// An integer range, narrowed to the listed values when a 1.3 plugin gives `choices`.
+    static func integerKind(_ spec: veneer_param_spec, abiMinor: UInt16, name: String, path: String) throws(PluginLoadError) -> ParameterSchema.Kind {
+        guard abiMinor >= 3, let list = spec.choices else { return .int(min: spec.min, max: spec.max) }
+        var values: [Int64] = []
+        for word in String(cString: list).split(separator: ",", omittingEmptySubsequences: false) {
+            guard let v = Int64(word), v >= spec.min, v <= spec.max, !values.contains(v) else {
+                throw .malformed(path: path, reason: "parameter \(name): choice '\(word)' is not a distinct integer within \(spec.min)...\(spec.max)")
+            }
+            values.append(v)
+        }
+        return .intChoice(values)
+    }
+
     static func readParameters(_ p: veneer_plugin_descriptor, path: String) throws(PluginLoadError) -> [ParameterSchema] {
         guard p.param_count > 0 else { return [] }
         guard p.param_count <= maxParameters, let base = p.params else {
@@ -103,8 +116,10 @@ public final class PluginLibrary: @unchecked Sendable {
             case VENEER_PARAM_BOOL.rawValue: kind = .bool
             case VENEER_PARAM_INT.rawValue:
                 guard spec.min <= spec.max else { throw .malformed(path: path, reason: "parameter \(name): min > max") }
-                kind = .int(min: spec.min, max: spec.max)
+                kind = try integerKind(spec, abiMinor: p.abi_minor, name: name, path: path)
             case VENEER_PARAM_STRING.rawValue: kind = .string
+            case VENEER_PARAM_PATH.rawValue where p.abi_minor >= 3:
+                kind = .path(words: spec.choices.map { String(cString: $0).split(separator: ",").map(String.init) } ?? [])
             case VENEER_PARAM_CHOICE.rawValue:
                 let choices = spec.choices.map { String(cString: $0).split(separator: ",").map(String.init) } ?? []
                 guard !choices.isEmpty else { throw .malformed(path: path, reason: "parameter \(name) has no choices") }
