@@ -57,19 +57,21 @@ import Testing
 
     static func dotted(_ part: String) -> String { Array(repeating: part, count: depth).joined(separator: ".") }
 
-    static let deepTexts: [String] = [
-        dotted("a") + " = 1",
-        "[" + dotted("t") + "]",
-        "[[" + dotted("t") + "]]",
-        "a = " + deep("[", "]", middle: ""),
-        "a = " + deep("{b=", "}"),
-        "a = {" + dotted("b") + " = 1}",
-        "[boot]\nimage = \"g\"\n[[device]]\nplugin = \"x\"\nv = [" + deep("[{a=", middle: ""),
+    /// Named, so the test log shows the name rather than 100,000 brackets.
+    static let deepTexts: [String: String] = [
+        "dotted key": dotted("a") + " = 1",
+        "table header": "[" + dotted("t") + "]",
+        "array of tables header": "[[" + dotted("t") + "]]",
+        "inline arrays": "a = " + deep("[", "]", middle: ""),
+        "inline tables": "a = " + deep("{b=", "}"),
+        "dotted key in an inline table": "a = {" + dotted("b") + " = 1}",
+        "unterminated mix in a device": "[boot]\nimage = \"g\"\n[[device]]\nplugin = \"x\"\nv = [" + deep("[{a=", middle: ""),
     ]
 
-    /// Each of these overflows the TOML parser's stack without the bound.
-    @Test(arguments: deepTexts)
-    func deepNestingIsRefusedBeforeParsing(text: String) {
+    /// Each of these overflows the TOML parser's stack (SIGSEGV) without the bound.
+    @Test(arguments: deepTexts.keys.sorted())
+    func deepNestingIsRefusedBeforeParsing(shape: String) {
+        let text = Self.deepTexts[shape] ?? ""
         let e = error(text)
         #expect(e?.reason.hasPrefix("nested 33 levels deep") == true, "\(String(describing: e))")
         #expect(e?.reason.hasSuffix("at most \(ConfigParser.maxNestingDepth) are allowed") == true)

@@ -7,8 +7,11 @@
 ///   so a very deep one overflows its stack. The total depth (header components + key components
 ///   + open brackets and braces + keys inside inline tables) is bounded by `maxDepth`.
 ///
+/// - Header keys: a table header whose first key does not start with a key character or a quote
+///   (`[,a]`) trips an assumption inside the parser (an assertion failure in debug builds).
+///
 /// The scan is a small TOML tokenizer that only tracks strings, comments, keys and brackets. It
-/// never reports syntax errors itself: when the text stops making sense to it, it skips to the
+/// reports no other syntax errors: when the text stops making sense to it, it skips to the
 /// next line and leaves the diagnosis to the parser. Every byte passes through `next()`, so a raw
 /// NUL is found wherever it is; escapes are decoded wherever a basic string is recognised. Its own
 /// recursion is bounded by `maxDepth` before each step down.
@@ -128,6 +131,14 @@ struct ConfigPrescan {
         if isArray { try next() }
         table = []
         tableDepth = 0
+        // The TOML library assumes (asserts in debug builds) that a header's first key starts
+        // with a key character or a quote; anything else would crash it, so it is refused here.
+        try skipSpaces()
+        if let c = peek(), !Self.isBareKeyByte(c), c != UInt8(ascii: "\""), c != UInt8(ascii: "'"),
+           c != UInt8(ascii: "]"), isArray || c != UInt8(ascii: "[") {
+            throw ConfigError(file: "\(file):\(line):\(index - lineStart + 1)", key: "",
+                              reason: "a table header must start with a key (a bare key or a quoted one)")
+        }
         guard let components = try keyPath(startDepth: 0) else { return false }
         guard peek() == UInt8(ascii: "]") else { return false }
         try next()

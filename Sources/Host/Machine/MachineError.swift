@@ -8,7 +8,10 @@ public enum MachineError: Error, CustomStringConvertible, Sendable {
     case boot(BootError)
     case system(SystemError)
 
-    public var description: String {
+    /// One line, whatever a config value or a plugin's message put into it.
+    public var description: String { oneLine(text) }
+
+    private var text: String {
         switch self {
         case .config(let e): e.description
         case .plugin(let file, let device, let e): "\(file): \(device): \(e)"
