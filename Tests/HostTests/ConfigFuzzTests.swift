@@ -13,6 +13,8 @@ import Testing
 //
 // The default run is short. VENEER_CONFIG_FUZZ_INPUTS=1000000 (and optionally
 // VENEER_CONFIG_FUZZ_SEED=n) makes the long run; it prints the count, seed and time.
+// VENEER_CONFIG_FUZZ_DUMP=FILE writes each input to FILE before loading it, so after a crash
+// inside the TOML library FILE holds the input that caused it.
 
 private struct ConfigFuzzer {
     var random: SeededGenerator
@@ -28,7 +30,7 @@ private struct ConfigFuzzer {
                           "pci-testdev", "vmbus-echo", "no-such", "../x", "Bad Name"]
     static let escapes = ["\\n", "\\t", "\\\"", "\\\\", "\\u00e9", "\\U0001F600", "\\b", "\\f", "\\r", "\\u0041"]
     static let tokens = ["[", "]", "[[", "]]", "{", "}", "\"", "'", "=", ".", ",", "\n", "#", "\\", "\"\"\"", "'''",
-                         "\\u0000", "\r\n", " = ", "0x", "\u{FEFF}", "é", "\t"]
+                         "\\u0000", "\r\n", " = ", "0x", "\u{FEFF}", "é", "\t", "\u{2028}", "\u{85}", "\u{3000}", "\u{B}", "[ ", "= ["]
 
     /// Whether an escaped NUL went into a basic string of the current config.
     var escapedNUL = false
@@ -155,6 +157,7 @@ private struct ConfigFuzzer {
 
 @Suite struct ConfigFuzzTests {
     static var inputs: Int { ProcessInfo.processInfo.environment["VENEER_CONFIG_FUZZ_INPUTS"].flatMap { Int($0) } ?? 4_000 }
+    static var dumpPath: String? { ProcessInfo.processInfo.environment["VENEER_CONFIG_FUZZ_DUMP"] }
     static var seed: UInt64 { ProcessInfo.processInfo.environment["VENEER_CONFIG_FUZZ_SEED"].flatMap { UInt64($0) } ?? 20_261_207 }
 
     @Test func randomConfigsNeverBreakTheLoader() {
@@ -167,6 +170,7 @@ private struct ConfigFuzzer {
             let mutated = fuzzer.chance(30)
             if mutated { fuzzer.mutate(&bytes) }
             let mustRefuse = bytes.contains(0) || (!mutated && fuzzer.escapedNUL)
+            if let dump = Self.dumpPath { FileManager.default.createFile(atPath: dump, contents: Data(bytes)) }
             do {
                 let config = try ConfigParser.load(bytes: bytes, file: "/fuzz/vm.toml")
                 accepted += 1

@@ -175,3 +175,20 @@ import Testing
         #expect(e?.exitStatus == SetupExitStatus.badConfig)
     }
 }
+
+/// Text the TOML library would assert on (debug) or misparse (release) instead of reporting.
+@Suite struct ConfigParserAssumptionTests {
+    @Test(arguments: [
+        ("[,device]", "/cfg/vm.toml:1:2", "a table header must start with a key (a bare key or a quoted one)"),
+        ("[[ ,device]]", "/cfg/vm.toml:1:4", "a table header must start with a key (a bare key or a quoted one)"),
+        ("[[[boot]", "/cfg/vm.toml:1:3", "a table header must start with a key (a bare key or a quoted one)"),
+        ("a = [ }", "/cfg/vm.toml:1:7", "expected a value or ']' in the array"),
+        ("a = [1, }]", "/cfg/vm.toml:1:9", "expected a value or ']' in the array"),
+        ("a = [\u{2028}1]", "/cfg/vm.toml:1:6", "expected a value or ']' in the array"),
+    ])
+    func refusedWithLineAndColumn(text: String, location: String, reason: String) {
+        let key = text.hasPrefix("a") ? "a" : ""
+        let e = #expect(throws: ConfigError.self) { _ = try ConfigParser.parse(text, file: "/cfg/vm.toml") }
+        #expect(e == ConfigError(file: key.isEmpty ? location : String(location.dropLast(2)), key: key, reason: reason))
+    }
+}

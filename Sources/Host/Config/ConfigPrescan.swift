@@ -7,8 +7,10 @@
 ///   so a very deep one overflows its stack. The total depth (header components + key components
 ///   + open brackets and braces + keys inside inline tables) is bounded by `maxDepth`.
 ///
-/// - Header keys: a table header whose first key does not start with a key character or a quote
-///   (`[,a]`) trips an assumption inside the parser (an assertion failure in debug builds).
+/// - Assumptions the parser makes without checking (assertion failures in debug builds, undefined
+///   behaviour in release): a table header's first key starts with a key character or a quote
+///   (`[,a]` breaks it), and an array element starts like a value (`[ }` breaks it). Both are
+///   refused here, with the line and column.
 ///
 /// The scan is a small TOML tokenizer that only tracks strings, comments, keys and brackets. It
 /// reports no other syntax errors: when the text stops making sense to it, it skips to the
@@ -200,6 +202,14 @@ struct ConfigPrescan {
         return index > start ? String(decoding: bytes[start..<index], as: UTF8.self) : nil
     }
 
+    /// Quotes, brackets, and what numbers, booleans, inf/nan and dates start with.
+    static func canStartValue(_ c: UInt8) -> Bool {
+        c == UInt8(ascii: "\"") || c == UInt8(ascii: "'") || c == UInt8(ascii: "[") || c == UInt8(ascii: "{")
+            || c == UInt8(ascii: "+") || c == UInt8(ascii: "-") || c == UInt8(ascii: ".")
+            || (c >= UInt8(ascii: "0") && c <= UInt8(ascii: "9"))
+            || (c >= UInt8(ascii: "a") && c <= UInt8(ascii: "z")) || (c >= UInt8(ascii: "A") && c <= UInt8(ascii: "Z"))
+    }
+
     static func isBareKeyByte(_ c: UInt8) -> Bool {
         (c >= UInt8(ascii: "a") && c <= UInt8(ascii: "z")) || (c >= UInt8(ascii: "A") && c <= UInt8(ascii: "Z"))
             || (c >= UInt8(ascii: "0") && c <= UInt8(ascii: "9")) || c == UInt8(ascii: "_") || c == UInt8(ascii: "-")
@@ -221,6 +231,11 @@ struct ConfigPrescan {
                 try skipBlank()
                 guard let c = peek() else { return false }
                 if c == UInt8(ascii: "]") { try next(); return true }
+                // The TOML library assumes an array element starts like a value (it asserts on
+                // `[ }` or a U+2028 there); anything that cannot start one is refused here.
+                guard Self.canStartValue(c) else {
+                    throw error(at: index, "expected a value or ']' in the array")
+                }
                 guard try value(depth: depth + 1) else { return false }
                 try skipBlank()
                 guard let d = peek() else { return false }
