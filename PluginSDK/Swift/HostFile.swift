@@ -38,7 +38,8 @@ public enum HostFile {
         return fd
     }
 
-    static func typeName(_ mode: mode_t) -> String {
+    /// "a directory", "a FIFO", ... for messages about a file of the wrong kind.
+    public static func typeName(_ mode: mode_t) -> String {
         switch mode & S_IFMT {
         case S_IFDIR: "a directory"
         case S_IFIFO: "a FIFO"

@@ -25,9 +25,10 @@ public struct HostInput: Sendable {
             throw PluginError("\(parameter): cannot stat '\(spec)': \(reason)")
         }
         switch info.st_mode & S_IFMT {
-        case S_IFDIR:
+        case S_IFDIR, S_IFBLK, S_IFSOCK:
+            // A directory cannot be read; a disk or socket is never meant as a byte stream here.
             _ = Glibc.close(fd)
-            throw PluginError("\(parameter): '\(spec)' is a directory")
+            throw PluginError("\(parameter): '\(spec)' is \(HostFile.typeName(info.st_mode)), not a file, FIFO or terminal")
         case S_IFIFO:
             let readWrite = Glibc.open("/proc/self/fd/\(fd)", O_RDWR | O_NONBLOCK | O_CLOEXEC)
             let reason = errnoText()

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import VeneerPluginKit
 @testable import VeneerHost
 
 /// Hostile config text and files: NUL, absurd nesting and size, files that are not regular, and
@@ -190,5 +191,29 @@ import Testing
         let key = text.hasPrefix("a") ? "a" : ""
         let e = #expect(throws: ConfigError.self) { _ = try ConfigParser.parse(text, file: "/cfg/vm.toml") }
         #expect(e == ConfigError(file: key.isEmpty ? location : String(location.dropLast(2)), key: key, reason: reason))
+    }
+}
+
+/// The SDK's opener for files a plugin keeps state in: regular files only, and never a wait.
+@Suite struct HostFileTests {
+    @Test func refusesWhatIsNotARegularFileAtOnce() throws {
+        let dir = try ConfigTrustTests.directory()
+        let fifo = dir + "/fifo"
+        #expect(mkfifo(fifo, 0o600) == 0)
+        // Without O_NONBLOCK each of these opens would wait for the other end forever.
+        #expect(throws: HostFile.OpenError.notRegular(type: "a FIFO")) { _ = try HostFile.openRegular(fifo, flags: O_RDONLY) }
+        #expect(throws: HostFile.OpenError.failed(errno: ENXIO)) { _ = try HostFile.openRegular(fifo, flags: O_WRONLY) }
+        #expect(throws: HostFile.OpenError.notRegular(type: "a directory")) { _ = try HostFile.openRegular(dir, flags: O_RDONLY) }
+        #expect(throws: HostFile.OpenError.notRegular(type: "a character device")) {
+            _ = try HostFile.openRegular("/dev/null", flags: O_RDONLY)
+        }
+        // A planted link is not followed where the caller says so.
+        #expect(symlink(dir + "/target", dir + "/link") == 0)
+        #expect(throws: HostFile.OpenError.failed(errno: ELOOP)) {
+            _ = try HostFile.openRegular(dir + "/link", flags: O_WRONLY | O_CREAT | O_NOFOLLOW)
+        }
+        let fd = try HostFile.openRegular(dir + "/file", flags: O_WRONLY | O_CREAT)
+        #expect(fcntl(fd, F_GETFL) & O_NONBLOCK == 0)
+        close(fd)
     }
 }

@@ -394,6 +394,18 @@ struct CMOSRTCTests {
         #expect((error2.map { "\($0)" } ?? "").contains(missing))
     }
 
+    @Test("an NVRAM path that is a FIFO or a directory is refused at once, never waited on")
+    func nvramThatIsNotARegularFile() throws {
+        let fifo = temporaryPath("fifo")
+        defer { unlink(fifo) }
+        #expect(mkfifo(fifo, 0o600) == 0)
+        let error = #expect(throws: (any Error).self) { try makeRTC(nvram: fifo) }
+        #expect((error.map { "\($0)" } ?? "").hasSuffix("nvram '\(fifo)': cannot open: it is a FIFO, not a regular file"))
+        let directory = FileManager.default.temporaryDirectory.path
+        let error2 = #expect(throws: (any Error).self) { try makeRTC(nvram: directory) }
+        #expect((error2.map { "\($0)" } ?? "").contains("it is a directory, not a regular file"))
+    }
+
     @Test("save → load into an instance with another clock reads and runs the same")
     func saveLoad() throws {
         let a = try makeRTC(nvram: "")

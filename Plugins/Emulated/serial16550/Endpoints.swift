@@ -29,6 +29,12 @@ struct Endpoint {
                 let hint = code == ENXIO ? " (a FIFO needs its reader running first)" : ""
                 throw PluginError("output: cannot create '\(spec)': \(errnoText(code))\(hint)")
             }
+            var info = stat()
+            if fstat(fd, &info) == 0, info.st_mode & S_IFMT == S_IFBLK {
+                // Console bytes written over a disk would destroy it.
+                _ = Glibc.close(fd)
+                throw PluginError("output: '\(spec)' is a block device, not a file, FIFO or terminal")
+            }
             _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK)
             return Endpoint(fd: fd, owned: true)
         }
@@ -45,9 +51,9 @@ struct Endpoint {
             let fd = open(spec, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
             guard fd >= 0 else { throw PluginError("input: cannot open '\(spec)': \(errnoText())") }
             var info = stat()
-            if fstat(fd, &info) == 0, info.st_mode & S_IFMT == S_IFDIR {
+            if fstat(fd, &info) == 0, [S_IFDIR, S_IFBLK, S_IFSOCK].contains(info.st_mode & S_IFMT) {
                 _ = Glibc.close(fd)
-                throw PluginError("input: '\(spec)' is a directory")
+                throw PluginError("input: '\(spec)' is \(HostFile.typeName(info.st_mode)), not a file, FIFO or terminal")
             }
             return Endpoint(fd: fd, owned: true)
         }
