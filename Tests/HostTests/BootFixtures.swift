@@ -244,5 +244,8 @@ func expectBootError(_ path: String, _ fragment: String, role: String = "boot im
     #expect(error.image == path, "\(error)", sourceLocation: sourceLocation)
     #expect(error.role == role, "\(error)", sourceLocation: sourceLocation)
     #expect(error.reason.contains(fragment), "\(error)", sourceLocation: sourceLocation)
-    #expect(error.description.hasPrefix("\(role) \(path): "), sourceLocation: sourceLocation)
+    // A file that could not be read is named by its config key first: "boot.initrd: initrd PATH: ...".
+    let prefix = (error.key.map { "\($0): " } ?? "") + "\(role) \(path): "
+    #expect(error.description.hasPrefix(prefix), "\(error)", sourceLocation: sourceLocation)
+    #expect((error.key != nil) == error.unreadable, "\(error)", sourceLocation: sourceLocation)
 }

@@ -231,7 +231,7 @@ import Testing
 
     @Test func missingAndEmptyInitrd() throws {
         let scratch = try Scratch()
-        try expectRefused(BzImageFixture(), "open \(scratch.path)/none", initrd: "\(scratch.path)/none", initrdRole: true)
+        try expectRefused(BzImageFixture(), "cannot open: No such file or directory", initrd: "\(scratch.path)/none", initrdRole: true)
         let empty = try scratch.write([], "empty")
         try expectRefused(BzImageFixture(), "the initrd is empty", initrd: empty, initrdRole: true)
     }

@@ -178,7 +178,7 @@ import Testing
         let kernel = try scratch.write(Self.elfKernel().bytes, "kernel")
         let memory = try BootFixtures.memory(16 << 20)
         let missing = MultibootImage.Module(path: scratch.path + "/missing", cmdline: "x")
-        expectBootError(missing.path, "open \(missing.path)", role: "module 1") {
+        expectBootError(missing.path, "cannot open: No such file or directory", role: "module 1") {
             _ = try MultibootImage(path: kernel, modules: [missing]).load(into: memory, e820: E820Map(memoryMap: memory.map))
         }
         let big = MultibootImage.Module(path: try scratch.sparse(15 << 20, "big"))
