@@ -51,7 +51,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "veneer",
-            dependencies: ["VeneerHost", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["VeneerHost", "CKVM", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Sources/veneer",
             swiftSettings: strict
         ),

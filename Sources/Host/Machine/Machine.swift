@@ -10,12 +10,15 @@ public final class Machine {
     let vm: VirtualMachineFD
     let devices: [PluginDevice]
     let vcpus: [VCPUFD]
+    /// Instructions this host's KVM could not emulate that the VMM completed, per instruction.
+    public let fallbacks: InstructionFallbackCounters
 
     public var memory: GuestMemory { services.memory }
 
     /// Builds everything and loads the guest; the VM does not run until `run()`.
     public init(config: VMConfig, registry: PluginRegistry = .standard(), logger: Logger = Logger()) throws(MachineError) {
         self.config = config
+        fallbacks = InstructionFallbackCounters(logger: logger)
         let resolved = try DeviceResolver.resolve(config, registry: registry)
         do {
             let kvm = try KVMSystem()
@@ -49,7 +52,7 @@ public final class Machine {
                 throw MachineError.config(ConfigError(file: config.file, key: "hyperv",
                     reason: "device '\(synthetic.config.id)' is a VMBus device, which needs hyperv = true"))
             }
-            var cpuid = try kvm.supportedCPUID()
+            var cpuid = config.cpu.apply(to: try kvm.supportedCPUID())
             if enlightened {
                 cpuid = HyperVCPUID.apply(to: cpuid, vcpuCount: config.vcpus)
                 try HyperVPartition.configure(vm)
@@ -156,7 +159,8 @@ public final class Machine {
         services.vcpusRunning = true
         var threads: [NativeThread] = []
         for cpu in vcpus {
-            let runner = VCPURunner(cpu: cpu, ports: services.ports, mmio: services.mmio, stop: stop, hyperv: services.hyperv)
+            let runner = VCPURunner(cpu: cpu, ports: services.ports, mmio: services.mmio, stop: stop, hyperv: services.hyperv,
+                                    fallbacks: fallbacks)
             do {
                 let thread = try NativeThread(name: "veneer-vcpu\(cpu.index)") { runner.run() }
                 stop.addKicker { [id = thread.id] in
@@ -171,6 +175,11 @@ public final class Machine {
         }
         let exit = stop.wait()
         for thread in threads { thread.join() }
+        let completed = fallbacks.snapshot
+        if !completed.isEmpty {
+            services.logger.log(.info, "machine", "instructions completed by the VMM: "
+                + completed.map { "\($0.0.rawValue) \($0.1)" }.joined(separator: ", "))
+        }
         services.vcpusRunning = false
         for device in devices {
             do { try device.stop() } catch { services.logger.log(.warning, device.instanceName, error.description) }
