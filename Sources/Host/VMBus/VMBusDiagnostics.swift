@@ -29,5 +29,11 @@ final class VMBusDiagnostics: Sendable {
         }
     }
 
+    /// Debug detail (each channel message in and out): built only when the sink wants it. Not
+    /// rate-limited: whoever turns debug logging on asked for every line.
+    func debug(_ message: @autoclosure () -> String) {
+        if sink.logsDebug { sink.log(.debug, message()) }
+    }
+
     func count(_ kind: Kind) -> Int { counts.withLock { $0[kind.rawValue] } }
 }
