@@ -262,8 +262,12 @@ public struct ICEndpoint: Sendable {
 
     private mutating func reject(_ request: ICRequest, _ reason: String) -> [ICEvent] {
         counters.repliesRejected &+= 1
-        log(.warning, "unusable answer to \(request.type) request \(request.packetID): \(reason)")
-        guard request.type == .negotiate else { return [.rejected(request, reason)] }
+        guard request.type == .negotiate else {
+            // Per message, so at debug: a misbehaving guest answers every request.
+            log(.debug, "unusable answer to \(request.type) request \(request.packetID): \(reason)")
+            return [.rejected(request, reason)]
+        }
+        log(.warning, "version negotiation failed: unusable answer to request \(request.packetID): \(reason)")
         phase = .failed(reason)
         return [.negotiationFailed(reason)]
     }
