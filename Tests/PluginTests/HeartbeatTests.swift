@@ -299,7 +299,7 @@ struct HeartbeatTests {
         let h = try Self.negotiated(guest: &guest)
         guest.answerNew(h)
         h.closeChannel(1)
-        #expect(Self.infoLines(h).last == "heartbeat: guest health ok -> no contact: the channel closed")
+        #expect(Self.infoLines(h).last == "heartbeat: guest health ok -> no contact: the channel closed (1 sent, 1 answered, 0 missed so far)")
         #expect(h.host.armedTimers.isEmpty, "no timers while closed")
         let sent = h.host.packetsFromDevice(channel: 1).count
         h.advance(nanoseconds: 20 * Self.second)

@@ -114,7 +114,8 @@ final class Heartbeat: VeneerDevice {
                 miss(sequence: request.tag, "no answer within \(replyTimeout / 1_000_000) ms")
             case .closed:
                 host.cancelTimer(token: Token.beat)
-                if let old = monitor.recordDisconnect() { transition(from: old, "the channel closed") }
+                let tally = "\(monitor.sent) sent, \(monitor.answered) answered, \(monitor.missed) missed so far"
+                if let old = monitor.recordDisconnect() { transition(from: old, "the channel closed (\(tally))") }
             }
         }
     }
