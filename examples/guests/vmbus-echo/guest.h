@@ -23,8 +23,10 @@ typedef _Bool bool;
 #define NORETURN __attribute__((noreturn))
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
-#ifdef BENCH
+#if defined(BENCH)
 #define PROG "vmbus-bench"
+#elif defined(HEARTBEAT)
+#define PROG "vmbus-heartbeat"
 #else
 #define PROG "vmbus-echo"
 #endif
