@@ -18,7 +18,7 @@ public enum CPUIDProbe {
         public var honoured: [CPUFeature]
         /// Hidden features the guest still sees: the host does not apply the mask.
         public var ignored: [CPUFeature]
-        /// Hidden features this host's KVM does not offer in the first place.
+        /// Hidden features the guest would not see anyway: not in KVM's table, not shown by the CPU.
         public var absentOnHost: [CPUFeature]
     }
 
@@ -54,13 +54,15 @@ public enum CPUIDProbe {
             }
             let seen = try execute(leaves: Array(leaves.prefix(maxLeaves)), cpuid: model.apply(to: supported), kvm: kvm)
             var report = Report(honoured: [], ignored: [], absentOnHost: [])
+            // What the guest sees decides: a software KVM may show bits its own supported table
+            // leaves out (the real CPU's), and those are not hidden either.
             for f in hidden {
-                if !CPUModel.isSet(f, in: supported) {
-                    report.absentOnHost.append(f)
-                } else if CPUModel.isSet(f, in: seen) {
+                if CPUModel.isSet(f, in: seen) {
                     report.ignored.append(f)
-                } else {
+                } else if CPUModel.isSet(f, in: supported) {
                     report.honoured.append(f)
+                } else {
+                    report.absentOnHost.append(f)
                 }
             }
             return report
