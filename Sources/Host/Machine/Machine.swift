@@ -106,6 +106,15 @@ public final class Machine {
 
             let entry: BootEntry
             do { entry = try config.boot.load(into: memory, e820: e820, rsdp: rsdp) } catch { throw MachineError.boot(error) }
+            // What devices that describe the machine to firmware (fw-cfg) report: the tables in
+            // the relocatable form firmware loads itself, wherever its layout puts them.
+            let linked: ACPILinkedTables
+            do {
+                linked = try ACPILinkedTables(vcpuCount: Int(config.vcpus),
+                                              devices: PlatformDescription.acpiDevices(resolved, enlightened: enlightened))
+            } catch { throw MachineError.memory("firmware tables: \(error)") }
+            let facts = MachineFacts(vcpuCount: config.vcpus, ramBytes: memory.map.ramBytes, memoryMap: e820, boot: config.boot, acpi: linked)
+            services.facts.withLock { $0 = facts }
             for cpu in vcpus {
                 // vCPUs without a state stay in KVM's reset state, waiting for INIT/SIPI.
                 if let state = entry.state(forVCPU: cpu.index, count: config.vcpus) {
