@@ -22,6 +22,7 @@ let plugins: [PluginTarget] = [
     PluginTarget(name: "pci-testdev", module: "PCITestDevice", path: "Plugins/Emulated/pci-testdev"),
     PluginTarget(name: "vmbus-echo", module: "VMBusEcho", path: "Plugins/Synthetic/vmbus-echo"),
     PluginTarget(name: "heartbeat", module: "Heartbeat", path: "Plugins/Synthetic/heartbeat", dependencies: ["VeneerIC"]),
+    PluginTarget(name: "fw-cfg", module: "FirmwareConfig", path: "Plugins/Emulated/fw-cfg"),
 ]
 
 let strict: [SwiftSetting] = [.enableUpcomingFeature("ExistentialAny")]

@@ -251,6 +251,38 @@ public struct HostServices: @unchecked Sendable {
         }
     }
 
+    // MARK: Machine facts (ABI 1.3)
+
+    public enum MachineFact: UInt32, Sendable {
+        case vcpuCount = 1, ramBytes, memoryMap, kernel, initrd, cmdline, acpiTables, acpiRSDP, acpiLoader
+    }
+
+    /// Whether the host's table reaches `machine_fact` (hosts before ABI 1.3 do not have it).
+    private var hasMachineFact: Bool {
+        Int(api.pointee.struct_size) >= MemoryLayout<veneer_host_api>.offset(of: \.machine_fact).map { $0 + 8 } ?? Int.max
+            && api.pointee.abi_minor >= 3 && api.pointee.machine_fact != nil
+    }
+
+    /// A machine fact's bytes (see the header for each layout), or nil while the machine is still
+    /// being built (ask again from `start` or a later callback).
+    public func machineFact(_ fact: MachineFact) throws(PluginError) -> [UInt8]? {
+        guard hasMachineFact, let call = api.pointee.machine_fact else {
+            throw PluginError("the host does not offer machine facts (ABI 1.3)")
+        }
+        var length = 0
+        var status = call(host, fact.rawValue, nil, 0, &length)
+        if status == veneer_status(VENEER_EAGAIN) { return nil }
+        if status == veneer_status(VENEER_OK) { return [] }
+        guard status == veneer_status(VENEER_ENOSPC) else { throw PluginError("cannot read machine fact \(fact): \(statusName(status))") }
+        var bytes = [UInt8](repeating: 0, count: length)
+        var written = 0
+        status = bytes.withUnsafeMutableBytes { call(host, fact.rawValue, $0.baseAddress, $0.count, &written) }
+        guard status == veneer_status(VENEER_OK), written == length else {
+            throw PluginError("cannot read machine fact \(fact): \(statusName(status))")
+        }
+        return bytes
+    }
+
     private func check(_ status: veneer_status?, _ what: @autoclosure () -> String) throws(PluginError) {
         guard let status else { throw PluginError("the host does not offer the call to \(what())") }
         guard status == veneer_status(VENEER_OK) else { throw PluginError("cannot \(what()): \(statusName(status))") }

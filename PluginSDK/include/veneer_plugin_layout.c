@@ -31,3 +31,6 @@ static_assert(offsetof(veneer_pci_function, capabilities_length) == 24, "veneer_
 static_assert(offsetof(veneer_pci_function, capabilities) == 32, "veneer_pci_function layout");
 static_assert(offsetof(veneer_pci_function, bars) == 40, "veneer_pci_function layout");
 static_assert(sizeof(veneer_pci_function) == 200, "veneer_pci_function layout");
+/* 1.3 took machine_fact from the host table's reserved tail: sizes unchanged. */
+static_assert(offsetof(veneer_host_api, machine_fact) == 192, "veneer_host_api 1.3 layout");
+static_assert(sizeof(veneer_memory_range) == 24, "veneer_memory_range layout");

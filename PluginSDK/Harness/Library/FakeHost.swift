@@ -96,6 +96,7 @@ public final class FakeHost: DeviceHost, @unchecked Sendable {
         /// Addresses of the PCI functions the device registered, and their BARs' region ids.
         var pciFunctions: [UInt32] = []
         var pciRegions: Set<UInt32> = []
+        var machineFacts: MachineFacts?
     }
 
     let state = Mutex(State())
@@ -384,5 +385,29 @@ extension FakeHost: PCIFunctionOwner {
 
     public func forwardPCIConfig(function: UInt32, offset: UInt32, size: UInt32, flags: UInt32, data: inout UInt32) {
         device?.pciConfig(function: function, offset: offset, size: size, flags: flags, data: &data)
+    }
+}
+
+// MARK: ABI 1.3 machine facts
+
+extension FakeHost {
+    /// What machine_fact reports; nil (the default) answers VENEER_EAGAIN, as while a VM is built.
+    public var machineFacts: MachineFacts? {
+        get { state.withLock { $0.machineFacts } }
+        set { state.withLock { $0.machineFacts = newValue } }
+    }
+
+    public func machineFact(_ fact: UInt32) -> (veneer_status, [UInt8]) {
+        guard let facts = machineFacts else { return (.again, []) }
+        do {
+            return (.ok, try facts.bytes(of: fact, fileLimit: memory.map.ramBytes))
+        } catch {
+            switch error {
+            case .unknown: return (.unsupported, [])
+            case .unreadable(let reason):
+                setError(reason)
+                return (.ioError, [])
+            }
+        }
     }
 }

@@ -292,3 +292,21 @@ extension DeviceContext: PCIFunctionOwner {
         device?.pciConfig(function: function, offset: offset, size: size, flags: flags, data: &data)
     }
 }
+
+// MARK: ABI 1.3 machine facts
+
+extension DeviceContext {
+    func machineFact(_ fact: UInt32) -> (veneer_status, [UInt8]) {
+        guard let facts = machine.facts.withLock({ $0 }) else { return (.again, []) }
+        do {
+            return (.ok, try facts.bytes(of: fact, fileLimit: machine.memory.map.ramBytes))
+        } catch {
+            switch error {
+            case .unknown: return (.unsupported, [])
+            case .unreadable(let reason):
+                setError(reason)
+                return (.ioError, [])
+            }
+        }
+    }
+}

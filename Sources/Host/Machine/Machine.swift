@@ -109,6 +109,18 @@ public final class Machine {
 
             let entry: BootEntry
             do { entry = try config.boot.load(into: memory, e820: e820, rsdp: rsdp) } catch { throw MachineError.boot(error) }
+            // What devices that describe the machine to firmware (fw-cfg) report: the tables in
+            // the relocatable form firmware loads itself, wherever its layout puts them.
+            // A VM that needs no tables of its own (flat, Generation 2) must not fail over them.
+            var linked: ACPILinkedTables?
+            do {
+                linked = try ACPILinkedTables(vcpuCount: Int(config.vcpus),
+                                              devices: PlatformDescription.acpiDevices(resolved, enlightened: enlightened))
+            } catch {
+                logger.log(.warning, "machine", "no ACPI tables for devices that describe the machine: \(error)")
+            }
+            let facts = MachineFacts(vcpuCount: config.vcpus, ramBytes: memory.map.ramBytes, memoryMap: e820, boot: config.boot, acpi: linked)
+            services.facts.withLock { $0 = facts }
             for cpu in vcpus {
                 // vCPUs without a state stay in KVM's reset state, waiting for INIT/SIPI.
                 if let state = entry.state(forVCPU: cpu.index, count: config.vcpus) {

@@ -33,6 +33,11 @@ public protocol DeviceHost: AnyObject, Sendable {
     func pciRegister(_ function: PCIFunctionRequest) -> (veneer_status, handle: UInt32)
     /// A configuration access forwarded by a configuration mechanism (see `PCIBus.access`).
     func pciConfigAccess(bdf: UInt32, offset: UInt32, size: UInt32, isWrite: Bool, data: inout UInt32) -> veneer_status
+
+    // ABI 1.3
+    /// Machine fact `fact` (enum veneer_machine_fact) in its ABI encoding: `.again` while the
+    /// machine is still being built, `.unsupported` for an unknown fact.
+    func machineFact(_ fact: UInt32) -> (veneer_status, [UInt8])
 }
 
 /// A plugin's channel offer, decoded from `veneer_vmbus_offer`.
@@ -77,4 +82,6 @@ extension veneer_status {
     public static let busy = veneer_status(VENEER_EBUSY)
     public static let unsupported = veneer_status(VENEER_ENOTSUP)
     public static let ioError = veneer_status(VENEER_EIO)
+    public static let noSpace = veneer_status(VENEER_ENOSPC)
+    public static let again = veneer_status(VENEER_EAGAIN)
 }
