@@ -106,13 +106,12 @@ final class VCPURunner: @unchecked Sendable {
                     }
                 }
             case KVM_EXIT_X86_RDMSR:
-                let value = hyperv?.readMSR(vp: cpu.index, run.pointee.msr.index)
+                let cpu = self.cpu
+                let value = hyperv?.readMSR(vp: cpu.index, run.pointee.msr.index, guestTSC: { try? cpu.msr(0x10) })
                 run.pointee.msr.data = value ?? 0
                 run.pointee.msr.error = value == nil ? 1 : 0    // 1: KVM injects #GP
             case KVM_EXIT_X86_WRMSR:
-                let cpu = self.cpu
-                let ok = hyperv?.writeMSR(vp: cpu.index, run.pointee.msr.index, run.pointee.msr.data,
-                                          guestTSC: { try? cpu.msr(0x10) }) ?? false
+                let ok = hyperv?.writeMSR(vp: cpu.index, run.pointee.msr.index, run.pointee.msr.data) ?? false
                 run.pointee.msr.error = ok ? 0 : 1
             case KVM_EXIT_INTR:
                 run.pointee.immediate_exit = 0
