@@ -149,9 +149,21 @@ struct HyperVPartitionTests {
         #expect(invariant.eax & (1 << 15) != 0)
     }
 
-    @Test func invariantTSCControlExistsOnlyWhenOffered() {
-        #expect(partition.readMSR(vp: 0, HyperVInterface.MSR.tscInvariantControl) == nil)
-        #expect(!partition.writeMSR(vp: 0, HyperVInterface.MSR.tscInvariantControl, 1))
+    @Test func invariantTSCControlExistsOnlyWhenOffered() throws {
+        let control = HyperVInterface.MSR.tscInvariantControl
+        #expect(partition.readMSR(vp: 0, control) == nil)
+        #expect(!partition.writeMSR(vp: 0, control, 1))
+        let vm = try KVMSystem().createVM()
+        try vm.createIRQChip()
+        let offered = try HyperVPartition(vm: vm, vpCount: 1, tscHz: 2_000_000_000, estimatedGuestTSC: { 0 },
+                                          features: HyperVFeatures(invariantTSC: true), memory: memory,
+                                          interrupts: InterruptController(vm: vm), events: try EventLoop(stop: try StopController()),
+                                          alarms: alarms, logger: Logger(threshold: .error))
+        #expect(offered.readMSR(vp: 0, control) == 0)
+        #expect(!offered.writeMSR(vp: 0, control, 2), "reserved bits fault")
+        #expect(offered.writeMSR(vp: 0, control, 1))
+        #expect(offered.readMSR(vp: 0, control) == 1)
+        #expect(!offered.writeMSR(vp: 0, control, 0), "cannot be cleared once set")
     }
 
     @Test func synICQueuesMessagesWhileTheSlotIsBusy() throws {

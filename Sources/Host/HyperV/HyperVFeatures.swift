@@ -21,8 +21,18 @@ public struct HyperVFeatures: Equatable, Sendable {
         var power: [UInt32] = [0, 0, 0, 0]
         if maxExtended[0] >= 0x8000_0007 { ckvm_host_cpuid(0x8000_0007, &power) }
         let cpuInvariant = power[3] & (1 << 8) != 0
-        let clocksource = (try? readWholeFile("/sys/devices/system/clocksource/clocksource0/current_clocksource", limit: 4096))
-            .map { String(decoding: $0.filter { $0 > 0x20 }, as: UTF8.self) }
+        let clocksource = firstLine(of: "/sys/devices/system/clocksource/clocksource0/current_clocksource")
         return HyperVFeatures(invariantTSC: cpuInvariant && clocksource == "tsc")
+    }
+
+    /// A short sysfs attribute (sysfs reports a size of 4096 whatever the text is).
+    private static func firstLine(of path: String) -> String? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var buffer = [UInt8](repeating: 0, count: 64)
+        let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, 64) }
+        guard n > 0 else { return nil }
+        return String(decoding: buffer.prefix(n).prefix { $0 != 0x0A }, as: UTF8.self)
     }
 }

@@ -122,10 +122,13 @@ public final class HyperVPartition: Sendable {
                 return true
             }
         case M.tscInvariantControl where features.invariantTSC:
-            // Bit 0 exposes invariant TSC to the guest; reserved bits fault; it cannot be cleared.
-            guard value & ~1 == 0 else { return false }
-            registers.withLock { $0.tscInvariantControl |= value }
-            return true
+            // Bit 0 exposes invariant TSC to the guest; reserved bits fault; once set it cannot be
+            // cleared (the guest has already built its timekeeping on it).
+            return registers.withLock { r -> Bool in
+                guard value & ~1 == 0, value >= r.tscInvariantControl else { return false }
+                r.tscInvariantControl = value
+                return true
+            }
         case M.vpIndex, M.timeRefCount, M.tscFrequency, M.apicFrequency:
             return false  // read-only
         case _ where SyntheticTimers.handles(index):

@@ -91,7 +91,9 @@ EXC_ERR   30
 EXC_NOERR 31
 
 /* Frame for exception_handler (cpu.c, struct exception_frame): r15..rax, vector, error,
- * then the CPU's rip, cs, rflags, rsp, ss. Never returns: an exception is a failed run. */
+ * then the CPU's rip, cs, rflags, rsp, ss. An exception is a failed run unless a test installed
+ * a fixup that handled it (exception_handler returns): then the frame, maybe with a new rip,
+ * is resumed. */
 exc_common:
     push rax
     push rbx
@@ -112,10 +114,27 @@ exc_common:
     mov ds, ax
     mov es, ax
     mov rdi, rsp
+    mov rbx, rsp                        /* callee-saved: the frame, to resume from */
     and rsp, -16
     call exception_handler
-1:  pause
-    jmp 1b
+    mov rsp, rbx
+    pop r15
+    pop r14
+    pop r13
+    pop r12
+    pop r11
+    pop r10
+    pop r9
+    pop r8
+    pop rbp
+    pop rdi
+    pop rsi
+    pop rdx
+    pop rcx
+    pop rbx
+    pop rax
+    add rsp, 16                         /* vector and error code */
+    iretq
 
     .globl exception_stubs
     .section .rodata
@@ -152,6 +171,39 @@ isr_sint:
     pop rcx
     pop rax
     iretq
+
+/* Other interrupt vectors a test routes to C (cpu_set_interrupt_handler): the stub passes its
+ * vector to interrupt_dispatch, which calls the handler and EOIs. Caller-saved registers only,
+ * 16-byte aligned call as in isr_sint. */
+.macro ISR_VECTOR vec
+    .globl isr_vector_\vec
+isr_vector_\vec:
+    push rax
+    push rcx
+    push rdx
+    push rsi
+    push rdi
+    push r8
+    push r9
+    push r10
+    push r11
+    cld
+    mov edi, \vec
+    call interrupt_dispatch
+    pop r11
+    pop r10
+    pop r9
+    pop r8
+    pop rdi
+    pop rsi
+    pop rdx
+    pop rcx
+    pop rax
+    iretq
+.endm
+ISR_VECTOR 0xe1
+ISR_VECTOR 0xe2
+ISR_VECTOR 0xed
 
 /* The APIC's spurious vector: no EOI (the APIC did not set an ISR bit). */
     .globl isr_spurious

@@ -23,10 +23,12 @@ typedef _Bool bool;
 #define NORETURN __attribute__((noreturn))
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
+#ifndef PROG
 #ifdef BENCH
 #define PROG "vmbus-bench"
 #else
 #define PROG "vmbus-echo"
+#endif
 #endif
 
 /* Single-copy reads and writes of memory the host shares with us (rings, SynIC pages). */
