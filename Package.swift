@@ -19,6 +19,7 @@ let plugins: [PluginTarget] = [
     PluginTarget(name: "pci-host", module: "PCIHost", path: "Plugins/Emulated/pci-host"),
     PluginTarget(name: "pci-testdev", module: "PCITestDevice", path: "Plugins/Emulated/pci-testdev"),
     PluginTarget(name: "vmbus-echo", module: "VMBusEcho", path: "Plugins/Synthetic/vmbus-echo"),
+    PluginTarget(name: "hv-testdev", module: "HyperVTestDevice", path: "Plugins/Synthetic/hv-testdev"),
 ]
 
 let strict: [SwiftSetting] = [.enableUpcomingFeature("ExistentialAny")]

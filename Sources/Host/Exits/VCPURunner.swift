@@ -42,7 +42,8 @@ final class VCPURunner: @unchecked Sendable {
             run.pointee.s.regs.regs.rax = hyperv.hypercall(vp: cpu.index, control: r.rcx, input: r.rdx, output: r.r8)
         } else {
             let data = (page + Int(io.data_offset)).loadUnaligned(as: UInt32.self)
-            run.pointee.s.regs.regs.rcx = io.size == 4 ? hyperv.unmatchedSignal(connectionID: data) : 5
+            let flag = UInt16(truncatingIfNeeded: run.pointee.s.regs.regs.rdx >> 32)   // the page keeps RDX's high half
+            run.pointee.s.regs.regs.rcx = io.size == 4 ? hyperv.unmatchedSignal(vp: cpu.index, connectionID: data, flagNumber: flag) : 5
         }
         cpu.markRegistersDirty()
     }

@@ -27,6 +27,8 @@ public final class HyperVPartition: Sendable {
     /// Reference time: one scale and offset for the TSC page, TIME_REF_COUNT and the timers.
     let clock: ReferenceClock
     let features: HyperVFeatures
+    /// Message and event connections devices own (ABI 1.3).
+    let connections = HyperVConnections()
     private let refusals: MSRRefusalLog
     private let vm: VirtualMachineFD
     private let events: EventLoop
@@ -199,8 +201,8 @@ public final class HyperVPartition: Sendable {
         switch (code, fast) {
         case (Hypercall.postMessage, false): status = postMessage(vp: vp, inputAddress: input)
         case (Hypercall.signalEvent, true):
-            status = vmbus.handleSignalEvent(connectionID: UInt32(truncatingIfNeeded: input),
-                                             flagNumber: UInt16(truncatingIfNeeded: input >> 32))
+            status = signalEvent(vp: vp, connectionID: UInt32(truncatingIfNeeded: input),
+                                 flagNumber: UInt16(truncatingIfNeeded: input >> 32))
         case (Hypercall.postMessage, true), (Hypercall.signalEvent, false): status = .invalidHypercallInput
         default: status = .invalidHypercallCode
         }
@@ -213,14 +215,42 @@ public final class HyperVPartition: Sendable {
         let bytes: [UInt8]
         do { bytes = try memory.bytes(inputAddress, count: PostMessageInput.size) } catch { return .invalidParameter }
         guard let input = try? PostMessageInput.decode(bytes) else { return .invalidParameter }
+        if let device = connections.messageHandler(input.connectionID) {
+            guard input.messageType != 0, input.messageType < 0x8000_0000 else { return .invalidParameter }
+            return device.message(connectionID: input.connectionIDValue, vp: vp, messageType: input.messageType, payload: input.payload)
+        }
         return vmbus.handlePostMessage(connectionID: input.connectionID, messageType: input.messageType,
                                        payload: input.payload, vp: vp)
     }
 
     /// A signal-port write the kernel did not absorb: a connection id with no open channel's
-    /// ioeventfd. Returns the status the trampoline hands back.
-    public func unmatchedSignal(connectionID: UInt32) -> UInt64 {
-        UInt64(vmbus.handleSignalEvent(connectionID: connectionID).rawValue)
+    /// ioeventfd (a device's own event connection, or none). The trampoline leaves the flag number
+    /// in RDX bits 32-47. Returns the status the trampoline hands back.
+    public func unmatchedSignal(vp: UInt32 = 0, connectionID: UInt32, flagNumber: UInt16 = 0) -> UInt64 {
+        UInt64(signalEvent(vp: vp, connectionID: connectionID, flagNumber: flagNumber).rawValue)
+    }
+
+    /// HvSignalEvent: a device's event connection, else a VMBus channel's.
+    private func signalEvent(vp: UInt32, connectionID: UInt32, flagNumber: UInt16) -> HypercallStatus {
+        guard let device = connections.eventHandler(connectionID) else {
+            return vmbus.handleSignalEvent(connectionID: connectionID, flagNumber: flagNumber)
+        }
+        // The SIEF page has 2048 flags per SINT; a connection's flag numbers are bounded the same way.
+        guard flagNumber < 2048 else { return .invalidParameter }
+        device.event(connectionID: connectionID & 0xFF_FFFF, vp: vp, flag: UInt32(flagNumber))
+        return .success
+    }
+
+    // MARK: device connections (ABI 1.3)
+
+    /// Queues a SynIC message from a device; false when the SINT's queue is full.
+    public func postMessage(vp: UInt32, sint: UInt8, messageType: UInt32, payload: [UInt8]) -> Bool {
+        synic.enqueue(vp: vp, sint: sint, SynICMessage(messageType: messageType, payload: payload), stamp: nil, delivered: nil) != nil
+    }
+
+    /// Sets an event flag for a device (and interrupts the VP if it was clear).
+    public func signal(vp: UInt32, sint: UInt8, flag: UInt32) {
+        synic.signal(vp: vp, sint: sint, eventFlag: flag)
     }
 
     // MARK: channels
