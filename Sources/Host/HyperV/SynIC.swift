@@ -97,12 +97,14 @@ final class SynIC: SynICMessageSink, GuestSignaller, Sendable {
     // MARK: SynICMessageSink
 
     func post(vp: UInt32, sint: UInt8, messageType: UInt32, payload: [UInt8]) {
-        _ = enqueue(vp: vp, sint: sint, SynICMessage(messageType: messageType, payload: Array(payload.prefix(SynICMessage.maxPayloadSize))),
-                    stamp: nil, delivered: nil)
+        let message = SynICMessage(messageType: messageType, payload: Array(payload.prefix(SynICMessage.maxPayloadSize)))
+        if enqueue(vp: vp, sint: sint, message, stamp: nil, delivered: nil) == nil {
+            logger.log(.warning, "synic", "VP \(vp) SINT \(sint): message queue full, message dropped")
+        }
     }
 
     /// Queues `message` for the slot of `sint` and delivers what fits; returns its id for
-    /// `withdraw`, or nil when the VP, SINT or queue refuses it.
+    /// `withdraw`, or nil when the VP, SINT or queue refuses it (the caller reports that).
     func enqueue(vp: UInt32, sint: UInt8, _ message: SynICMessage,
                  stamp: (@Sendable (inout SynICMessage) -> Void)?, delivered: (@Sendable () -> Void)?) -> UInt64? {
         guard sint < 16 else { return nil }
@@ -112,10 +114,7 @@ final class SynIC: SynICMessageSink, GuestSignaller, Sendable {
             vps[Int(vp)].queues[Int(sint)].append(Queued(id: id, message: message, stamp: stamp, delivered: delivered))
             return true
         }
-        guard queued else {
-            logger.log(.warning, "synic", "VP \(vp) SINT \(sint): message queue full, message dropped")
-            return nil
-        }
+        guard queued else { return nil }
         flush(vp: vp, sint: Int(sint))
         return id
     }

@@ -89,6 +89,8 @@ void cpu_flush_tlb(void)
     __asm__ volatile("mov %0, %%cr3" ::"r"((u64)pml4) : "memory");
 }
 
+static void load_gdt(void);
+
 static void build_gdt_and_tss(void)
 {
     gdt[0] = 0;
@@ -109,6 +111,12 @@ static void build_gdt_and_tss(void)
              | (limit >> 16 & 0xF) << 48 | (base >> 24 & 0xFF) << 56;
     gdt[6] = base >> 32;
 
+    load_gdt();
+    __asm__ volatile("ltr %w0" ::"r"(TSS_SEL));
+}
+
+static void load_gdt(void)
+{
     struct descriptor_pointer gdtr = { sizeof(gdt) - 1, (u64)gdt };
     __asm__ volatile("lgdt %0\n\t"
                      "pushq %1\n\t"
@@ -125,7 +133,6 @@ static void build_gdt_and_tss(void)
                      :
                      : "m"(gdtr), "i"(KERNEL_CS), "i"(KERNEL_DS)
                      : "rax", "memory");
-    __asm__ volatile("ltr %w0" ::"r"(TSS_SEL));
 }
 
 static void set_gate(u32 vector, void (*handler)(void), u32 dpl)
@@ -166,6 +173,17 @@ void apic_eoi(void) { *apic_reg(APIC_EOI) = 0; }
 void cpu_enable_interrupts(void) { __asm__ volatile("sti" ::: "memory"); }
 
 void *user_stack_top(void) { return user_stack + sizeof(user_stack); }
+
+/* Another vCPU, after vCPU 0's cpu_init: the same page tables, GDT and IDT, its own local APIC.
+ * No TSS (vCPU 0's is busy), so it must not go to CPL3. */
+void cpu_init_ap(void)
+{
+    __asm__ volatile("mov %0, %%cr3" ::"r"((u64)pml4) : "memory");
+    load_gdt();
+    struct descriptor_pointer idtr = { sizeof(idt) - 1, (u64)idt };
+    __asm__ volatile("lidt %0" ::"m"(idtr));
+    enable_apic();
+}
 
 void cpu_init(void)
 {

@@ -30,6 +30,8 @@ extern bool (*exception_fixup)(struct exception_frame *frame);
 void cpu_set_interrupt_handler(u8 vector, void (*handler)(void));
 
 void cpu_init(void);
+/* A second (third, ...) vCPU after vCPU 0's cpu_init: see cpu.c. */
+void cpu_init_ap(void);
 /* Maps `pa` at RING_WINDOW_VA + index pages, user-accessible; call cpu_flush_tlb afterwards. */
 void cpu_map_window_page(u32 index, u64 pa);
 void cpu_flush_tlb(void);
