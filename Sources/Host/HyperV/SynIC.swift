@@ -129,13 +129,6 @@ final class SynIC: SynICMessageSink, GuestSignaller, Sendable {
         }
     }
 
-    /// Injects SINT `sint`'s vector into `vp` (a synthetic timer's or test device's interrupt
-    /// with no message); nothing when the SINT is masked or the VP unknown.
-    func assertSINT(vp: UInt32, sint: UInt8) {
-        guard sint < 16, let control = vps.withLock({ vps -> UInt64? in Int(vp) < vps.count ? vps[Int(vp)].sint[Int(sint)] : nil }) else { return }
-        inject(vp: vp, control: control)
-    }
-
     /// Fixed, edge interrupt `vector` to `vp`'s local APIC (a direct-mode synthetic timer).
     func sendVector(vp: UInt32, vector: UInt8) {
         inject(vp: vp, control: UInt64(vector))

@@ -136,7 +136,12 @@ final class SyntheticTimers: Sendable {
         let periodic = timer.config.periodic
         if timer.config.directMode {
             synic.sendVector(vp: vp, vector: timer.config.apicVector)
-            timers.withLock { t in if !periodic { t[slot].config.enabled = false; t[slot].expiration = 0 } }
+            // Unless the guest re-programmed the timer meanwhile, a one-shot is done.
+            timers.withLock { t in
+                guard !periodic, t[slot].expiration == timer.expiration, t[slot].config == timer.config else { return }
+                t[slot].config.enabled = false
+                t[slot].expiration = 0
+            }
         } else if timer.messageToken == nil {
             let token = tokens.wrappingAdd(1, ordering: .relaxed).oldValue
             timers.withLock { $0[slot].messageToken = token }
