@@ -16,14 +16,23 @@ final class MSRRefusalLog: Sendable {
 
     static let limit = 64
 
-    private let logger: Logger
+    private let enabled: Bool
+    private let emit: @Sendable (String) -> Void
     private let state = Mutex(State())
 
-    init(logger: Logger) { self.logger = logger }
+    convenience init(logger: Logger) {
+        self.init(enabled: logger.threshold >= .debug) { logger.log(.debug, "msr", $0) }
+    }
+
+    /// `emit` gets each line; nothing is formatted unless `enabled`.
+    init(enabled: Bool, emit: @escaping @Sendable (String) -> Void) {
+        self.enabled = enabled
+        self.emit = emit
+    }
 
     /// `write`: the value of a refused write; nil for a refused read.
     func refused(vp: UInt32, msr: UInt32, write: UInt64?) {
-        guard logger.threshold >= .debug else { return }
+        guard enabled else { return }
         let line = state.withLock { s -> String? in
             guard s.lines <= Self.limit, s.seen.insert(Key(msr: msr, write: write != nil)).inserted else { return nil }
             s.lines += 1
@@ -31,6 +40,6 @@ final class MSRRefusalLog: Sendable {
             if let write { return "VP \(vp): wrmsr \(hex(msr)) <- \(hex(write)) refused (#GP)" }
             return "VP \(vp): rdmsr \(hex(msr)) refused (#GP)"
         }
-        if let line { logger.log(.debug, "msr", line) }
+        if let line { emit(line) }
     }
 }
