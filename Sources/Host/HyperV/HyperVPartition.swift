@@ -60,7 +60,7 @@ public final class HyperVPartition: Sendable {
         timers = SyntheticTimers(vpCount: vpCount, clock: clock, synic: synic, alarms: timerAlarms)
         if let fd = timerAlarms as? TimerFDAlarms {
             let timers = self.timers
-            fd.connect { slot in timers.fire(slot: slot) }
+            fd.connect { [weak timers] slot in timers?.fire(slot: slot) }   // the timers own their alarms
         }
         vmbus = VMBusHost(vpCount: vpCount, memory: memory, messages: synic, signaller: synic, log: logger)
     }
