@@ -1,3 +1,4 @@
+import CKVM
 import Synchronization
 import Testing
 import VMBusProtocol
@@ -147,6 +148,15 @@ struct HyperVPartitionTests {
         let invariant = try #require(HyperVCPUID.leaves(vcpuCount: 2, features: HyperVFeatures(invariantTSC: true))
             .first { $0.function == 0x4000_0003 })
         #expect(invariant.eax & (1 << 15) != 0)
+
+        var power = kvm_cpuid_entry2()
+        power.function = 0x8000_0007
+        power.edx = 1 << 8
+        let hidden = HyperVCPUID.apply(to: [power], vcpuCount: 1).first { $0.function == 0x8000_0007 }
+        #expect(hidden?.edx == 0, "leaf 0x80000007 does not claim invariant TSC when the partition does not")
+        let kept = HyperVCPUID.apply(to: [power], vcpuCount: 1, features: HyperVFeatures(invariantTSC: true))
+            .first { $0.function == 0x8000_0007 }
+        #expect(kept?.edx == 1 << 8)
     }
 
     @Test func invariantTSCControlExistsOnlyWhenOffered() throws {

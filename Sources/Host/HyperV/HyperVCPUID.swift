@@ -46,8 +46,15 @@ enum HyperVCPUID {
         ]
     }
 
-    /// The host's CPUID with every hypervisor leaf replaced by Hyper-V's.
+    /// The host's CPUID with every hypervisor leaf replaced by Hyper-V's. Leaf 0x80000007's
+    /// invariant-TSC bit (EDX bit 8, what Linux reads once it has written the invariant-TSC
+    /// control MSR) stays only when the partition offers invariant TSC, so the two never disagree.
+    /// (Hosts whose KVM does not honour the table for that leaf show the guest their own.)
     static func apply(to base: [kvm_cpuid_entry2], vcpuCount: UInt32, features: HyperVFeatures = HyperVFeatures()) -> [kvm_cpuid_entry2] {
-        base.filter { $0.function < 0x4000_0000 || $0.function >= 0x4001_0000 } + leaves(vcpuCount: vcpuCount, features: features)
+        base.filter { $0.function < 0x4000_0000 || $0.function >= 0x4001_0000 }.map { entry in
+            var e = entry
+            if e.function == 0x8000_0007, !features.invariantTSC { e.edx &= ~(1 << 8) }
+            return e
+        } + leaves(vcpuCount: vcpuCount, features: features)
     }
 }
