@@ -193,7 +193,7 @@ private func makeDescriptor(_ definition: PluginDefinition) -> UnsafeMutablePoin
         if !header { data.pointee = value }
     }
 
-    // ABI 1.3: reached only through connections the device claimed.
+    // ABI 1.4: reached only through connections the device claimed.
     d.hv_message = { dev, connection, vp, type, payload, length in
         guard let box = DeviceBox.from(dev) else { return HyperVStatus.invalidParameter.rawValue }
         let bytes = payload.map { Array(UnsafeBufferPointer(start: $0, count: min(length, 240))) } ?? []

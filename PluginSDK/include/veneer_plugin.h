@@ -24,7 +24,10 @@
  *   1.2  PCI: functions with BARs and capabilities (pci_register, the pci_config callback), and
  *        configuration accesses for the plugin that implements a configuration mechanism
  *        (pci_config_access); regions may now change while the VM runs (reserved tails again).
- *   1.3  Hyper-V connections: message and event connection ids a plugin owns (hv_connect, the
+ *   1.3  Machine facts (machine_fact): vCPU count, RAM size, the memory map, the boot files and
+ *        the ACPI tables in relocatable form, for devices that describe the machine to firmware
+ *        (fw-cfg). Taken from the host table's reserved tail; 1.2 plugins never call it.
+ *   1.4  Hyper-V connections: message and event connection ids a plugin owns (hv_connect, the
  *        hv_message and hv_event callbacks), SynIC messages and event flags to any VP
  *        (hv_post_message, hv_signal_event); reserved tails again.
  *
@@ -57,7 +60,7 @@ extern "C" {
 #endif
 
 #define VENEER_ABI_MAJOR 1
-#define VENEER_ABI_MINOR 3
+#define VENEER_ABI_MINOR 4
 
 /* The one symbol every plugin exports: `const veneer_plugin_descriptor *veneer_plugin_entry(void);`
  * It must be callable any number of times and return the same pointer each time. */
@@ -255,7 +258,7 @@ enum {
 };
 
 /* ---------------------------------------------------------------------------------------------- */
-/* Hyper-V connections (ABI 1.3)                                                                   */
+/* Hyper-V connections (ABI 1.4)                                                                   */
 
 /* Below VMBus, the Hyper-V partition interface carries two kinds of traffic, and a plugin in an
  * enlightened VM (hyperv = true) can own either end of both:
@@ -312,6 +315,36 @@ enum {
     VENEER_MAP_READ = 0x1,
     VENEER_MAP_WRITE = 0x2,
 };
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Machine facts (ABI 1.3)                                                                         */
+
+/* What machine_fact reports. Each fact's byte layout is fixed within a major version; a new
+ * layout gets a new number. Integers are little-endian. */
+enum veneer_machine_fact {
+    VENEER_FACT_VCPU_COUNT = 1,  /* uint32_t: vCPUs the VM has                                      */
+    VENEER_FACT_RAM_BYTES = 2,   /* uint64_t: guest RAM, every range together                       */
+    VENEER_FACT_MEMORY_MAP = 3,  /* veneer_memory_range[]: the e820 map the guest is told about    */
+    VENEER_FACT_KERNEL = 4,      /* the boot image file's bytes (empty for flat images)            */
+    VENEER_FACT_INITRD = 5,      /* the initrd's bytes (empty when there is none)                  */
+    VENEER_FACT_CMDLINE = 6,     /* the kernel command line, without a NUL (may be empty)          */
+    /* The ACPI tables as firmware that builds its own memory layout wants them: a blob of the
+     * tables whose pointer fields hold offsets into the blob and whose checksums are zero, the
+     * RSDP pointing into that blob, and the commands that place, link and checksum them in the
+     * BIOS linker/loader format SeaBIOS and OVMF read ("etc/table-loader": 128-byte entries). */
+    VENEER_FACT_ACPI_TABLES = 7,
+    VENEER_FACT_ACPI_RSDP = 8,
+    VENEER_FACT_ACPI_LOADER = 9,
+};
+
+/* One VENEER_FACT_MEMORY_MAP entry: 24 bytes. `type` is the e820 type (1 RAM, 2 reserved,
+ * 3 ACPI reclaimable, 4 ACPI NVS). */
+typedef struct veneer_memory_range {
+    uint64_t start;
+    uint64_t size;
+    uint32_t type;
+    uint32_t reserved;
+} veneer_memory_range;
 
 typedef struct veneer_host_api {
     uint32_t struct_size;
@@ -395,7 +428,14 @@ typedef struct veneer_host_api {
     veneer_status (*pci_config_access)(veneer_host *host, uint32_t bdf, uint32_t offset, uint32_t size,
                                        uint32_t flags, uint32_t *data);
 
-    /* ABI 1.3: Hyper-V connections (see "Hyper-V connections"). hv_connect (from create only)
+    /* ABI 1.3: a machine fact (enum veneer_machine_fact). Copies it into `buffer` and sets
+     * *length to its size: VENEER_ENOSPC (nothing copied, *length set) when `capacity` is too
+     * small, VENEER_ENOTSUP for a fact this host does not know, VENEER_EAGAIN while the machine
+     * is still being built (the boot layout is known once the VM starts, not in `create`),
+     * VENEER_EIO when a boot file cannot be read any more. */
+    veneer_status (*machine_fact)(veneer_host *host, uint32_t fact, void *buffer, size_t capacity, size_t *length);
+
+    /* ABI 1.4: Hyper-V connections (see "Hyper-V connections"). hv_connect (from create only)
      * claims `connection_id` for the instance as a message or event connection: VENEER_ENOTSUP in
      * a VM that is not enlightened, VENEER_EINVAL for an id outside 0x10000-0xFFFFFF, VENEER_EBUSY
      * when the id is taken. hv_post_message queues `length` (<= 240) payload bytes as a message of
@@ -408,7 +448,7 @@ typedef struct veneer_host_api {
                                      const void *payload, size_t length);
     veneer_status (*hv_signal_event)(veneer_host *host, uint32_t vp, uint32_t sint, uint32_t flag);
 
-    void *reserved[15];
+    void *reserved[14];
 } veneer_host_api;
 
 /* ---------------------------------------------------------------------------------------------- */
@@ -488,13 +528,13 @@ typedef struct veneer_plugin_descriptor {
     void (*pci_config)(veneer_device *dev, uint32_t function, uint32_t offset, uint32_t size, uint32_t flags,
                        uint32_t *data);
 
-    /* ABI 1.3: the guest's HvPostMessage to message connection `connection_id` from VP `vp`:
+    /* ABI 1.4: the guest's HvPostMessage to message connection `connection_id` from VP `vp`:
      * `length` (<= 240) payload bytes of `message_type`. Called on the vCPU thread, serialised
      * with the instance's other callbacks; returns the hypercall's status (VENEER_HV_STATUS_*),
      * which the guest sees in RAX. */
     uint32_t (*hv_message)(veneer_device *dev, uint32_t connection_id, uint32_t vp, uint32_t message_type,
                            const uint8_t *payload, size_t length);
-    /* ABI 1.3: the guest's HvSignalEvent to event connection `connection_id` from VP `vp` with
+    /* ABI 1.4: the guest's HvSignalEvent to event connection `connection_id` from VP `vp` with
      * flag number `flag`. Called on the vCPU thread, serialised; the guest sees success. */
     void (*hv_event)(veneer_device *dev, uint32_t connection_id, uint32_t vp, uint32_t flag);
 

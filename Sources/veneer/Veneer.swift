@@ -1,4 +1,5 @@
 import ArgumentParser
+import CKVM
 import VeneerHost
 #if canImport(Glibc)
 import Glibc
@@ -9,7 +10,7 @@ struct Veneer: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "veneer",
         abstract: "A Hyper-V-style virtual machine monitor for Linux/KVM.",
-        subcommands: [Run.self, Check.self, Plugins.self]
+        subcommands: [Run.self, Check.self, Plugins.self, CPUFeatures.self]
     )
 }
 
@@ -50,6 +51,7 @@ struct Run: ParsableCommand {
         signal(SIGPIPE, SIG_IGN)
         let vm: VMConfig
         do { vm = try ConfigParser.load(path: config) } catch { throw fail("\(error)") }
+        warnAboutIgnoredCPUMasks(vm.cpu, logger: logger)
         var exit: MachineExit
         repeat {
             // A reset with on_reset = restart boots a fresh machine from the same config: a cold
@@ -87,6 +89,7 @@ struct Check: ParsableCommand {
                 let params = d.parameters.map { "\($0.name)=\(Self.text($0.value))" }.joined(separator: " ")
                 print("  \(d.config.id): \(d.library.info.name) \(d.library.info.version)  \(params)")
             }
+            for line in cpuReport(vm.cpu) { print("  " + line) }
         } catch {
             throw fail("\(error)")
         }
@@ -99,6 +102,62 @@ struct Check: ParsableCommand {
         case .string(let s): "\"\(s)\""
         }
     }
+}
+
+/// What `veneer check` says about the `[cpu]` section: what it hides, and what this host's KVM
+/// really hides (measured by a probe guest, never assumed).
+func cpuReport(_ model: CPUModel) -> [String] {
+    let hidden = model.hiddenFeatures
+    guard !hidden.isEmpty else { return ["cpu: template host, no features hidden"] }
+    var lines = ["cpu: template \(model.template.rawValue), \(hidden.count) features hidden"]
+    guard KVMSystem.isAvailable() else {
+        return lines + ["  cannot tell which masks this host honours: /dev/kvm is not available"]
+    }
+    let report: CPUIDProbe.Report
+    do { report = try CPUIDProbe.run(model) } catch { return lines + ["  cannot tell which masks this host honours: \(error)"] }
+    func names(_ features: [CPUFeature]) -> String { features.map(\.name).joined(separator: " ") }
+    if !report.honoured.isEmpty { lines.append("  hidden from the guest on this host: \(names(report.honoured))") }
+    if !report.ignored.isEmpty {
+        lines.append("  NOT hidden on this host (its KVM shows the guest the real CPUID bits): \(names(report.ignored))")
+        lines.append("  hide these inside the guest instead (Linux: clearcpuid=...), or run on a host whose KVM applies them")
+    }
+    if !report.absentOnHost.isEmpty { lines.append("  not offered by this host anyway: \(names(report.absentOnHost))") }
+    return lines
+}
+
+/// A run whose CPU masks the host ignores still runs, but the user hears about it once.
+func warnAboutIgnoredCPUMasks(_ model: CPUModel, logger: Logger) {
+    guard !model.hiddenFeatures.isEmpty, KVMSystem.isAvailable() else { return }
+    do {
+        let report = try CPUIDProbe.run(model)
+        if !report.ignored.isEmpty {
+            logger.log(.warning, "cpu", "this host's KVM does not hide \(report.ignored.map(\.name).joined(separator: " ")) "
+                       + "from the guest although [cpu] asks for it (`veneer check` says more)")
+        }
+    } catch {
+        logger.log(.warning, "cpu", "cannot tell which CPU masks this host honours: \(error)")
+    }
+}
+
+struct CPUFeatures: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "cpu-features",
+        abstract: "List the CPU features a [cpu] section can hide, which templates hide them, and whether this host has them.")
+
+    func run() throws {
+        var hostCPUID: [kvm_cpuid_entry2]?
+        if KVMSystem.isAvailable() { hostCPUID = try? KVMSystem().supportedCPUID() }
+        print("\("feature".padding(20)) \("leaf".padding(14)) \("host".padding(6)) hidden by templates")
+        for f in CPUFeature.all {
+            let leaf = "\(hex(f.leaf)).\(f.subleaf) \(f.register.rawValue)[\(f.bit)]"
+            let host = hostCPUID.map { CPUModel.isSet(f, in: $0) ? "yes" : "no" } ?? "?"
+            let templates = CPUTemplate.allCases.filter { $0.hiddenFeatures.contains(f) }.map(\.rawValue)
+            let hiddenBy = f.isInstructionSet ? templates.joined(separator: " ") : "(platform feature: only `disable` hides it)"
+            print("\(f.name.padding(20)) \(leaf.padding(14)) \(host.padding(6)) \(hiddenBy)")
+        }
+    }
+
+    private func hex(_ v: UInt32) -> String { "0x" + String(v, radix: 16) }
 }
 
 struct Plugins: ParsableCommand {

@@ -3,16 +3,18 @@ import VeneerHarness
 import VeneerHost
 import VeneerPluginABI
 
-/// ABI 1.3 (Hyper-V connections) from C, on a fixture compiled at test time: connections claimed
+/// ABI 1.4 (Hyper-V connections) from C, on a fixture compiled at test time: connections claimed
 /// in create, the guest's posts and signals reaching the callbacks, the plugin's messages and
-/// event flags reaching the guest, the host's checks, and an ABI 1.2 plugin whose descriptor
-/// ends before the new callbacks.
+/// event flags reaching the guest, the host's checks, an ABI 1.2 plugin whose descriptor ends
+/// before the new callbacks, and an ABI 1.3 plugin whose descriptor holds junk there.
 @Suite struct HyperVConnectionABITests {
     /// Claims message connection MSG_ID and event connection EVENT_ID. A post is answered by
     /// posting its payload back to SINT 4 of the posting VP with the same type (status 0), except
     /// a payload starting with 0xFF (status 5); a signal sets the same flag on SINT 5 of that VP.
-    /// OLD_ABI builds a 1.2 plugin: no connections, and a descriptor whose struct_size stops
-    /// before hv_message although the (unread) bytes after it hold a bogus pointer.
+    /// OLD_ABI=2 builds a 1.2 plugin: no connections, and a descriptor whose struct_size stops
+    /// before hv_message although the (unread) bytes after it hold a bogus pointer. OLD_ABI=3
+    /// builds a 1.3 plugin (machine facts, before Hyper-V connections): a full-size descriptor
+    /// whose reserved bytes where 1.4 put hv_message and hv_event hold bogus pointers.
     static let fixture = #"""
         #include "veneer_plugin.h"
         #include <stddef.h>
@@ -57,10 +59,15 @@ import VeneerPluginABI
         }
 
         static veneer_plugin_descriptor descriptor = {
-        #ifdef OLD_ABI
+        #if OLD_ABI == 2
             .struct_size = offsetof(veneer_plugin_descriptor, hv_message),
             .abi_minor = 2,
             .hv_message = (void *)1,
+        #elif OLD_ABI == 3
+            .struct_size = sizeof(veneer_plugin_descriptor),
+            .abi_minor = 3,
+            .hv_message = (void *)1,
+            .hv_event = (void *)1,
         #else
             .struct_size = sizeof(veneer_plugin_descriptor),
             .abi_minor = VENEER_ABI_MINOR,
@@ -118,15 +125,18 @@ import VeneerPluginABI
         #expect(error?.reason.contains("0x10000-0xffffff") == true, "\(String(describing: error))")
     }
 
-    @Test func anABI12PluginLoadsAndItsDescriptorTailIsNotRead() throws {
-        let path = try Self.plugin("OLD_ABI")
+    @Test(arguments: [2, 3])
+    func anOlderPluginLoadsAndItsHyperVCallbacksAreNotRead(minor: Int) throws {
+        let path = try Self.plugin("OLD_ABI=\(minor)")
         let library = try PluginLibrary(path: path)
-        #expect(library.info.abiMinor == 2)
+        #expect(library.info.abiMinor == UInt16(minor))
         let h = try PluginHarness(plugin: path)
         #expect(h.host.hvConnections.isEmpty)
-        // Called directly (no connection could route here): the bogus pointer past struct_size
-        // must not be used; the post is refused as with no callback at all.
+        // Called directly (no connection could route here): the bogus pointers past struct_size
+        // (1.2) or in 1.3's reserved tail must not be used; the post is refused as with no
+        // callback at all, the signal dropped.
         #expect(h.device.hvMessage(connectionID: 0x10010, vp: 0, messageType: 1, payload: [1]) == 5)
+        h.device.hvEvent(connectionID: 0x10011, vp: 0, flag: 1)
         #expect(ConformanceSuite(plugin: path, accesses: 100).run().allPassed)
     }
 }

@@ -65,7 +65,7 @@ public final class FakeHost: DeviceHost, @unchecked Sendable {
         }
     }
 
-    /// A SynIC message a device posted to the guest (ABI 1.3).
+    /// A SynIC message a device posted to the guest (ABI 1.4).
     public struct HyperVMessage: Sendable, Equatable {
         public var vp: UInt32
         public var sint: UInt32
@@ -79,7 +79,7 @@ public final class FakeHost: DeviceHost, @unchecked Sendable {
         }
     }
 
-    /// An event flag a device set in the guest (ABI 1.3).
+    /// An event flag a device set in the guest (ABI 1.4).
     public struct HyperVEvent: Sendable, Equatable {
         public var vp: UInt32
         public var sint: UInt32
@@ -127,6 +127,7 @@ public final class FakeHost: DeviceHost, @unchecked Sendable {
         var hvMessages: [HyperVMessage] = []
         var hvEvents: [HyperVEvent] = []
         var vpCount: UInt32 = 1
+        var machineFacts: MachineFacts?
     }
 
     let state = Mutex(State())
@@ -343,7 +344,7 @@ public final class FakeHost: DeviceHost, @unchecked Sendable {
         return pci.access(bdf: bdf, offset: offset, size: size, isWrite: isWrite, data: &data)
     }
 
-    // MARK: ABI 1.3 Hyper-V connections (the rules are the VMM's own)
+    // MARK: ABI 1.4 Hyper-V connections (the rules are the VMM's own)
 
     public func hvConnect(kind: UInt32, connectionID: UInt32) -> veneer_status {
         guard kind == UInt32(VENEER_HV_MESSAGE_CONNECTION.rawValue) || kind == UInt32(VENEER_HV_EVENT_CONNECTION.rawValue) else { return .invalid }
@@ -461,5 +462,29 @@ extension FakeHost: PCIFunctionOwner {
 
     public func forwardPCIConfig(function: UInt32, offset: UInt32, size: UInt32, flags: UInt32, data: inout UInt32) {
         device?.pciConfig(function: function, offset: offset, size: size, flags: flags, data: &data)
+    }
+}
+
+// MARK: ABI 1.3 machine facts
+
+extension FakeHost {
+    /// What machine_fact reports; nil (the default) answers VENEER_EAGAIN, as while a VM is built.
+    public var machineFacts: MachineFacts? {
+        get { state.withLock { $0.machineFacts } }
+        set { state.withLock { $0.machineFacts = newValue } }
+    }
+
+    public func machineFact(_ fact: UInt32) -> (veneer_status, [UInt8]) {
+        guard let facts = machineFacts else { return (.again, []) }
+        do {
+            return (.ok, try facts.bytes(of: fact, fileLimit: memory.map.ramBytes))
+        } catch {
+            switch error {
+            case .unknown: return (.unsupported, [])
+            case .unreadable(let reason):
+                setError(reason)
+                return (.ioError, [])
+            }
+        }
     }
 }

@@ -1,6 +1,6 @@
 import VeneerPluginKit
 
-/// A test device for the Hyper-V connections below VMBus (ABI 1.3): it owns one message and one
+/// A test device for the Hyper-V connections below VMBus (ABI 1.4): it owns one message and one
 /// event connection, and a guest drives it by posting commands, so the SynIC's message queueing
 /// and EOM, event flags and cross-VP delivery are tested from inside a guest.
 ///

@@ -40,6 +40,8 @@ public enum ConfigParser {
             throw ConfigError(file: file, key: "boot", reason: "missing: a [boot] table naming the image is required")
         }
         let boot = try parseBoot(&bootTable, file: file, baseDirectory: baseDirectory)
+        var cpu = CPUModel()
+        if var cpuTable = try reader.table("cpu") { cpu = try parseCPU(&cpuTable, file: file) }
 
         var devices: [DeviceConfig] = []
         for (i, var table) in try reader.arrayOfTables("device").enumerated() {
@@ -65,6 +67,7 @@ public enum ConfigParser {
         var config = VMConfig(file: file, name: name, memoryBytes: memoryBytes, vcpus: UInt32(vcpus), hyperv: hyperv,
                               generation: generation == 1 ? .one : .two, boot: boot, devices: devices)
         config.onReset = onReset
+        config.cpu = cpu
         return config
     }
 
@@ -127,6 +130,18 @@ struct TableReader {
             throw error(key, "'\(s)' is not a size such as \"64M\" or \"2G\" (at most 1T)")
         }
         return n << shift
+    }
+
+    /// An array of strings (empty when the key is absent).
+    mutating func strings(_ key: String) throws(ConfigError) -> [String] {
+        guard let v = value(key) else { return [] }
+        guard let array = v.array else { throw error(key, "expected an array of strings, got \(v.type)") }
+        var result: [String] = []
+        for i in 0..<array.count {
+            guard let s = array[i].string else { throw error("\(key)[\(i)]", "expected a string, got \(array[i].type)") }
+            result.append(s)
+        }
+        return result
     }
 
     mutating func table(_ key: String) throws(ConfigError) -> TableReader? {

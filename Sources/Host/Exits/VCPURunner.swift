@@ -15,9 +15,12 @@ final class VCPURunner: @unchecked Sendable {
     let stop: StopController
     /// The Hyper-V interface when the VM is enlightened: its MSRs and hypercall ports.
     let hyperv: HyperVPartition?
+    let fallbacks: InstructionFallbackCounters
 
-    init(cpu: VCPUFD, ports: PortIOBus, mmio: MMIOBus, stop: StopController, hyperv: HyperVPartition?) {
+    init(cpu: VCPUFD, ports: PortIOBus, mmio: MMIOBus, stop: StopController, hyperv: HyperVPartition?,
+         fallbacks: InstructionFallbackCounters) {
         self.cpu = cpu
+        self.fallbacks = fallbacks
         self.ports = ports
         self.mmio = mmio
         self.stop = stop
@@ -46,6 +49,29 @@ final class VCPURunner: @unchecked Sendable {
             run.pointee.s.regs.regs.rcx = io.size == 4 ? hyperv.unmatchedSignal(vp: cpu.index, connectionID: data, flagNumber: flag) : 5
         }
         cpu.markRegistersDirty()
+    }
+
+    /// KVM could not emulate an instruction: complete it if it is one the VMM knows, else stop
+    /// the VM showing the bytes.
+    @inline(never)
+    private func emulationFailure(_ run: UnsafeMutablePointer<kvm_run>) {
+        let bytes = InstructionFallback.instructionBytes(run)
+        if let bytes, let instruction = InstructionFallback.recognise(bytes) {
+            do {
+                try instruction.complete(on: cpu)
+                fallbacks.record(instruction, vcpu: cpu.index)
+            } catch {
+                stop.request(.fault(VCPUFault.capture(cpu, reason: "cannot complete `\(instruction.rawValue)` for the guest: \(error)").report))
+            }
+            return
+        }
+        let shown = bytes.map { " on bytes " + $0.map { hexByte($0) }.joined(separator: " ") } ?? " (KVM gave no instruction bytes)"
+        stop.request(.fault(VCPUFault.capture(cpu, reason: "KVM internal error: instruction emulation failed\(shown) (KVM_EXIT_INTERNAL_ERROR)").report))
+    }
+
+    private func hexByte(_ b: UInt8) -> String {
+        let s = String(b, radix: 16)
+        return s.count == 1 ? "0" + s : s
     }
 
     func run() {
@@ -130,10 +156,11 @@ final class VCPURunner: @unchecked Sendable {
             case KVM_EXIT_FAIL_ENTRY:
                 let code = run.pointee.fail_entry.hardware_entry_failure_reason
                 stop.request(.fault(VCPUFault.capture(cpu, reason: "VM entry failed (KVM_EXIT_FAIL_ENTRY, hardware reason \(hex(code)))").report))
+            case KVM_EXIT_INTERNAL_ERROR where run.pointee.internal.suberror == KVM_INTERNAL_ERROR_EMULATION:
+                emulationFailure(run)
             case KVM_EXIT_INTERNAL_ERROR:
                 let sub = run.pointee.internal.suberror
-                let what = sub == KVM_INTERNAL_ERROR_EMULATION ? "instruction emulation failed" : "suberror \(sub)"
-                stop.request(.fault(VCPUFault.capture(cpu, reason: "KVM internal error: \(what) (KVM_EXIT_INTERNAL_ERROR)").report))
+                stop.request(.fault(VCPUFault.capture(cpu, reason: "KVM internal error: suberror \(sub) (KVM_EXIT_INTERNAL_ERROR)").report))
             default:
                 stop.request(.fault(VCPUFault.capture(cpu, reason: "unhandled exit reason \(run.pointee.exit_reason)").report))
             }

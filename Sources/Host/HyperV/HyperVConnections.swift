@@ -25,7 +25,7 @@ public enum HyperVConnectionError: Error, Equatable, CustomStringConvertible, Se
     }
 }
 
-/// The message and event connections devices own (ABI 1.3), consulted before VMBus's own: the
+/// The message and event connections devices own (ABI 1.4), consulted before VMBus's own: the
 /// id ranges do not overlap (VMBus uses 1, 4 and 0x2000-0x2fff), so no connection shadows another.
 final class HyperVConnections: Sendable {
     private struct Tables {

@@ -27,7 +27,7 @@ public final class HyperVPartition: Sendable {
     /// Reference time: one scale and offset for the TSC page, TIME_REF_COUNT and the timers.
     let clock: ReferenceClock
     let features: HyperVFeatures
-    /// Message and event connections devices own (ABI 1.3).
+    /// Message and event connections devices own (ABI 1.4).
     let connections = HyperVConnections()
     private let refusals: MSRRefusalLog
     private let vm: VirtualMachineFD
@@ -241,7 +241,7 @@ public final class HyperVPartition: Sendable {
         return .success
     }
 
-    // MARK: device connections (ABI 1.3)
+    // MARK: device connections (ABI 1.4)
 
     /// Queues a SynIC message from a device; false when the SINT's queue is full.
     public func postMessage(vp: UInt32, sint: UInt8, messageType: UInt32, payload: [UInt8]) -> Bool {

@@ -293,7 +293,25 @@ extension DeviceContext: PCIFunctionOwner {
     }
 }
 
-// MARK: ABI 1.3 Hyper-V connections
+// MARK: ABI 1.3 machine facts
+
+extension DeviceContext {
+    func machineFact(_ fact: UInt32) -> (veneer_status, [UInt8]) {
+        guard let facts = machine.facts.withLock({ $0 }) else { return (.again, []) }
+        do {
+            return (.ok, try facts.bytes(of: fact, fileLimit: machine.memory.map.ramBytes))
+        } catch {
+            switch error {
+            case .unknown: return (.unsupported, [])
+            case .unreadable(let reason):
+                setError(reason)
+                return (.ioError, [])
+            }
+        }
+    }
+}
+
+// MARK: ABI 1.4 Hyper-V connections
 
 extension DeviceContext {
     func hvConnect(kind rawKind: UInt32, connectionID: UInt32) -> veneer_status {

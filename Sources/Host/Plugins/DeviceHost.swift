@@ -34,7 +34,12 @@ public protocol DeviceHost: AnyObject, Sendable {
     /// A configuration access forwarded by a configuration mechanism (see `PCIBus.access`).
     func pciConfigAccess(bdf: UInt32, offset: UInt32, size: UInt32, isWrite: Bool, data: inout UInt32) -> veneer_status
 
-    // ABI 1.3 (Hyper-V connections)
+    // ABI 1.3
+    /// Machine fact `fact` (enum veneer_machine_fact) in its ABI encoding: `.again` while the
+    /// machine is still being built, `.unsupported` for an unknown fact.
+    func machineFact(_ fact: UInt32) -> (veneer_status, [UInt8])
+
+    // ABI 1.4 (Hyper-V connections)
     /// Claims a message or event connection id (`HyperVConnectionKind`) for the instance.
     func hvConnect(kind: UInt32, connectionID: UInt32) -> veneer_status
     /// Queues a SynIC message for `sint` of `vp`.
@@ -43,7 +48,7 @@ public protocol DeviceHost: AnyObject, Sendable {
     func hvSignalEvent(vp: UInt32, sint: UInt32, flag: UInt32) -> veneer_status
 }
 
-/// The rules of ABI 1.3's Hyper-V connections that every host checks the same way.
+/// The rules of ABI 1.4's Hyper-V connections that every host checks the same way.
 public enum HyperVConnectionRules {
     public static let pluginConnectionIDs: ClosedRange<UInt32> = 0x1_0000...0xFF_FFFF
     public static let maxPayload = 240
@@ -100,4 +105,6 @@ extension veneer_status {
     public static let busy = veneer_status(VENEER_EBUSY)
     public static let unsupported = veneer_status(VENEER_ENOTSUP)
     public static let ioError = veneer_status(VENEER_EIO)
+    public static let noSpace = veneer_status(VENEER_ENOSPC)
+    public static let again = veneer_status(VENEER_EAGAIN)
 }

@@ -124,6 +124,17 @@ public enum HostServiceTable {
             data.pointee = value
             return status
         }
+        t.machine_fact = { h, fact, buffer, capacity, length in
+            guard let host = HostBinding.host(h), let length else { return .invalid }
+            let (status, bytes) = host.machineFact(fact)
+            guard status == .ok else { return status }
+            length.pointee = bytes.count
+            guard bytes.count <= capacity else { return .noSpace }
+            guard !bytes.isEmpty else { return .ok }
+            guard let buffer else { return .invalid }
+            bytes.withUnsafeBytes { buffer.copyMemory(from: $0.baseAddress!, byteCount: bytes.count) }
+            return .ok
+        }
         t.hv_connect = { h, kind, id in HostBinding.host(h)?.hvConnect(kind: kind, connectionID: id) ?? .invalid }
         t.hv_post_message = { h, vp, sint, type, payload, length in
             guard let host = HostBinding.host(h) else { return .invalid }

@@ -24,8 +24,10 @@ typedef _Bool bool;
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
 #ifndef PROG
-#ifdef BENCH
+#if defined(BENCH)
 #define PROG "vmbus-bench"
+#elif defined(HEARTBEAT)
+#define PROG "vmbus-heartbeat"
 #else
 #define PROG "vmbus-echo"
 #endif
