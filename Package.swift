@@ -23,6 +23,7 @@ let plugins: [PluginTarget] = [
     PluginTarget(name: "vmbus-echo", module: "VMBusEcho", path: "Plugins/Synthetic/vmbus-echo"),
     PluginTarget(name: "heartbeat", module: "Heartbeat", path: "Plugins/Synthetic/heartbeat", dependencies: ["VeneerIC"]),
     PluginTarget(name: "fw-cfg", module: "FirmwareConfig", path: "Plugins/Emulated/fw-cfg"),
+    PluginTarget(name: "hv-testdev", module: "HyperVTestDevice", path: "Plugins/Synthetic/hv-testdev"),
 ]
 
 let strict: [SwiftSetting] = [.enableUpcomingFeature("ExistentialAny")]

@@ -233,6 +233,53 @@ public struct HostServices: @unchecked Sendable {
         return true
     }
 
+    // MARK: Hyper-V connections (ABI 1.4)
+
+    public enum HyperVConnection: Sendable {
+        case message
+        case event
+    }
+
+    /// Whether the host's table reaches the Hyper-V connection calls (hosts before ABI 1.4 have
+    /// other fields or reserved space there).
+    private var hasHyperVConnections: Bool {
+        Int(api.pointee.struct_size) >= MemoryLayout<veneer_host_api>.offset(of: \.hv_signal_event).map { $0 + 8 } ?? Int.max
+            && api.pointee.abi_minor >= 4
+    }
+
+    /// Claims a Hyper-V connection id (0x10000-0xFFFFFF) for this instance (call from `make`):
+    /// the guest's HvPostMessage or HvSignalEvent to it reaches `hyperVMessage` / `hyperVEvent`.
+    public func connectHyperV(_ kind: HyperVConnection, id: UInt32) throws(PluginError) {
+        guard hasHyperVConnections else { throw PluginError("the host does not offer Hyper-V connections (ABI 1.4)") }
+        let raw = kind == .message ? VENEER_HV_MESSAGE_CONNECTION.rawValue : VENEER_HV_EVENT_CONNECTION.rawValue
+        try check(api.pointee.hv_connect?(host, UInt32(raw), id), "connect Hyper-V \(kind) connection \(hex(id))")
+    }
+
+    public enum HyperVPostResult: Sendable, Equatable {
+        case posted
+        /// 256 messages already wait for that SINT's slot: try again later.
+        case queueFull
+        /// No such VP or SINT, a reserved message type, more than 240 bytes, or no Hyper-V host.
+        case refused
+    }
+
+    /// Queues a SynIC message (type 1-0x7FFFFFFF, at most 240 bytes) for SINT `sint` of VP `vp`.
+    public func postHyperVMessage(vp: UInt32, sint: UInt32, messageType: UInt32, payload: [UInt8]) -> HyperVPostResult {
+        guard hasHyperVConnections else { return .refused }
+        let status = payload.withUnsafeBytes { api.pointee.hv_post_message?(host, vp, sint, messageType, $0.baseAddress, $0.count) }
+        switch status {
+        case veneer_status(VENEER_OK): return .posted
+        case veneer_status(VENEER_ENOSPC): return .queueFull
+        default: return .refused
+        }
+    }
+
+    /// Sets event flag `flag` (0-2047) of SINT `sint` of VP `vp`, interrupting it if it was clear.
+    public func signalHyperVEvent(vp: UInt32, sint: UInt32, flag: UInt32) throws(PluginError) {
+        guard hasHyperVConnections else { throw PluginError("the host does not offer Hyper-V connections (ABI 1.4)") }
+        try check(api.pointee.hv_signal_event?(host, vp, sint, flag), "signal flag \(flag) of VP \(vp) SINT \(sint)")
+    }
+
     public enum StopReason: Sendable, Equatable {
         case powerOff
         case reset

@@ -27,6 +27,9 @@
  *   1.3  Machine facts (machine_fact): vCPU count, RAM size, the memory map, the boot files and
  *        the ACPI tables in relocatable form, for devices that describe the machine to firmware
  *        (fw-cfg). Taken from the host table's reserved tail; 1.2 plugins never call it.
+ *   1.4  Hyper-V connections: message and event connection ids a plugin owns (hv_connect, the
+ *        hv_message and hv_event callbacks), SynIC messages and event flags to any VP
+ *        (hv_post_message, hv_signal_event); reserved tails again.
  *
  * Threading
  *   Unless the descriptor sets VENEER_PLUGIN_CONCURRENT, the host serialises every callback into one
@@ -57,7 +60,7 @@ extern "C" {
 #endif
 
 #define VENEER_ABI_MAJOR 1
-#define VENEER_ABI_MINOR 3
+#define VENEER_ABI_MINOR 4
 
 /* The one symbol every plugin exports: `const veneer_plugin_descriptor *veneer_plugin_entry(void);`
  * It must be callable any number of times and return the same pointer each time. */
@@ -255,6 +258,33 @@ enum {
 };
 
 /* ---------------------------------------------------------------------------------------------- */
+/* Hyper-V connections (ABI 1.4)                                                                   */
+
+/* Below VMBus, the Hyper-V partition interface carries two kinds of traffic, and a plugin in an
+ * enlightened VM (hyperv = true) can own either end of both:
+ *   - a message connection: the guest's HvPostMessage (hypercall 0x5C) to a connection id the
+ *     plugin owns reaches its hv_message callback; the plugin's hv_post_message puts a message in
+ *     a VP's SynIC message slot for a SINT (queued while the slot is busy, delivered after the
+ *     guest's EOM, at most 256 waiting per VP and SINT);
+ *   - an event connection: the guest's HvSignalEvent (hypercall 0x5D) to a connection id the
+ *     plugin owns reaches its hv_event callback with the flag number; hv_signal_event sets an
+ *     event flag in a VP's SIEF page for a SINT and interrupts the VP if the flag was clear.
+ * Connection ids are 24 bits; plugins own ids 0x10000-0xFFFFFF (VMBus uses the ones below), each
+ * at most once in a VM. SINTs are 0-15 (VMBus uses 2), event flags 0-2047, message types
+ * 1-0x7FFFFFFF (0 marks a free slot, 0x80000000 and up are the hypervisor's own). */
+enum veneer_hv_connection_kind {
+    VENEER_HV_MESSAGE_CONNECTION = 1,
+    VENEER_HV_EVENT_CONNECTION = 2,
+};
+
+/* Hypercall status codes an hv_message callback returns (TLFS HV_STATUS_*). */
+enum {
+    VENEER_HV_STATUS_SUCCESS = 0x0000,
+    VENEER_HV_STATUS_INVALID_PARAMETER = 0x0005,
+    VENEER_HV_STATUS_INSUFFICIENT_BUFFERS = 0x0013, /* the guest retries the post later */
+};
+
+/* ---------------------------------------------------------------------------------------------- */
 /* Host services                                                                                   */
 
 enum veneer_log_level {
@@ -405,7 +435,20 @@ typedef struct veneer_host_api {
      * VENEER_EIO when a boot file cannot be read any more. */
     veneer_status (*machine_fact)(veneer_host *host, uint32_t fact, void *buffer, size_t capacity, size_t *length);
 
-    void *reserved[17];
+    /* ABI 1.4: Hyper-V connections (see "Hyper-V connections"). hv_connect (from create only)
+     * claims `connection_id` for the instance as a message or event connection: VENEER_ENOTSUP in
+     * a VM that is not enlightened, VENEER_EINVAL for an id outside 0x10000-0xFFFFFF, VENEER_EBUSY
+     * when the id is taken. hv_post_message queues `length` (<= 240) payload bytes as a message of
+     * `message_type` for SINT `sint` of VP `vp`: VENEER_EINVAL for a bad VP, SINT, type or length,
+     * VENEER_ENOSPC when 256 messages already wait there. hv_signal_event sets event flag `flag`
+     * of SINT `sint` of VP `vp` (a VP whose SynIC has no event page yet misses it). Both may be
+     * called from any callback once the VM runs. */
+    veneer_status (*hv_connect)(veneer_host *host, uint32_t kind, uint32_t connection_id);
+    veneer_status (*hv_post_message)(veneer_host *host, uint32_t vp, uint32_t sint, uint32_t message_type,
+                                     const void *payload, size_t length);
+    veneer_status (*hv_signal_event)(veneer_host *host, uint32_t vp, uint32_t sint, uint32_t flag);
+
+    void *reserved[14];
 } veneer_host_api;
 
 /* ---------------------------------------------------------------------------------------------- */
@@ -485,7 +528,17 @@ typedef struct veneer_plugin_descriptor {
     void (*pci_config)(veneer_device *dev, uint32_t function, uint32_t offset, uint32_t size, uint32_t flags,
                        uint32_t *data);
 
-    void *reserved[20];
+    /* ABI 1.4: the guest's HvPostMessage to message connection `connection_id` from VP `vp`:
+     * `length` (<= 240) payload bytes of `message_type`. Called on the vCPU thread, serialised
+     * with the instance's other callbacks; returns the hypercall's status (VENEER_HV_STATUS_*),
+     * which the guest sees in RAX. */
+    uint32_t (*hv_message)(veneer_device *dev, uint32_t connection_id, uint32_t vp, uint32_t message_type,
+                           const uint8_t *payload, size_t length);
+    /* ABI 1.4: the guest's HvSignalEvent to event connection `connection_id` from VP `vp` with
+     * flag number `flag`. Called on the vCPU thread, serialised; the guest sees success. */
+    void (*hv_event)(veneer_device *dev, uint32_t connection_id, uint32_t vp, uint32_t flag);
+
+    void *reserved[18];
 } veneer_plugin_descriptor;
 
 typedef const veneer_plugin_descriptor *(*veneer_plugin_entry_fn)(void);

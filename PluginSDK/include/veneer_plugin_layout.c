@@ -34,3 +34,9 @@ static_assert(sizeof(veneer_pci_function) == 200, "veneer_pci_function layout");
 /* 1.3 took machine_fact from the host table's reserved tail: sizes unchanged. */
 static_assert(offsetof(veneer_host_api, machine_fact) == 192, "veneer_host_api 1.3 layout");
 static_assert(sizeof(veneer_memory_range) == 24, "veneer_memory_range layout");
+/* 1.4 (Hyper-V connections) took its fields from the reserved tails after 1.3's: sizes unchanged. */
+static_assert(offsetof(veneer_host_api, hv_connect) == 200, "veneer_host_api 1.4 layout");
+static_assert(offsetof(veneer_host_api, hv_post_message) == 208, "veneer_host_api 1.4 layout");
+static_assert(offsetof(veneer_host_api, hv_signal_event) == 216, "veneer_host_api 1.4 layout");
+static_assert(offsetof(veneer_plugin_descriptor, hv_message) == 184, "veneer_plugin_descriptor 1.4 layout");
+static_assert(offsetof(veneer_plugin_descriptor, hv_event) == 192, "veneer_plugin_descriptor 1.4 layout");

@@ -162,6 +162,18 @@ import VeneerHost
         let path = try Self.plugin("ABI_MINOR=\(newer)")
         let error = #expect(throws: PluginLoadError.self) { try PluginLibrary(path: path) }
         #expect(error == .abiMismatch(path: path, plugin: "1.\(newer)", host: "1.\(PluginLibrary.hostABI.minor)"))
+        let text = error?.description ?? ""
+        #expect(text.contains("ABI 1.\(newer)") && text.contains("ABI 1.\(PluginLibrary.hostABI.minor)"), "\(text)")
+    }
+
+    /// This host is ABI 1.4 (Hyper-V connections after 1.3's machine facts): a 1.5 plugin is
+    /// refused by name, and the header, the table and the loader agree on the minor.
+    @Test func theHostIsABI14AndRefusesA15Plugin() throws {
+        #expect(PluginLibrary.hostABI.major == 1 && PluginLibrary.hostABI.minor == 4)
+        #expect(HostServiceTable.api.pointee.abi_minor == 4)
+        let path = try Self.plugin("ABI_MINOR=5")
+        let error = #expect(throws: PluginLoadError.self) { try PluginLibrary(path: path) }
+        #expect(error == .abiMismatch(path: path, plugin: "1.5", host: "1.4"))
     }
 
     /// Regression: the loader used to copy whole host-sized structs out of the plugin.

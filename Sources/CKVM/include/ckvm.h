@@ -73,6 +73,9 @@ int ckvm_timerfd(void);
  * deadline 0 and period 0 disarm it. */
 int ckvm_timerfd_arm(int fd, uint64_t deadline_ns, uint64_t period_ns);
 uint64_t ckvm_monotonic_ns(void);
+/* The host's time-stamp counter (rdtsc), and one host CPUID leaf (subleaf 0) as eax ebx ecx edx. */
+uint64_t ckvm_rdtsc(void);
+void ckvm_host_cpuid(uint32_t leaf, uint32_t out[4]);
 /* Blocks SIGINT, SIGTERM and SIGHUP in the calling thread (threads created later inherit it) and
  * returns a signalfd that reads them. */
 int ckvm_termination_signalfd(void);

@@ -45,7 +45,8 @@ final class VCPURunner: @unchecked Sendable {
             run.pointee.s.regs.regs.rax = hyperv.hypercall(vp: cpu.index, control: r.rcx, input: r.rdx, output: r.r8)
         } else {
             let data = (page + Int(io.data_offset)).loadUnaligned(as: UInt32.self)
-            run.pointee.s.regs.regs.rcx = io.size == 4 ? hyperv.unmatchedSignal(connectionID: data) : 5
+            let flag = UInt16(truncatingIfNeeded: run.pointee.s.regs.regs.rdx >> 32)   // the page keeps RDX's high half
+            run.pointee.s.regs.regs.rcx = io.size == 4 ? hyperv.unmatchedSignal(vp: cpu.index, connectionID: data, flagNumber: flag) : 5
         }
         cpu.markRegistersDirty()
     }
@@ -132,13 +133,12 @@ final class VCPURunner: @unchecked Sendable {
                     }
                 }
             case KVM_EXIT_X86_RDMSR:
-                let value = hyperv?.readMSR(vp: cpu.index, run.pointee.msr.index)
+                let cpu = self.cpu
+                let value = hyperv?.readMSR(vp: cpu.index, run.pointee.msr.index, guestTSC: { try? cpu.msr(0x10) })
                 run.pointee.msr.data = value ?? 0
                 run.pointee.msr.error = value == nil ? 1 : 0    // 1: KVM injects #GP
             case KVM_EXIT_X86_WRMSR:
-                let cpu = self.cpu
-                let ok = hyperv?.writeMSR(vp: cpu.index, run.pointee.msr.index, run.pointee.msr.data,
-                                          guestTSC: { try? cpu.msr(0x10) }) ?? false
+                let ok = hyperv?.writeMSR(vp: cpu.index, run.pointee.msr.index, run.pointee.msr.data) ?? false
                 run.pointee.msr.error = ok ? 0 : 1
             case KVM_EXIT_INTR:
                 run.pointee.immediate_exit = 0

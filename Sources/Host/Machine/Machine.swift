@@ -53,8 +53,14 @@ public final class Machine {
                     reason: "device '\(synthetic.config.id)' is a VMBus device, which needs hyperv = true"))
             }
             var cpuid = config.cpu.apply(to: try kvm.supportedCPUID())
+            var features = HyperVFeatures.host()
+            // A CPU model that hides invtsc hides Hyper-V's invariant-TSC control with it, so the
+            // two CPUID views never disagree.
+            if let invtsc = CPUFeature.named("invtsc"), config.cpu.hiddenFeatures.contains(invtsc) {
+                features.invariantTSC = false
+            }
             if enlightened {
-                cpuid = HyperVCPUID.apply(to: cpuid, vcpuCount: config.vcpus)
+                cpuid = HyperVCPUID.apply(to: cpuid, vcpuCount: config.vcpus, features: features)
                 try HyperVPartition.configure(vm)
             }
             var vcpus: [VCPUFD] = []
@@ -70,8 +76,12 @@ public final class Machine {
             var hyperv: HyperVPartition?
             if enlightened, let first = vcpus.first {
                 ports.reserve(HyperVInterface.reservedPorts, owner: "the Hyper-V hypercall interface")
-                hyperv = HyperVPartition(vm: vm, vpCount: config.vcpus, tscHz: try first.tscFrequency(), memory: memory,
-                                         interrupts: interrupts, events: events, logger: logger)
+                let tscOffset = try GuestTSCOffset.measure(first)
+                hyperv = try HyperVPartition(vm: vm, vpCount: config.vcpus, tscHz: try first.tscFrequency(),
+                                             estimatedGuestTSC: { ckvm_rdtsc() &+ UInt64(bitPattern: tscOffset) },
+                                             features: features, memory: memory, interrupts: interrupts,
+                                             events: events, logger: logger)
+                logger.log(.debug, "hyperv", "reference time: guest TSC \(try first.tscFrequency()) Hz, scale \(hex(hyperv?.clock.scale.scale ?? 0)), invariant TSC \(features.invariantTSC ? "offered" : "not offered")")
             }
             services = MachineServices(vm: vm, memory: memory, ports: ports, mmio: MMIOBus(), interrupts: interrupts,
                                        events: events, stop: stop, hyperv: hyperv, logger: logger)

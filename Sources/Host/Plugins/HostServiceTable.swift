@@ -135,6 +135,14 @@ public enum HostServiceTable {
             bytes.withUnsafeBytes { buffer.copyMemory(from: $0.baseAddress!, byteCount: bytes.count) }
             return .ok
         }
+        t.hv_connect = { h, kind, id in HostBinding.host(h)?.hvConnect(kind: kind, connectionID: id) ?? .invalid }
+        t.hv_post_message = { h, vp, sint, type, payload, length in
+            guard let host = HostBinding.host(h) else { return .invalid }
+            guard length <= HyperVConnectionRules.maxPayload, length == 0 || payload != nil else { return .invalid }
+            let bytes = payload.map { Array(UnsafeRawBufferPointer(start: $0, count: length)) } ?? []
+            return host.hvPostMessage(vp: vp, sint: sint, messageType: type, payload: bytes)
+        }
+        t.hv_signal_event = { h, vp, sint, flag in HostBinding.host(h)?.hvSignalEvent(vp: vp, sint: sint, flag: flag) ?? .invalid }
         let pointer = UnsafeMutablePointer<veneer_host_api>.allocate(capacity: 1)
         pointer.initialize(to: t)
         return UnsafePointer(pointer)

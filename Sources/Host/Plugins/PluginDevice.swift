@@ -158,6 +158,27 @@ public final class PluginDevice: @unchecked Sendable {
         serially { pciConfigCallback(device, function, offset, size, flags, &data) }
     }
 
+    /// The first minor whose descriptor has hv_message and hv_event: in an older plugin's
+    /// descriptor those bytes are reserved, and are never read whatever they hold.
+    static let hyperVConnectionsMinor: UInt16 = 4
+    private var hasHyperVCallbacks: Bool { info.abiMinor >= Self.hyperVConnectionsMinor }
+
+    /// ABI 1.4: the guest posted to one of the instance's message connections; returns the
+    /// hypercall status (invalid parameter when the plugin has no hv_message callback).
+    public func hvMessage(connectionID: UInt32, vp: UInt32, messageType: UInt32, payload: [UInt8]) -> UInt16 {
+        guard let device, hasHyperVCallbacks, let call = descriptor.hv_message else { return 0x0005 }
+        let status = serially {
+            payload.withUnsafeBufferPointer { call(device, connectionID, vp, messageType, $0.baseAddress, $0.count) }
+        }
+        return UInt16(truncatingIfNeeded: status)
+    }
+
+    /// ABI 1.4: the guest signalled one of the instance's event connections.
+    public func hvEvent(connectionID: UInt32, vp: UInt32, flag: UInt32) {
+        guard let device, hasHyperVCallbacks, let call = descriptor.hv_event else { return }
+        serially { call(device, connectionID, vp, flag) }
+    }
+
     public func timerFired(token: UInt64) {
         guard let device, let timer = descriptor.timer else { return }
         serially { timer(device, token) }
