@@ -48,6 +48,8 @@ struct Run: ParsableCommand {
         let logger = Logger(threshold: level)
         // A console whose reader went away must not kill the VM: writes fail with EPIPE instead.
         signal(SIGPIPE, SIG_IGN)
+        // A plugin crashing in a callback: one line naming device, plugin and callback, status 71.
+        PluginCrashGuard.install(program: "veneer")
         let vm: VMConfig
         do { vm = try ConfigParser.load(path: config) } catch { throw fail("\(error)") }
         var exit: MachineExit

@@ -43,7 +43,9 @@ public struct PluginRegistry: Sendable {
     }
 
     /// The file for plugin `name`: `lib<name>.so` or `<name>.so` in the first directory that has one.
+    /// A name the descriptor's rule forbids (`/`, `..`, ...) is refused before any file is touched.
     public func locate(_ name: String) throws(PluginLoadError) -> String {
+        guard PluginLibrary.isValidPluginName(name) else { throw .invalidName(name: name) }
         for dir in searchPaths {
             for file in ["lib\(name).so", "\(name).so"] {
                 let path = "\(dir)/\(file)"
