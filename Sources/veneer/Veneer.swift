@@ -81,6 +81,7 @@ struct Check: ParsableCommand {
     @OptionGroup var plugins: PluginPathOption
 
     func run() throws {
+        PluginCrashGuard.install(program: "veneer")  // loading runs plugin code too
         do {
             let vm = try ConfigParser.load(path: config)
             let devices = try DeviceResolver.resolve(vm, registry: plugins.registry)
@@ -110,6 +111,7 @@ struct Plugins: ParsableCommand {
     @OptionGroup var plugins: PluginPathOption
 
     func run() throws {
+        PluginCrashGuard.install(program: "veneer")  // loading runs plugin code too
         let registry = plugins.registry
         if let name = describe {
             let library: PluginLibrary

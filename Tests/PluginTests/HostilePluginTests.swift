@@ -137,6 +137,17 @@ import VeneerHost
         #expect(r.stderr == "veneer-plugin-test: device 'dut' (plugin hostile) crashed in create (SIGSEGV)\n")
     }
 
+    @Test func aPluginCrashingWhileLoadingFailsLoadNamingTheFile() throws {
+        let path = try Self.plugin("CRASH_IN_ENTRY")
+        let r = try TestSupport.run(Self.tool, [path])
+        #expect(r.status == 1)
+        #expect(r.stdout == "FAIL  load: plugin \(path) crashed while loading (SIGSEGV)\n0 passed, 1 failed\n")
+        #expect(r.stderr == "veneer-plugin-test: plugin \(path) crashed while loading (SIGSEGV)\n")
+        let described = try TestSupport.run(Self.veneer, ["plugins", "--describe", path])
+        #expect(described.status == PluginCrashGuard.exitStatus)
+        #expect(described.stderr == "veneer: plugin \(path) crashed while loading (SIGSEGV)\n")
+    }
+
     @Test func aBrokenDescriptorIsOneLineOnStderr() throws {
         let path = try Self.plugin("PARAM_STRIDE=0x100000")
         let r = try TestSupport.run(Self.tool, [path])

@@ -20,6 +20,7 @@
  *   ENTRY_DANGLING         the entry returns an unmapped address
  *   CRASH_IN_IO=k          io crashes: 1 SIGSEGV, 2 SIGFPE, 3 SIGABRT, 4 SIGILL
  *   CRASH_IN_CREATE        create dereferences NULL
+ *   CRASH_IN_ENTRY         the entry point dereferences NULL
  *   MARKER="path"          a constructor creates this file (proves whether the file was loaded)
  */
 #include "veneer_plugin.h"
@@ -175,6 +176,10 @@ __attribute__((constructor)) static void break_a_promise(void) {
 }
 
 const veneer_plugin_descriptor *veneer_plugin_entry(void) {
+#ifdef CRASH_IN_ENTRY
+    volatile int *nowhere = NULL;
+    *nowhere = 1;
+#endif
 #ifdef ENTRY_DANGLING
     return (const veneer_plugin_descriptor *)(uintptr_t)0x10;
 #else
