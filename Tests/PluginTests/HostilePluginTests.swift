@@ -148,6 +148,16 @@ import VeneerHost
         #expect(described.stderr == "veneer: plugin \(path) crashed while loading (SIGSEGV)\n")
     }
 
+    @Test func aCheckThatHangsIsKilledAfterTheTimeoutAndFails() throws {
+        let path = try Self.plugin("HANG_IN_IO")
+        let r = try TestSupport.run(Self.tool, [path, "--timeout", "1", "--accesses", "10"])
+        #expect(r.status == 1)
+        let failed = r.stdout.split(separator: "\n").filter { $0.hasPrefix("FAIL  ") }
+        #expect(failed == ["FAIL  reset idempotent: did not finish within 1 s (killed)",
+                           "FAIL  random accesses: did not finish within 1 s (killed)"], "\(r.stdout)")
+        #expect(r.stdout.hasSuffix("4 passed, 2 failed\n"))
+    }
+
     @Test func aBrokenDescriptorIsOneLineOnStderr() throws {
         let path = try Self.plugin("PARAM_STRIDE=0x100000")
         let r = try TestSupport.run(Self.tool, [path])

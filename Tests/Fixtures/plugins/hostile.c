@@ -21,6 +21,7 @@
  *   CRASH_IN_IO=k          io crashes: 1 SIGSEGV, 2 SIGFPE, 3 SIGABRT, 4 SIGILL
  *   CRASH_IN_CREATE        create dereferences NULL
  *   CRASH_IN_ENTRY         the entry point dereferences NULL
+ *   HANG_IN_IO             io never returns
  *   MARKER="path"          a constructor creates this file (proves whether the file was loaded)
  */
 #include "veneer_plugin.h"
@@ -77,6 +78,9 @@ static void io(veneer_device *dev, uint32_t region, uint64_t offset, uint32_t si
     abort();
 #elif CRASH_IN_IO == 4
     __builtin_trap();
+#endif
+#ifdef HANG_IN_IO
+    for (;;) __asm__ volatile("" ::: "memory");
 #endif
     if (flags & VENEER_IO_WRITE) dev->value = (uint8_t)*data; else *data = dev->value;
 }
