@@ -158,6 +158,16 @@ import VeneerHost
         #expect(r.stdout.hasSuffix("4 passed, 2 failed\n"))
     }
 
+    /// A plugin printing to stdout cannot garble (or forge) the check lines: those come over a
+    /// descriptor of their own, and the plugin's output goes to stderr.
+    @Test func whatThePluginPrintsGoesToStderr() throws {
+        let path = try Self.plugin("PRINT_IN_IO")
+        let r = try TestSupport.run(Self.tool, [path, "--accesses", "10"])
+        #expect(r.status == 0, "\(r.stdout)")
+        #expect(r.stdout.split(separator: "\n").allSatisfy { $0.hasPrefix("PASS  ") || $0 == "6 passed, 0 failed" }, "\(r.stdout)")
+        #expect(r.stderr.contains("noisenoise"))
+    }
+
     @Test func aBrokenDescriptorIsOneLineOnStderr() throws {
         let path = try Self.plugin("PARAM_STRIDE=0x100000")
         let r = try TestSupport.run(Self.tool, [path])

@@ -7,6 +7,7 @@ import Glibc
 ///
 /// Unsafe-pointer invariants: argv and the spawn attributes live until posix_spawn returns; the
 /// pipes are ours to read and close; every child is waited for, also after a timeout (SIGKILL).
+/// The child gets stdout, stderr and `resultFD` as pipes; its check line arrives on the last.
 struct PhaseProcess {
     enum Termination: Equatable {
         case exited(Int32)
@@ -16,8 +17,10 @@ struct PhaseProcess {
 
     struct Outcome {
         var termination: Termination
-        var stdout: String
+        /// What the plugin printed, byte for byte.
+        var stdout: [UInt8]
         var stderr: String
+        var result: String
     }
 
     struct SpawnError: Error, CustomStringConvertible {
@@ -32,33 +35,32 @@ struct PhaseProcess {
         return String(decoding: buffer.prefix(n).map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
-    /// Runs `executable arguments`, collecting its stdout and stderr, for at most `timeout` seconds.
+    /// Runs `executable arguments`, collecting its stdout, its stderr and what it writes to fd 3
+    /// (`resultFD`: the check's line, apart from anything the plugin prints), for at most
+    /// `timeout` seconds.
     static func run(_ executable: String, _ arguments: [String], timeout: Int) throws(SpawnError) -> Outcome {
-        var outPipe: [Int32] = [-1, -1], errPipe: [Int32] = [-1, -1]
-        guard makePipe(&outPipe) else { throw SpawnError(description: "pipe: \(String(cString: strerror(errno)))") }
-        guard makePipe(&errPipe) else {
-            close(outPipe[0]); close(outPipe[1])
-            throw SpawnError(description: "pipe: \(String(cString: strerror(errno)))")
+        var pipes: [[Int32]] = []
+        for _ in 0..<3 {
+            var fds: [Int32] = [-1, -1]
+            guard makePipe(&fds) else {
+                pipes.flatMap { $0 }.forEach { close($0) }
+                throw SpawnError(description: "pipe: \(String(cString: strerror(errno)))")
+            }
+            pipes.append(fds)
         }
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_adddup2(&actions, outPipe[1], 1)
-        posix_spawn_file_actions_adddup2(&actions, errPipe[1], 2)
+        for (i, target) in [Int32(1), 2, resultFD].enumerated() { posix_spawn_file_actions_adddup2(&actions, pipes[i][1], target) }
         let argv = ([executable] + arguments).map { strdup($0) } + [nil]
         defer { argv.forEach { free($0) } }
         var pid: pid_t = 0
         let status = posix_spawn(&pid, executable, &actions, nil, argv, environ)
-        close(outPipe[1])
-        close(errPipe[1])
-        guard status == 0 else {
-            close(outPipe[0]); close(errPipe[0])
-            throw SpawnError(description: "cannot start \(executable): \(String(cString: strerror(status)))")
-        }
-        var out: [UInt8] = [], err: [UInt8] = []
-        let timedOut = drain(outPipe[0], into: &out, errPipe[0], into: &err, timeout: timeout, killing: pid)
-        close(outPipe[0])
-        close(errPipe[0])
+        pipes.forEach { close($0[1]) }
+        defer { pipes.forEach { close($0[0]) } }
+        guard status == 0 else { throw SpawnError(description: "cannot start \(executable): \(String(cString: strerror(status)))") }
+        var outputs: [[UInt8]] = [[], [], []]
+        let timedOut = drain(pipes.map { $0[0] }, into: &outputs, timeout: timeout, killing: pid)
         var wstatus: Int32 = 0
         while waitpid(pid, &wstatus, 0) < 0 && errno == EINTR {}
         let termination: Termination
@@ -69,9 +71,12 @@ struct PhaseProcess {
         } else {
             termination = .signalled(wstatus & 0x7f)
         }
-        return Outcome(termination: termination, stdout: String(decoding: out, as: UTF8.self),
-                       stderr: String(decoding: err, as: UTF8.self))
+        return Outcome(termination: termination, stdout: outputs[0], stderr: String(decoding: outputs[1], as: UTF8.self),
+                       result: String(decoding: outputs[2], as: UTF8.self))
     }
+
+    /// The child's descriptor for its check line.
+    static let resultFD: Int32 = 3
 
     /// A pipe whose ends are closed on exec (the tool is single-threaded: no fork can slip in
     /// between pipe and fcntl).
@@ -82,20 +87,18 @@ struct PhaseProcess {
         return true
     }
 
-    /// Reads both pipes to their end; after `timeout` seconds kills the child (and keeps reading
+    /// Reads every pipe to its end; after `timeout` seconds kills the child (and keeps reading
     /// until its pipes close). Whether it had to kill it.
-    private static func drain(_ a: Int32, into outA: inout [UInt8], _ b: Int32, into outB: inout [UInt8],
-                              timeout: Int, killing pid: pid_t) -> Bool
-    {
-        var open = [a: true, b: true]
+    private static func drain(_ fds: [Int32], into outputs: inout [[UInt8]], timeout: Int, killing pid: pid_t) -> Bool {
+        var open = Array(repeating: true, count: fds.count)
         var killed = false
         let deadline = monotonicSeconds() + Double(timeout)
         var chunk = [UInt8](repeating: 0, count: 65536)
-        while open.values.contains(true) {
-            var fds = [pollfd(fd: a, events: Int16(POLLIN), revents: 0), pollfd(fd: b, events: Int16(POLLIN), revents: 0)]
-                .filter { open[$0.fd] == true }
+        while open.contains(true) {
+            let watched = fds.indices.filter { open[$0] }
+            var polled = watched.map { pollfd(fd: fds[$0], events: Int16(POLLIN), revents: 0) }
             let remaining = killed ? 1000 : max(0, Int32(min((deadline - monotonicSeconds()) * 1000, 60_000)))
-            let n = poll(&fds, nfds_t(fds.count), remaining)
+            let n = poll(&polled, nfds_t(polled.count), remaining)
             if n < 0 && errno == EINTR { continue }
             if n == 0 {
                 if killed { break }  // killed, yet a pipe stays open: something inherited it
@@ -105,15 +108,9 @@ struct PhaseProcess {
                 }
                 continue
             }
-            for fd in fds where fd.revents != 0 {
-                let count = read(fd.fd, &chunk, chunk.count)
-                if count <= 0 {
-                    open[fd.fd] = false
-                } else if fd.fd == a {
-                    outA += chunk.prefix(count)
-                } else {
-                    outB += chunk.prefix(count)
-                }
+            for (k, index) in watched.enumerated() where polled[k].revents != 0 {
+                let count = read(fds[index], &chunk, chunk.count)
+                if count <= 0 { open[index] = false } else { outputs[index] += chunk.prefix(count) }
             }
         }
         return killed

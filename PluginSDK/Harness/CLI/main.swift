@@ -39,10 +39,10 @@ struct UsageError: Error {
 }
 
 /// Straight to fd 2: the C `stderr` global is shared mutable state to Swift 6.
-func writeError(_ line: String) { writeRaw(line + "\n") }
+func writeError(_ line: String) { writeRaw(Array((line + "\n").utf8)) }
 
-func writeRaw(_ text: String) {
-    var bytes = Array(text.utf8)[...]
+func writeRaw(_ data: [UInt8]) {
+    var bytes = data[...]
     while !bytes.isEmpty {
         let n = bytes.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
         if n < 0 && errno == EINTR { continue }
@@ -140,7 +140,13 @@ if let phase = options.phase {
         writeError("veneer-plugin-test: \(loadError)")
         exit(phaseLoadFailed)
     }
-    print(check.line)
+    // On fd 3 when the tool runs this phase (stdout carries whatever the plugin prints), else stdout.
+    if fcntl(PhaseProcess.resultFD, F_GETFD) != -1 {
+        let line = Array((check.line + "\n").utf8)
+        _ = line.withUnsafeBytes { write(PhaseProcess.resultFD, $0.baseAddress, $0.count) }
+    } else {
+        print(check.line)
+    }
     exit(check.passed ? 0 : 1)
 }
 
@@ -157,9 +163,11 @@ for phase in ConformanceSuite.Phase.allCases {
         writeError("veneer-plugin-test: \(error)")
         exit(1)
     }
-    // The child's errors (the plugin's crash line, its own messages) are the tool's errors.
-    if !outcome.stderr.isEmpty { writeRaw(outcome.stderr) }
-    let reported = outcome.stdout.split(separator: "\n").last.map(String.init)
+    // Whatever the plugin printed and the child's errors (the crash line) go to stderr: stdout
+    // is for the check lines.
+    if !outcome.stdout.isEmpty { writeRaw(outcome.stdout.last == 0x0a ? outcome.stdout : outcome.stdout + [0x0a]) }
+    if !outcome.stderr.isEmpty { writeRaw(Array(outcome.stderr.utf8)) }
+    let reported = outcome.result.split(separator: "\n").last.map(String.init)
     let line: String
     let wellFormed = reported.map { $0.hasPrefix("PASS  ") || $0.hasPrefix("FAIL  ") } ?? false
     switch outcome.termination {

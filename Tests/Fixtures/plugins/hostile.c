@@ -22,6 +22,7 @@
  *   CRASH_IN_CREATE        create dereferences NULL
  *   CRASH_IN_ENTRY         the entry point dereferences NULL
  *   HANG_IN_IO             io never returns
+ *   PRINT_IN_IO            io writes "noise" (no newline) to stdout
  *   MARKER="path"          a constructor creates this file (proves whether the file was loaded)
  */
 #include "veneer_plugin.h"
@@ -78,6 +79,9 @@ static void io(veneer_device *dev, uint32_t region, uint64_t offset, uint32_t si
     abort();
 #elif CRASH_IN_IO == 4
     __builtin_trap();
+#endif
+#ifdef PRINT_IN_IO
+    if (write(1, "noise", 5) < 0) abort();
 #endif
 #ifdef HANG_IN_IO
     for (;;) __asm__ volatile("" ::: "memory");
