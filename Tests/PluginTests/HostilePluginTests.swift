@@ -61,11 +61,12 @@ import VeneerHost
 
     static var veneer: String { TestSupport.productsDirectory + "/veneer" }
 
-    /// A directory of plugins: one good, the rest broken in different ways.
+    /// A directory of plugins: one good, the rest broken in different ways, one crashing as it loads.
     @Test func pluginsListsTheGoodAndReportsEachBadFileOnALine() throws {
         let directory = try TestSupport.temporaryDirectory("plugins")
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let broken = ["PARAM_STRIDE=0x100000", "PARAM_COUNT=100000", "STRUCT_SIZE=0x7fffffff", "NAME_AT_GUARD", "NULL_CALLBACKS"]
+        let broken = ["PARAM_STRIDE=0x100000", "PARAM_COUNT=100000", "STRUCT_SIZE=0x7fffffff", "NAME_AT_GUARD", "NULL_CALLBACKS",
+                      "CRASH_IN_ENTRY"]
         try FileManager.default.copyItem(atPath: try Self.plugin(#"NAME="good""#), toPath: directory + "/libgood.so")
         for (i, define) in broken.enumerated() {
             try FileManager.default.copyItem(atPath: try Self.plugin(define, #"NAME="bad\#(i)""#), toPath: directory + "/libbad\(i).so")
@@ -80,6 +81,8 @@ import VeneerHost
             #expect(lines.contains { $0.hasPrefix("veneer: plugin \(directory)/libbad\(i).so has a malformed descriptor: \(field): ") },
                     "\(field): \(r.stderr)")
         }
+        // Each file is loaded in a child of its own: one crashing while loading ends only that.
+        #expect(lines.contains("veneer: plugin \(directory)/libbad5.so crashed while loading (SIGSEGV)"), "\(r.stderr)")
     }
 
     @Test func describeRefusesABadFileWithOneLine() throws {

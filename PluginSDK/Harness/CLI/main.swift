@@ -141,16 +141,16 @@ if let phase = options.phase {
         exit(phaseLoadFailed)
     }
     // On fd 3 when the tool runs this phase (stdout carries whatever the plugin prints), else stdout.
-    if fcntl(PhaseProcess.resultFD, F_GETFD) != -1 {
+    if fcntl(ChildProcess.resultFD, F_GETFD) != -1 {
         let line = Array((check.line + "\n").utf8)
-        _ = line.withUnsafeBytes { write(PhaseProcess.resultFD, $0.baseAddress, $0.count) }
+        _ = line.withUnsafeBytes { write(ChildProcess.resultFD, $0.baseAddress, $0.count) }
     } else {
         print(check.line)
     }
     exit(check.passed ? 0 : 1)
 }
 
-guard let executable = PhaseProcess.ownExecutable() else {
+guard let executable = ChildProcess.ownExecutable() else {
     writeError("veneer-plugin-test: cannot find this executable (/proc/self/exe) to run the checks in")
     exit(1)
 }
@@ -158,8 +158,8 @@ let arguments = Array(CommandLine.arguments.dropFirst())
 var lines: [String] = []
 var failed = 0
 for phase in ConformanceSuite.Phase.allCases {
-    let outcome: PhaseProcess.Outcome
-    do { outcome = try PhaseProcess.run(executable, arguments + ["--phase", phase.id], timeout: options.timeout) } catch {
+    let outcome: ChildProcess.Outcome
+    do { outcome = try ChildProcess.run(executable, arguments + ["--phase", phase.id], timeout: options.timeout) } catch {
         writeError("veneer-plugin-test: \(error)")
         exit(1)
     }
@@ -181,7 +181,7 @@ for phase in ConformanceSuite.Phase.allCases {
     case .exited(let status):
         line = "FAIL  \(phase.checkName): the check's process exited with status \(status)"
     case .signalled(let signal):
-        line = "FAIL  \(phase.checkName): the plugin crashed (\(PhaseProcess.signalName(signal)))"
+        line = "FAIL  \(phase.checkName): the plugin crashed (\(ChildProcess.signalName(signal)))"
     case .timedOut:
         line = "FAIL  \(phase.checkName): did not finish within \(options.timeout) s (killed)"
     }

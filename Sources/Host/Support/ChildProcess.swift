@@ -2,33 +2,34 @@
 import Glibc
 #endif
 
-/// A child process of this tool running one conformance phase, so that a plugin crashing (or
-/// hanging) in it ends only that phase.
+/// A child process running plugin code on behalf of its parent (a `veneer-plugin-test` check,
+/// the probe of one file for `veneer plugins`), so that a plugin crashing or hanging there ends
+/// only the child.
 ///
 /// Unsafe-pointer invariants: argv and the spawn attributes live until posix_spawn returns; the
 /// pipes are ours to read and close; every child is waited for, also after a timeout (SIGKILL).
-/// The child gets stdout, stderr and `resultFD` as pipes; its check line arrives on the last.
-struct PhaseProcess {
-    enum Termination: Equatable {
+/// The child gets stdout, stderr and `resultFD` as pipes; its result arrives on the last.
+public struct ChildProcess {
+    public enum Termination: Equatable, Sendable {
         case exited(Int32)
         case signalled(Int32)
         case timedOut
     }
 
-    struct Outcome {
-        var termination: Termination
+    public struct Outcome: Sendable {
+        public var termination: Termination
         /// What the plugin printed, byte for byte.
-        var stdout: [UInt8]
-        var stderr: String
-        var result: String
+        public var stdout: [UInt8]
+        public var stderr: String
+        public var result: String
     }
 
-    struct SpawnError: Error, CustomStringConvertible {
-        var description: String
+    public struct SpawnError: Error, CustomStringConvertible, Sendable {
+        public var description: String
     }
 
     /// This executable, to run again as the child.
-    static func ownExecutable() -> String? {
+    public static func ownExecutable() -> String? {
         var buffer = [CChar](repeating: 0, count: 4096)
         let n = readlink("/proc/self/exe", &buffer, buffer.count - 1)
         guard n > 0 else { return nil }
@@ -36,9 +37,9 @@ struct PhaseProcess {
     }
 
     /// Runs `executable arguments`, collecting its stdout, its stderr and what it writes to fd 3
-    /// (`resultFD`: the check's line, apart from anything the plugin prints), for at most
+    /// (`resultFD`: the child's result, apart from anything the plugin prints), for at most
     /// `timeout` seconds.
-    static func run(_ executable: String, _ arguments: [String], timeout: Int) throws(SpawnError) -> Outcome {
+    public static func run(_ executable: String, _ arguments: [String], timeout: Int) throws(SpawnError) -> Outcome {
         var pipes: [[Int32]] = []
         for _ in 0..<3 {
             var fds: [Int32] = [-1, -1]
@@ -75,8 +76,8 @@ struct PhaseProcess {
                        result: String(decoding: outputs[2], as: UTF8.self))
     }
 
-    /// The child's descriptor for its check line.
-    static let resultFD: Int32 = 3
+    /// The child's descriptor for its result.
+    public static let resultFD: Int32 = 3
 
     /// A pipe whose ends are closed on exec (the tool is single-threaded: no fork can slip in
     /// between pipe and fcntl).
@@ -123,7 +124,7 @@ struct PhaseProcess {
     }
 
     /// The signal's name for messages (SIGSEGV), or its number.
-    static func signalName(_ signal: Int32) -> String {
+    public static func signalName(_ signal: Int32) -> String {
         switch signal {
         case SIGSEGV: "SIGSEGV"
         case SIGBUS: "SIGBUS"
