@@ -1,3 +1,4 @@
+import CKVM
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -79,13 +80,9 @@ public struct ChildProcess {
     /// The child's descriptor for its result.
     public static let resultFD: Int32 = 3
 
-    /// A pipe whose ends are closed on exec (the tool is single-threaded: no fork can slip in
-    /// between pipe and fcntl).
+    /// A pipe whose ends are closed on exec (so no other child inherits them).
     private static func makePipe(_ fds: inout [Int32]) -> Bool {
-        guard pipe(&fds) == 0 else { return false }
-        _ = fcntl(fds[0], F_SETFD, FD_CLOEXEC)
-        _ = fcntl(fds[1], F_SETFD, FD_CLOEXEC)
-        return true
+        fds.withUnsafeMutableBufferPointer { ckvm_pipe_cloexec($0.baseAddress) == 0 }
     }
 
     /// Reads every pipe to its end; after `timeout` seconds kills the child (and keeps reading
