@@ -52,7 +52,7 @@ public enum DescriptorReader {
         }
         let p = prefix(bytes, into: veneer_plugin_descriptor())
 
-        let name = try string(p.name, "name", limit: maxNameBytes, memory, bad) ?? ""
+        guard let name = try string(p.name, "name", limit: maxNameBytes, memory, bad) else { throw bad("name", "is NULL") }
         guard PluginLibrary.isValidPluginName(name) else { throw bad("name", "'\(name)' is not [a-z][a-z0-9_-]*") }
         let version = try string(p.version, "version", limit: maxVersionBytes, memory, bad) ?? "unknown"
         let summary = try string(p.summary, "summary", limit: maxSummaryBytes, memory, bad) ?? ""
