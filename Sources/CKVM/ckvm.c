@@ -1,6 +1,7 @@
 #define _GNU_SOURCE
 #include "ckvm.h"
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <string.h>
@@ -70,6 +71,8 @@ int ckvm_kick_thread(unsigned long pthread_id) { return pthread_kill((pthread_t)
 unsigned long ckvm_current_thread(void) { return (unsigned long)pthread_self(); }
 
 int ckvm_memfd(const char *name) { return memfd_create(name, MFD_CLOEXEC); }
+
+int ckvm_pipe_cloexec(int fds[2]) { return pipe2(fds, O_CLOEXEC); }
 
 int ckvm_eventfd(int nonblocking) { return eventfd(0, EFD_CLOEXEC | (nonblocking ? EFD_NONBLOCK : 0)); }
 

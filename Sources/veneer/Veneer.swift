@@ -49,6 +49,8 @@ struct Run: ParsableCommand {
         let logger = Logger(threshold: level)
         // A console whose reader went away must not kill the VM: writes fail with EPIPE instead.
         signal(SIGPIPE, SIG_IGN)
+        // A plugin crashing in a callback: one line naming device, plugin and callback, status 71.
+        PluginCrashGuard.install(program: "veneer")
         let vm: VMConfig
         do { vm = try ConfigParser.load(path: config) } catch { throw fail("\(error)") }
         warnAboutIgnoredCPUMasks(vm.cpu, logger: logger)
@@ -81,6 +83,7 @@ struct Check: ParsableCommand {
     @OptionGroup var plugins: PluginPathOption
 
     func run() throws {
+        PluginCrashGuard.install(program: "veneer")  // loading runs plugin code too
         do {
             let vm = try ConfigParser.load(path: config)
             let devices = try DeviceResolver.resolve(vm, registry: plugins.registry)
@@ -165,17 +168,30 @@ struct Plugins: ParsableCommand {
 
     @Option(help: "Show one plugin's parameters.") var describe: String?
     @OptionGroup var plugins: PluginPathOption
+    /// Internal: load the file --describe names and send its listing line to fd 3 (the listing
+    /// runs each file this way, in a child, so a plugin crashing while loading ends only that).
+    @Flag(help: .hidden) var probe = false
+
+    /// --probe's status for a file that is not a Veneer plugin (no entry symbol): skipped.
+    static let notAPlugin: Int32 = 3
 
     func run() throws {
+        PluginCrashGuard.install(program: "veneer")  // loading runs plugin code too
         let registry = plugins.registry
         if let name = describe {
             let library: PluginLibrary
             do throws(PluginLoadError) {
                 library = try PluginLibrary(path: name.contains("/") ? name : try registry.locate(name))
             } catch {
+                if probe, case .missingEntry = error { throw ExitCode(Self.notAPlugin) }
                 throw fail(error.description)
             }
             let info = library.info
+            if probe {
+                let line = Array("\(info.name)\t\(Self.line(info))\n".utf8)
+                _ = line.withUnsafeBytes { write(ChildProcess.resultFD, $0.baseAddress, $0.count) }
+                return
+            }
             print("\(info.name) \(info.version) — \(info.summary)")
             print("  kind: \(info.kind.rawValue), ABI \(info.abiVersion), state version \(info.stateVersion)\(info.concurrent ? ", concurrent" : "")")
             print("  file: \(library.path)")
@@ -186,13 +202,38 @@ struct Plugins: ParsableCommand {
             }
             return
         }
-        let (found, problems) = registry.all()
-        for library in found {
-            let info = library.info
-            print("\(info.name.padding(16)) \(info.version.padding(8)) \(info.kind.rawValue.padding(12)) \(info.summary)")
+        guard let executable = ChildProcess.ownExecutable() else { throw fail("cannot find this executable (/proc/self/exe)") }
+        var seen = Set<String>()
+        for path in registry.candidates() {
+            let outcome: ChildProcess.Outcome
+            do { outcome = try ChildProcess.run(executable, ["plugins", "--probe", "--describe", path], timeout: 60) } catch {
+                writeAll(2, "veneer: \(error)\n")
+                continue
+            }
+            // What the plugin printed while loading is not part of the listing.
+            if !outcome.stdout.isEmpty { writeAll(2, String(decoding: outcome.stdout, as: UTF8.self)) }
+            switch outcome.termination {
+            case .exited(0):
+                let fields = outcome.result.split(separator: "\n").first?.split(separator: "\t", maxSplits: 1) ?? []
+                guard fields.count == 2 else { continue }
+                if seen.insert(String(fields[0])).inserted { print(fields[1]) }
+            case .exited(Self.notAPlugin):
+                continue
+            case .exited(1), .exited(PluginCrashGuard.exitStatus):
+                writeAll(2, outcome.stderr)  // one line naming the file and the reason
+            case .exited(let status):
+                writeAll(2, "veneer: plugin \(path) could not be listed (exit status \(status))\n")
+            case .signalled(let signal):
+                writeAll(2, "veneer: plugin \(path) crashed while loading (\(ChildProcess.signalName(signal)))\n")
+            case .timedOut:
+                writeAll(2, "veneer: plugin \(path) did not finish loading within 60 s\n")
+            }
         }
-        for problem in problems { writeAll(2, "veneer: \(problem)\n") }
-        if found.isEmpty { writeAll(2, "veneer: no plugins in \(registry.searchPaths.joined(separator: ", "))\n") }
+        if seen.isEmpty { writeAll(2, "veneer: no plugins in \(registry.searchPaths.joined(separator: ", "))\n") }
+    }
+
+    static func line(_ info: PluginInfo) -> String {
+        "\(info.name.padding(16)) \(info.version.padding(8)) \(info.kind.rawValue.padding(12)) \(info.summary)"
     }
 }
 

@@ -193,14 +193,14 @@ import VeneerHost
     }
 
     @Test(arguments: [
-        (variant: "BAD_SCHEMA=1", reason: "parameter name 'port' is invalid or repeated"),
-        (variant: "BAD_SCHEMA=2", reason: "parameter depth: min > max"),
-        (variant: "BAD_SCHEMA=3", reason: "default of parameter depth: depth: 99 (0x63) is outside 1...16"),
+        (variant: "BAD_SCHEMA=1", field: "params[1].name", problem: "'port' is repeated"),
+        (variant: "BAD_SCHEMA=2", field: "params[1].min", problem: "8 is greater than max 4"),
+        (variant: "BAD_SCHEMA=3", field: "params[1].default_value", problem: "depth: 99 (0x63) is outside 1...16"),
     ])
-    func badParameterSchemaIsMalformed(variant: String, reason: String) throws {
+    func badParameterSchemaIsMalformed(variant: String, field: String, problem: String) throws {
         let path = try Self.plugin(variant)
         let error = #expect(throws: PluginLoadError.self) { try PluginLibrary(path: path) }
-        #expect(error == .malformed(path: path, reason: reason))
+        #expect(error == .invalidField(path: path, field: field, problem: problem))
     }
 
     @Test func createFailureCarriesThePluginsMessage() throws {

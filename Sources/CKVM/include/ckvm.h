@@ -68,6 +68,8 @@ unsigned long ckvm_current_thread(void);
 
 /* eventfd / timerfd / signalfd with CLOEXEC (and NONBLOCK where noted); -1 and errno on failure. */
 int ckvm_eventfd(int nonblocking);
+/* pipe2(O_CLOEXEC): both ends close on exec, with no window for another thread's fork. */
+int ckvm_pipe_cloexec(int fds[2]);
 int ckvm_timerfd(void);
 /* Arms a CLOCK_MONOTONIC timerfd at absolute `deadline_ns`, repeating every `period_ns` (0: once);
  * deadline 0 and period 0 disarm it. */

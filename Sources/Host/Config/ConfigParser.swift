@@ -49,6 +49,11 @@ public enum ConfigParser {
             guard let plugin = try table.string("plugin") else {
                 throw ConfigError(file: file, key: "\(key).plugin", reason: "missing: which plugin implements this device")
             }
+            // Checked before anything else uses it: the name becomes a file name in the search
+            // path, so `/` or `..` would reach outside it (a file elsewhere needs `path`).
+            guard PluginLibrary.isValidPluginName(plugin) else {
+                throw ConfigError(file: file, key: "\(key).plugin", reason: PluginLoadError.invalidName(name: plugin).description)
+            }
             let id = try table.string("id") ?? "\(plugin)-\(i)"
             guard PluginLibrary.isValidName(id) else {
                 throw ConfigError(file: file, key: "\(key).id", reason: "'\(id)' must match [a-z][a-z0-9_-]*")
