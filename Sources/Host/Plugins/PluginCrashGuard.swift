@@ -3,7 +3,7 @@ import CKVM
 /// The calls into a plugin a crash report can name, by their names in the C descriptor.
 public enum PluginCallback: Int, CaseIterable, Sendable {
     case create, reset, start, stop, destroy, io, timer, fdReady, work, save, load
-    case vmbusOpened, vmbusSignalled, vmbusClosed, pciConfig
+    case vmbusOpened, vmbusSignalled, vmbusClosed, pciConfig, hvMessage, hvEvent
 
     public var name: String {
         switch self {
@@ -22,6 +22,8 @@ public enum PluginCallback: Int, CaseIterable, Sendable {
         case .vmbusSignalled: "vmbus_signalled"
         case .vmbusClosed: "vmbus_closed"
         case .pciConfig: "pci_config"
+        case .hvMessage: "hv_message"
+        case .hvEvent: "hv_event"
         }
     }
 }

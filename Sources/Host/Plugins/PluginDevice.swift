@@ -188,7 +188,7 @@ public final class PluginDevice: @unchecked Sendable {
     /// hypercall status (invalid parameter when the plugin has no hv_message callback).
     public func hvMessage(connectionID: UInt32, vp: UInt32, messageType: UInt32, payload: [UInt8]) -> UInt16 {
         guard let device, hasHyperVCallbacks, let call = descriptor.hv_message else { return 0x0005 }
-        let status = serially {
+        let status = serially(.hvMessage) {
             payload.withUnsafeBufferPointer { call(device, connectionID, vp, messageType, $0.baseAddress, $0.count) }
         }
         return UInt16(truncatingIfNeeded: status)
@@ -197,7 +197,7 @@ public final class PluginDevice: @unchecked Sendable {
     /// ABI 1.4: the guest signalled one of the instance's event connections.
     public func hvEvent(connectionID: UInt32, vp: UInt32, flag: UInt32) {
         guard let device, hasHyperVCallbacks, let call = descriptor.hv_event else { return }
-        serially { call(device, connectionID, vp, flag) }
+        serially(.hvEvent) { call(device, connectionID, vp, flag) }
     }
 
     public func timerFired(token: UInt64) {
