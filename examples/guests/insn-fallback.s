@@ -121,23 +121,6 @@ idt_setup:
     lidt [rip + idtr]
     ret
 
-# ecx = vector, rax = handler: a present 64-bit interrupt gate, DPL 0, CS 0x08. Clobbers rdx, r8.
-idt_set:
-    lea rdx, [rip + idt]
-    mov r8d, ecx
-    shl r8, 4
-    add rdx, r8
-    mov [rdx], ax
-    mov word ptr [rdx + 2], 0x08
-    mov word ptr [rdx + 4], 0x8e00
-    mov r8, rax
-    shr r8, 16
-    mov [rdx + 6], r8w
-    shr r8, 16
-    mov [rdx + 8], r8d
-    mov dword ptr [rdx + 12], 0
-    ret
-
 # #BP: a trap with no error code; the frame is [rip, cs, rflags, rsp, ss].
 bp_handler:
     push rax
@@ -174,6 +157,7 @@ unexpected_vector:
     jmp fail
 
     .include "lib64.inc"
+    .include "idt64.inc"
 
     .section .data
 msg_fwait_ok:   .asciz "insn-fallback: fwait ok\n"
