@@ -12,9 +12,9 @@ import VeneerHost
 /// fails other types with HV_E_FAIL, sets icflags to TRANSACTION|RESPONSE and sends the whole
 /// buffer back with the host's request id.
 ///
-/// Time sync (timesync_onchannelcallback): with message version 4.0 or later a body shorter than
-/// 22 bytes (`ictimesync_ref_data`), before 4.0 one shorter than 25 (`ictimesync_data`), is dropped
-/// without an answer; otherwise the sample is recorded (SYNC sets the clock) and answered as it came.
+/// Time sync (timesync_onchannelcallback): above message version 3.0 a body shorter than 22 bytes
+/// (`ictimesync_ref_data`), otherwise one shorter than 25 (`ictimesync_data`), is dropped without
+/// an answer and reading stops there; otherwise the sample is recorded (SYNC sets the clock) and answered as it came.
 /// Shutdown (shutdown_onchannelcallback): a body shorter than 2060 bytes is dropped without an
 /// answer; flags 0/1 shut down and 2/3 restart (S_OK), 4/5 hibernate (S_OK only with ACPI S4, else
 /// HV_E_FAIL), anything else HV_E_FAIL; the answer goes out before the action is taken.
@@ -68,7 +68,7 @@ struct LinuxICGuest {
             return FakeHost.Packet(transactionID: packet.transactionID, payload: Array(buffer.prefix(length)))
         case 4:
             func u64(_ at: Int) -> UInt64 { (0..<8).reduce(0) { $0 | UInt64(buffer[at + $1]) << (8 * $1) } }
-            if let v = negotiated, v >= ICVersion(4, 0) {
+            if let v = negotiated, v > ICVersion(3, 0) {   // Linux: ts_srv_version > TS_VERSION_3
                 guard length >= 28 + 22 else { return nil }
                 timeSamples.append((u64(28), u64(36), buffer[44]))
             } else {
@@ -119,8 +119,12 @@ struct LinuxICGuest {
     mutating func answerNew(_ h: PluginHarness, channel: UInt32 = 1) {
         let packets = h.host.packetsFromDevice(channel: channel)
         var replies: [FakeHost.Packet] = []
-        for packet in packets[seen...] { if let reply = answer(packet) { replies.append(reply) } }
-        seen = packets.count
+        // Linux stops reading at a packet it drops (the rest waits for the next signal).
+        while seen < packets.count {
+            seen += 1
+            guard let reply = answer(packets[seen - 1]) else { break }
+            replies.append(reply)
+        }
         if !replies.isEmpty { h.send(replies, channel: channel) }
     }
 

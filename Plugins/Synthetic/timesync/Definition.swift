@@ -7,8 +7,9 @@ extension TimeSync {
         summary: "Hyper-V time-sync integration service: keeps the guest's clock on the host's",
         kind: .synthetic,
         parameters: [
-            ParameterSpec("interval_ms", .int(min: 1000, max: 600_000), default: "5000",
-                          doc: "milliseconds between time samples (Hyper-V sends one every 5 s)"),
+            // At most 300 s: Linux's PTP clock reports a sample older than 600 s as stale.
+            ParameterSpec("interval_ms", .int(min: 1000, max: 300_000), default: "5000",
+                          doc: "milliseconds between time samples (Hyper-V sends one every 5 s; at most 300000)"),
         ]
     ) { host, params, _ throws(PluginError) in
         try TimeSync(host: host, intervalMilliseconds: params.int("interval_ms"))

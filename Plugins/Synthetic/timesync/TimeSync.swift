@@ -38,8 +38,8 @@ final class TimeSync: VeneerDevice {
     var replyTimeout: UInt64 { interval - interval / 4 }
 
     init(host: HostServices, intervalMilliseconds: Int64) throws(PluginError) {
-        guard (1000...600_000).contains(intervalMilliseconds) else {
-            throw PluginError("interval_ms \(intervalMilliseconds) is outside 1000-600000")
+        guard (1000...300_000).contains(intervalMilliseconds) else {
+            throw PluginError("interval_ms \(intervalMilliseconds) is outside 1000-300000")
         }
         guard host.referenceTime() != nil else {
             throw PluginError("timesync needs the partition reference time: an enlightened VM (hyperv = true) and a host with plugin ABI 1.5")
