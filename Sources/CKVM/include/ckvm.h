@@ -76,8 +76,8 @@ uint64_t ckvm_monotonic_ns(void);
 /* The host's time-stamp counter (rdtsc), and one host CPUID leaf (subleaf 0) as eax ebx ecx edx. */
 uint64_t ckvm_rdtsc(void);
 void ckvm_host_cpuid(uint32_t leaf, uint32_t out[4]);
-/* Blocks SIGINT, SIGTERM and SIGHUP in the calling thread (threads created later inherit it) and
- * returns a signalfd that reads them. */
+/* Blocks SIGINT, SIGTERM, SIGHUP and SIGUSR1 in the calling thread (threads created later inherit
+ * it) and returns a signalfd that reads them. */
 int ckvm_termination_signalfd(void);
 /* Reads one signal from a signalfd; returns the signal number or -1. */
 int ckvm_read_signal(int fd);

@@ -16,10 +16,14 @@ final class VCPURunner: @unchecked Sendable {
     /// The Hyper-V interface when the VM is enlightened: its MSRs and hypercall ports.
     let hyperv: HyperVPartition?
     let fallbacks: InstructionFallbackCounters
+    let logger: Logger
+    /// The last state-report generation this vCPU answered (see `StopController.requestStateReport`).
+    private var reportedGeneration: UInt64 = 0
 
     init(cpu: VCPUFD, ports: PortIOBus, mmio: MMIOBus, stop: StopController, hyperv: HyperVPartition?,
-         fallbacks: InstructionFallbackCounters) {
+         fallbacks: InstructionFallbackCounters, logger: Logger) {
         self.cpu = cpu
+        self.logger = logger
         self.fallbacks = fallbacks
         self.ports = ports
         self.mmio = mmio
@@ -69,6 +73,14 @@ final class VCPURunner: @unchecked Sendable {
         stop.request(.fault(VCPUFault.capture(cpu, reason: "KVM internal error: instruction emulation failed\(shown) (KVM_EXIT_INTERNAL_ERROR)").report))
     }
 
+    /// Logs this vCPU's registers once per state-report request (SIGUSR1).
+    private func reportStateIfAsked() {
+        let generation = stop.stateReportGeneration
+        guard generation != reportedGeneration else { return }
+        reportedGeneration = generation
+        logger.log(.warning, "vcpu\(cpu.index)", VCPUFault.capture(cpu, reason: "state on request (SIGUSR1)").report)
+    }
+
     private func hexByte(_ b: UInt8) -> String {
         let s = String(b, radix: 16)
         return s.count == 1 ? "0" + s : s
@@ -86,6 +98,7 @@ final class VCPURunner: @unchecked Sendable {
             if error != 0 {
                 if error == EINTR || error == EAGAIN {
                     run.pointee.immediate_exit = 0
+                    reportStateIfAsked()
                     continue
                 }
                 stop.request(.fault(VCPUFault.capture(cpu, reason: "KVM_RUN failed: \(SystemError("KVM_RUN", errno: error))").report))
@@ -142,6 +155,7 @@ final class VCPURunner: @unchecked Sendable {
                 run.pointee.msr.error = ok ? 0 : 1
             case KVM_EXIT_INTR:
                 run.pointee.immediate_exit = 0
+                reportStateIfAsked()
             case KVM_EXIT_HLT:
                 stop.request(.fault(VCPUFault.capture(cpu, reason: "vCPU halted (KVM_EXIT_HLT) with no interrupt source").report))
             case KVM_EXIT_SHUTDOWN:

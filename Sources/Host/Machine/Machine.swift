@@ -182,7 +182,7 @@ public final class Machine {
         var threads: [NativeThread] = []
         for cpu in vcpus {
             let runner = VCPURunner(cpu: cpu, ports: services.ports, mmio: services.mmio, stop: stop, hyperv: services.hyperv,
-                                    fallbacks: fallbacks)
+                                    fallbacks: fallbacks, logger: services.logger)
             do {
                 let thread = try NativeThread(name: "veneer-vcpu\(cpu.index)") { runner.run() }
                 stop.addKicker { [id = thread.id] in
