@@ -22,6 +22,8 @@ let plugins: [PluginTarget] = [
     PluginTarget(name: "pci-testdev", module: "PCITestDevice", path: "Plugins/Emulated/pci-testdev"),
     PluginTarget(name: "vmbus-echo", module: "VMBusEcho", path: "Plugins/Synthetic/vmbus-echo"),
     PluginTarget(name: "heartbeat", module: "Heartbeat", path: "Plugins/Synthetic/heartbeat", dependencies: ["VeneerIC"]),
+    PluginTarget(name: "timesync", module: "TimeSync", path: "Plugins/Synthetic/timesync", dependencies: ["VeneerIC"]),
+    PluginTarget(name: "shutdown", module: "Shutdown", path: "Plugins/Synthetic/shutdown", dependencies: ["VeneerIC"]),
     PluginTarget(name: "fw-cfg", module: "FirmwareConfig", path: "Plugins/Emulated/fw-cfg"),
     PluginTarget(name: "hv-testdev", module: "HyperVTestDevice", path: "Plugins/Synthetic/hv-testdev"),
 ]

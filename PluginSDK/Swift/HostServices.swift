@@ -280,6 +280,19 @@ public struct HostServices: @unchecked Sendable {
         try check(api.pointee.hv_signal_event?(host, vp, sint, flag), "signal flag \(flag) of VP \(vp) SINT \(sint)")
     }
 
+    // MARK: Partition reference time (ABI 1.5)
+
+    /// The partition reference time in 100 ns units: the counter the guest reads from
+    /// TIME_REF_COUNT and the reference TSC page (a lower bound of it outside a vCPU). Nil when the
+    /// host is older than ABI 1.5 or the VM is not enlightened.
+    public func referenceTime() -> UInt64? {
+        guard Int(api.pointee.struct_size) >= MemoryLayout<veneer_host_api>.offset(of: \.hv_reference_time).map({ $0 + 8 }) ?? Int.max,
+              api.pointee.abi_minor >= 5, let call = api.pointee.hv_reference_time else { return nil }
+        var time: UInt64 = 0
+        guard call(host, &time) == veneer_status(VENEER_OK) else { return nil }
+        return time
+    }
+
     public enum StopReason: Sendable, Equatable {
         case powerOff
         case reset

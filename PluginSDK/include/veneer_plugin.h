@@ -30,6 +30,9 @@
  *   1.4  Hyper-V connections: message and event connection ids a plugin owns (hv_connect, the
  *        hv_message and hv_event callbacks), SynIC messages and event flags to any VP
  *        (hv_post_message, hv_signal_event); reserved tails again.
+ *   1.5  Partition reference time (hv_reference_time): the clock the guest reads from
+ *        TIME_REF_COUNT and the reference TSC page, for services that must speak in it (time
+ *        sync). Taken from the host table's reserved tail; 1.4 plugins never call it.
  *
  * Threading
  *   Unless the descriptor sets VENEER_PLUGIN_CONCURRENT, the host serialises every callback into one
@@ -60,7 +63,7 @@ extern "C" {
 #endif
 
 #define VENEER_ABI_MAJOR 1
-#define VENEER_ABI_MINOR 4
+#define VENEER_ABI_MINOR 5
 
 /* The one symbol every plugin exports: `const veneer_plugin_descriptor *veneer_plugin_entry(void);`
  * It must be callable any number of times and return the same pointer each time. */
@@ -448,7 +451,14 @@ typedef struct veneer_host_api {
                                      const void *payload, size_t length);
     veneer_status (*hv_signal_event)(veneer_host *host, uint32_t vp, uint32_t sint, uint32_t flag);
 
-    void *reserved[14];
+    /* ABI 1.5: the partition reference time, in 100 ns units since the partition started: the
+     * same counter the guest reads from TIME_REF_COUNT (MSR 0x40000020) and the reference TSC
+     * page, never a second clock. Read outside a vCPU it is a lower bound of what a vCPU would
+     * read at that instant (never ahead of the guest). VENEER_ENOTSUP in a VM that is not
+     * enlightened. May be called from any callback (and from create). */
+    veneer_status (*hv_reference_time)(veneer_host *host, uint64_t *time_100ns);
+
+    void *reserved[13];
 } veneer_host_api;
 
 /* ---------------------------------------------------------------------------------------------- */

@@ -40,3 +40,5 @@ static_assert(offsetof(veneer_host_api, hv_post_message) == 208, "veneer_host_ap
 static_assert(offsetof(veneer_host_api, hv_signal_event) == 216, "veneer_host_api 1.4 layout");
 static_assert(offsetof(veneer_plugin_descriptor, hv_message) == 184, "veneer_plugin_descriptor 1.4 layout");
 static_assert(offsetof(veneer_plugin_descriptor, hv_event) == 192, "veneer_plugin_descriptor 1.4 layout");
+/* 1.5 (partition reference time) took hv_reference_time from the host table's reserved tail. */
+static_assert(offsetof(veneer_host_api, hv_reference_time) == 224, "veneer_host_api 1.5 layout");

@@ -3,10 +3,10 @@ import ICProtocol
 import Testing
 import VeneerIC
 
-// Seeded fuzz of the IC framing decoders a host runs on guest answers: ICFrame, the negotiate
-// and heartbeat bodies, and the negotiation check. Inputs are valid messages mutated (bit flips,
-// byte stores, truncation, extension, hostile counts and sizes) or plain random bytes. After each
-// input: no crash; a decoded frame re-encodes to exactly the input; a decoded negotiate body is
+// Seeded fuzz of the IC framing decoders a host runs on guest answers: ICFrame, the negotiate,
+// heartbeat, time-sync (both layouts) and shutdown bodies, and the negotiation check. Inputs are
+// valid messages mutated (bit flips, byte stores, truncation, extension, hostile counts and
+// sizes) or plain random bytes. After each input: no crash; a decoded frame re-encodes to exactly the input; a decoded negotiate body is
 // within its limits and re-encodes to the bytes it came from; the negotiation check accepts only
 // counts 1/1 with offered versions; every error describes itself in one line.
 //
@@ -40,7 +40,7 @@ private struct FramingFuzzer {
 
     /// A plausible message: a negotiate request or answer, a heartbeat, or another type.
     mutating func seed() -> [UInt8] {
-        let type = [ICMessageType.negotiate, .heartbeat, .shutdown, ICMessageType(rawValue: UInt16(random.below(0x10000)))][random.below(4)]
+        let type = [ICMessageType.negotiate, .heartbeat, .shutdown, .timeSync, ICMessageType(rawValue: UInt16(random.below(0x10000)))][random.below(5)]
         let body: [UInt8]
         switch type {
         case .negotiate:
@@ -48,6 +48,14 @@ private struct FramingFuzzer {
                                     messageVersions: (0..<random.below(4)).map { _ in version() }).encode()
         case .heartbeat:
             body = HeartbeatMessage(sequenceNumber: random.next(), applicationState: UInt32(random.below(5))).encode()
+        case .timeSync:
+            body = TimeSyncMessage(parentTime: random.next(), referenceTime: random.below(2) == 0 ? nil : random.next(),
+                                   flags: TimeSyncFlags(rawValue: UInt8(random.below(4))), leapFlags: UInt8(random.below(3)),
+                                   stratum: UInt8(random.below(16))).encode()
+        case .shutdown where random.below(2) == 0:
+            let units = (0..<random.below(40)).map { _ in UInt16(truncatingIfNeeded: random.next()) | 1 }
+            body = ShutdownMessage(reasonCode: UInt32(truncatingIfNeeded: random.next()), flags: ShutdownFlags(rawValue: UInt32(random.below(8))),
+                                   displayMessage: units)?.encode() ?? []
         default:
             body = (0..<random.below(64)).map { _ in UInt8(truncatingIfNeeded: random.next()) }
         }
@@ -129,6 +137,28 @@ private struct FramingFuzzer {
             guard (heartbeat.applicationState != nil) == (frame.body.count >= 12) else { return "application state presence" }
         } else if frame.body.count >= 8 {
             return "heartbeat body of \(frame.body.count) bytes refused"
+        }
+        // Time sync, both layouts: decoded exactly when the body holds the layout, fields as sent.
+        for (version, size) in [(ICVersion(4, 0), TimeSyncMessage.referenceSize), (ICVersion(3, 0), TimeSyncMessage.legacySize)] {
+            if let message = try? TimeSyncMessage.decode(frame.body[...], version: version) {
+                guard frame.body.count >= size else { return "time-sync \(version) decoded from \(frame.body.count) bytes" }
+                let encoded = message.encode()
+                guard encoded.count == size else { return "time-sync \(version) re-encodes to \(encoded.count) bytes" }
+                let kept = version == ICVersion(4, 0) ? Array(0..<19) : Array(0..<8) + [24]
+                guard kept.allSatisfy({ encoded[$0] == frame.body[frame.body.startIndex + $0] }) else { return "time-sync \(version) fields changed" }
+            } else if frame.body.count >= size {
+                return "time-sync \(version) body of \(frame.body.count) bytes refused"
+            }
+        }
+        // Shutdown: decoded exactly when all 2060 bytes are there; the message stays within its field.
+        if let message = try? ShutdownMessage.decode(frame.body[...]) {
+            guard frame.body.count >= ShutdownMessage.size else { return "shutdown decoded from \(frame.body.count) bytes" }
+            guard message.displayMessage.count <= ShutdownMessage.maximumMessageUnits, !message.displayMessage.contains(0) else { return "shutdown message units" }
+            let encoded = message.encode()
+            guard encoded.count == ShutdownMessage.size, encoded.prefix(12) == frame.body.prefix(12),
+                  (try? ShutdownMessage.decode(encoded[...])) == message else { return "shutdown body does not round-trip" }
+        } else if frame.body.count >= ShutdownMessage.size {
+            return "shutdown body of \(frame.body.count) bytes refused"
         }
         return nil
     }

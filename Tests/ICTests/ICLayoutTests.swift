@@ -94,6 +94,40 @@ private func u64(_ b: [UInt8], _ at: Int) -> UInt64 { (0..<8).reduce(0) { $0 | U
         #expect(try HeartbeatMessage.decode((b + [UInt8](repeating: 0xee, count: 24))[...]).applicationState == 2)
     }
 
+    /// Linux `ictimesync_ref_data` (22 bytes) from 4.0, `ictimesync_data` (25 bytes) before.
+    @Test func timeSyncBodiesMatchLinuxsTwoLayouts() throws {
+        let v4 = TimeSyncMessage(parentTime: 0x0102_0304_0506_0708, referenceTime: 0x1112_1314_1516_1718, flags: .sync,
+                                 leapFlags: 1, stratum: 2).encode()
+        #expect(v4.count == 22 && TimeSyncMessage.referenceSize == 22)
+        #expect(u32(v4, 0) == 0x0506_0708 && u32(v4, 4) == 0x0102_0304)
+        #expect(u32(v4, 8) == 0x1516_1718 && u32(v4, 12) == 0x1112_1314)
+        #expect(v4[16] == 1 && v4[17] == 1 && v4[18] == 2 && v4[19...] == [0, 0, 0])
+        let v3 = TimeSyncMessage(parentTime: 5, referenceTime: nil, flags: .sample).encode()
+        #expect(v3.count == 25 && TimeSyncMessage.legacySize == 25)
+        #expect(v3[0] == 5 && v3[24] == 2 && v3[8..<24].allSatisfy { $0 == 0 })
+        #expect(try TimeSyncMessage.decode(v4[...], version: ICVersion(4, 0)).referenceTime == 0x1112_1314_1516_1718)
+        #expect(try TimeSyncMessage.decode(v3[...], version: ICVersion(3, 0)).flags == .sample)
+        #expect(throws: ICWireError.self) { try TimeSyncMessage.decode(v4[...], version: ICVersion(1, 0)) }
+        #expect(throws: ICWireError.self) { try TimeSyncMessage.decode(v4.prefix(21), version: ICVersion(4, 0)) }
+        #expect(FileTime.fromUnix(nanoseconds: 0) == 116_444_736_000_000_000)
+        #expect(FileTime.toUnixNanoseconds(116_444_736_000_000_123) == 12_300)
+        #expect(FileTime.toUnixNanoseconds(1) == nil && FileTime.toUnixNanoseconds(.max) == nil)
+    }
+
+    /// Linux `shutdown_msg_data`: reason, timeout, flags, then 2048 bytes of UTF-16 message.
+    @Test func shutdownBodyMatchesLinux() throws {
+        let message = try #require(ShutdownMessage(reasonCode: 0x8000_0000, timeoutSeconds: 30, flags: [.force, .restart],
+                                                   displayMessage: Array("Hi".utf16)))
+        let b = message.encode()
+        #expect(b.count == 2060 && ShutdownMessage.size == 2060)
+        #expect(u32(b, 0) == 0x8000_0000 && u32(b, 4) == 30 && u32(b, 8) == 3)
+        #expect(b[12...15] == [0x48, 0, 0x69, 0] && b[16...].allSatisfy { $0 == 0 })
+        #expect(try ShutdownMessage.decode(b[...]) == message)
+        #expect(throws: ICWireError.self) { try ShutdownMessage.decode(b.prefix(2059)) }
+        #expect(ShutdownMessage(reasonCode: 0, flags: [], displayMessage: [UInt16](repeating: 0x41, count: 1025)) == nil)
+        #expect(ShutdownMessage(reasonCode: 0, flags: [], displayMessage: [UInt16](repeating: 0x41, count: 1024))?.encode().count == 2060)
+    }
+
     @Test func offerPropertiesAreMessageModePipes() {
         #expect(ICOffer.channelFlags == 0x11)
         #expect(ICOffer.userDefined == [4, 0, 0, 0])

@@ -20,4 +20,39 @@ struct HeartbeatGuestTests {
             #expect(r.stderr.contains(line), "missing '\(line)' in stderr: \(r.stderr)")
         }
     }
+
+    /// The time-sync and shutdown plugins next to it on the real host: the core gives timesync the
+    /// partition reference time (ABI 1.5) in create, or it would refuse to start; both channels are
+    /// offered and stay idle while the guest leaves them closed.
+    @Test func timesyncAndShutdownLoadOnTheRealCoreBesideHeartbeat() throws {
+        try VeneerProcess.buildExamples()
+        let config = try VeneerProcess.config("""
+            name = "ic-services"
+            memory = "64M"
+            hyperv = true
+            [boot]
+            format = "flat"
+            image = "{root}/examples/guests/build/vmbus-heartbeat.bin"
+            mode = "long"
+            load_address = 0x100000
+            [[device]]
+            plugin = "serial16550"
+            [[device]]
+            plugin = "debug-exit"
+            [[device]]
+            plugin = "heartbeat"
+            interval_ms = 200
+            [[device]]
+            plugin = "timesync"
+            [[device]]
+            plugin = "shutdown"
+            """)
+        let r = try VeneerProcess.veneer(["run", config, "--log-level", "debug"], timeout: 120)
+        #expect(r.status == 0, "stdout: \(r.stdout)\nstderr: \(r.stderr)")
+        #expect(r.stdout.contains("vmbus-heartbeat: heartbeat IC negotiated and answered"))
+        #expect(!r.stderr.contains("timesync needs"), "\(r.stderr)")
+        // The guest lists every offer it received.
+        #expect(r.stdout.contains("type 9527e630-d0ae-497b-adce-e80ab0175caf instance 2dd1ce17-079e-403c-b352-a1921ee207ee"), "\(r.stdout)")
+        #expect(r.stdout.contains("type 0e0b6031-5213-4934-818b-38d90ced39db instance b6650ff7-33bc-4840-8048-e0676786f393"), "\(r.stdout)")
+    }
 }

@@ -166,14 +166,24 @@ import VeneerHost
         #expect(text.contains("ABI 1.\(newer)") && text.contains("ABI 1.\(PluginLibrary.hostABI.minor)"), "\(text)")
     }
 
-    /// This host is ABI 1.4 (Hyper-V connections after 1.3's machine facts): a 1.5 plugin is
-    /// refused by name, and the header, the table and the loader agree on the minor.
-    @Test func theHostIsABI14AndRefusesA15Plugin() throws {
-        #expect(PluginLibrary.hostABI.major == 1 && PluginLibrary.hostABI.minor == 4)
-        #expect(HostServiceTable.api.pointee.abi_minor == 4)
-        let path = try Self.plugin("ABI_MINOR=5")
+    /// This host is ABI 1.5 (partition reference time after 1.4's Hyper-V connections): a 1.6
+    /// plugin is refused by name, and the header, the table and the loader agree on the minor.
+    @Test func theHostIsABI15AndRefusesA16Plugin() throws {
+        #expect(PluginLibrary.hostABI.major == 1 && PluginLibrary.hostABI.minor == 5)
+        #expect(HostServiceTable.api.pointee.abi_minor == 5)
+        let path = try Self.plugin("ABI_MINOR=6")
         let error = #expect(throws: PluginLoadError.self) { try PluginLibrary(path: path) }
-        #expect(error == .abiMismatch(path: path, plugin: "1.5", host: "1.4"))
+        #expect(error == .abiMismatch(path: path, plugin: "1.6", host: "1.5"))
+    }
+
+    /// A plugin built against 1.4 (before hv_reference_time) still loads and runs on this host.
+    @Test func anABI14PluginStillLoadsAndRuns() throws {
+        let path = try Self.plugin("ABI_MINOR=4")
+        let library = try PluginLibrary(path: path)
+        #expect(library.info.abiMinor == 4)
+        let h = try PluginHarness(plugin: path, parameters: ["port": .int(0x630)])
+        h.write(port: 0x630, 0x5a)
+        #expect(h.read(port: 0x630) == 0x5a)
     }
 
     /// Regression: the loader used to copy whole host-sized structs out of the plugin.

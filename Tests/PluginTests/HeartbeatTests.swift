@@ -8,19 +8,36 @@ import VeneerHost
 /// payload padded to 8 bytes), drops packets shorter than 28 bytes, answers a negotiate request in
 /// the same buffer (walking its own preference list, counts 1/1 and its two choices in entries 0
 /// and 1, icmsgsize 16; counts 0/0 when nothing matches or the counts are bad), adds one to a
-/// heartbeat's seq_num (if at least 8 body bytes), fails other types with HV_E_FAIL, sets icflags
-/// to TRANSACTION|RESPONSE and sends the whole buffer back with the host's request id.
+/// heartbeat's seq_num (if at least 8 body bytes), takes time-sync and shutdown messages as below,
+/// fails other types with HV_E_FAIL, sets icflags to TRANSACTION|RESPONSE and sends the whole
+/// buffer back with the host's request id.
+///
+/// Time sync (timesync_onchannelcallback): above message version 3.0 a body shorter than 22 bytes
+/// (`ictimesync_ref_data`), otherwise one shorter than 25 (`ictimesync_data`), is dropped without
+/// an answer and reading stops there; otherwise the sample is recorded (SYNC sets the clock) and answered as it came.
+/// Shutdown (shutdown_onchannelcallback): a body shorter than 2060 bytes is dropped without an
+/// answer; flags 0/1 shut down and 2/3 restart (S_OK), 4/5 hibernate (S_OK only with ACPI S4, else
+/// HV_E_FAIL), anything else HV_E_FAIL; the answer goes out before the action is taken.
 struct LinuxICGuest {
     var frameworkVersions: [ICVersion] = [ICVersion(3, 0), ICVersion(1, 0)]
     var messageVersions: [ICVersion] = [ICVersion(3, 0), ICVersion(1, 0)]
     /// Packets from the device already answered (or dropped).
     var seen = 0
+    /// The message version the last negotiation chose (nil: none).
+    var negotiated: ICVersion?
+    /// Time-sync messages taken: (parenttime, vmreferencetime or nil, flags).
+    var timeSamples: [(parent: UInt64, reference: UInt64?, flags: UInt8)] = []
+    /// Whether the guest has ACPI S4 (Linux answers hibernate requests by it).
+    var hibernationSupported = false
+    /// What the guest did after answering a shutdown request: "poweroff", "reboot", "hibernate".
+    var actions: [String] = []
+    static let failStatus: [UInt8] = [0x05, 0x40, 0x00, 0x80]
 
     static func u16(_ b: [UInt8], _ at: Int) -> UInt16 { UInt16(b[at]) | UInt16(b[at + 1]) << 8 }
     static func put16(_ b: inout [UInt8], _ at: Int, _ v: UInt16) { b[at] = UInt8(v & 0xff); b[at + 1] = UInt8(v >> 8) }
 
     /// Linux's answer to one host packet, or nil when it drops it.
-    func answer(_ packet: FakeHost.Packet) -> FakeHost.Packet? {
+    mutating func answer(_ packet: FakeHost.Packet) -> FakeHost.Packet? {
         var buffer = packet.payload + [UInt8](repeating: 0, count: (8 - packet.payload.count % 8) % 8)
         let length = buffer.count
         guard length >= 28 else { return nil }
@@ -34,14 +51,38 @@ struct LinuxICGuest {
             for i in 0..<8 { seq |= UInt64(buffer[28 + i]) << (8 * i) }
             seq &+= 1
             for i in 0..<8 { buffer[28 + i] = UInt8(truncatingIfNeeded: seq >> (8 * i)) }
+        case 3:
+            guard length >= 28 + 2060 else { return nil }
+            var flags: UInt32 = 0
+            for i in 0..<4 { flags |= UInt32(buffer[36 + i]) << (8 * i) }
+            var action: String?
+            switch flags {
+            case 0, 1: action = "poweroff"
+            case 2, 3: action = "reboot"
+            case 4, 5: action = hibernationSupported ? "hibernate" : nil
+            default: action = nil
+            }
+            if action == nil { for (i, b) in Self.failStatus.enumerated() { buffer[20 + i] = b } }
+            buffer[25] = 5
+            if let action { actions.append(action) }   // after the answer is prepared, as Linux schedules its work
+            return FakeHost.Packet(transactionID: packet.transactionID, payload: Array(buffer.prefix(length)))
+        case 4:
+            func u64(_ at: Int) -> UInt64 { (0..<8).reduce(0) { $0 | UInt64(buffer[at + $1]) << (8 * $1) } }
+            if let v = negotiated, v > ICVersion(3, 0) {   // Linux: ts_srv_version > TS_VERSION_3
+                guard length >= 28 + 22 else { return nil }
+                timeSamples.append((u64(28), u64(36), buffer[44]))
+            } else {
+                guard length >= 28 + 25 else { return nil }
+                timeSamples.append((u64(28), nil, buffer[52]))
+            }
         default:
-            for (i, b) in [0x05, 0x40, 0x00, 0x80].enumerated() { buffer[20 + i] = UInt8(b) }
+            for (i, b) in Self.failStatus.enumerated() { buffer[20 + i] = b }
         }
         buffer[25] = 5
         return FakeHost.Packet(transactionID: packet.transactionID, payload: Array(buffer.prefix(length)))
     }
 
-    private func negotiate(_ b: inout [UInt8], length: Int) {
+    private mutating func negotiate(_ b: inout [UInt8], length: Int) {
         guard length >= 28 + 4 else { return }
         Self.put16(&b, 18, 16)
         let frameworkCount = Int(Self.u16(b, 28)), messageCount = Int(Self.u16(b, 30))
@@ -57,6 +98,7 @@ struct LinuxICGuest {
                 }
             }
         }
+        negotiated = found ? message : nil
         Self.put16(&b, 28, found ? 1 : 0)
         Self.put16(&b, 30, found ? 1 : 0)
         for (i, v) in [framework, message].enumerated() {
@@ -65,11 +107,24 @@ struct LinuxICGuest {
         }
     }
 
+    /// `answer`, failing the test (by throwing) when Linux would drop the packet.
+    mutating func requiredAnswer(_ packet: FakeHost.Packet) throws -> FakeHost.Packet {
+        guard let reply = answer(packet) else { throw DroppedByGuest(transactionID: packet.transactionID) }
+        return reply
+    }
+
+    struct DroppedByGuest: Error { var transactionID: UInt64 }
+
     /// Answers every packet the device wrote since the last call, in one batch (one signal).
     mutating func answerNew(_ h: PluginHarness, channel: UInt32 = 1) {
         let packets = h.host.packetsFromDevice(channel: channel)
-        let replies = packets[seen...].compactMap(answer)
-        seen = packets.count
+        var replies: [FakeHost.Packet] = []
+        // Linux stops reading at a packet it drops (the rest waits for the next signal).
+        while seen < packets.count {
+            seen += 1
+            guard let reply = answer(packets[seen - 1]) else { break }
+            replies.append(reply)
+        }
         if !replies.isEmpty { h.send(replies, channel: channel) }
     }
 
@@ -173,7 +228,8 @@ struct HeartbeatTests {
         let h = try PluginHarness(plugin: "heartbeat")
         h.openChannel(1)
         let request = try #require(h.host.packetsFromDevice(channel: 1).first)
-        var reply = try #require(LinuxICGuest().answer(request))
+        var linux = LinuxICGuest()
+        var reply = try linux.requiredAnswer(request)
         transform(&reply.payload)
         h.send([reply], channel: 1)
         return h
@@ -215,7 +271,7 @@ struct HeartbeatTests {
         for length in [27, 30] {
             let beat = try #require(h.host.packetsFromDevice(channel: 1).last)
             guest.ignoreNew(h)
-            var reply = try #require(guest.answer(beat))
+            var reply = try guest.requiredAnswer(beat)
             reply.payload = Array(reply.payload.prefix(length))
             h.send([reply], channel: 1)
             #expect(h.host.logLines.last { $0.contains("missed") }?.contains("needs") == true, "\(h.host.logLines)")
@@ -234,7 +290,7 @@ struct HeartbeatTests {
             h.advance(nanoseconds: 2 * Self.second)
             let beat = try #require(h.host.packetsFromDevice(channel: 1).last)
             guest.ignoreNew(h)
-            var reply = try #require(guest.answer(beat))
+            var reply = try guest.requiredAnswer(beat)
             reply.payload[28] &+= 1   // seq_num + 2
             h.send([reply], channel: 1)
         }
@@ -250,7 +306,7 @@ struct HeartbeatTests {
         let h = try Self.negotiated(["lost_after": .int(1)], guest: &guest)
         let beat = try #require(h.host.packetsFromDevice(channel: 1).last)
         guest.ignoreNew(h)
-        var reply = try #require(guest.answer(beat))
+        var reply = try guest.requiredAnswer(beat)
         for (i, b) in [0x05, 0x40, 0x00, 0x80].enumerated() { reply.payload[20 + i] = UInt8(b) }
         h.send([reply], channel: 1)
         #expect(Self.infoLines(h) == ["heartbeat: guest health no contact -> lost: 1 heartbeats in a row missed, the last: the guest answered with status 0x80004005"])

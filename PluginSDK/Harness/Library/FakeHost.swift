@@ -128,6 +128,8 @@ public final class FakeHost: DeviceHost, @unchecked Sendable {
         var hvEvents: [HyperVEvent] = []
         var vpCount: UInt32 = 1
         var machineFacts: MachineFacts?
+        /// The fake partition reference clock (100 ns units); nil plays a VM that is not enlightened.
+        var referenceTime: UInt64? = 0
     }
 
     let state = Mutex(State())
@@ -372,6 +374,19 @@ public final class FakeHost: DeviceHost, @unchecked Sendable {
             s.hvEvents.append(HyperVEvent(vp: vp, sint: sint, flag: flag))
             return .ok
         }
+    }
+
+    // MARK: ABI 1.5 partition reference time
+
+    public func hvReferenceTime() -> (veneer_status, UInt64) {
+        state.withLock { s in s.referenceTime.map { (.ok, $0) } ?? (.unsupported, 0) }
+    }
+
+    /// The fake partition reference clock: set it (nil: a VM that is not enlightened) or read it.
+    /// It moves only when a test moves it, like the harness's manual clock.
+    public var referenceTime: UInt64? {
+        get { state.withLock { $0.referenceTime } }
+        set { state.withLock { $0.referenceTime = newValue } }
     }
 
     // MARK: driving the fakes (used by PluginHarness)

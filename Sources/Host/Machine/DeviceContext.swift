@@ -351,6 +351,16 @@ extension DeviceContext {
     }
 }
 
+// MARK: ABI 1.5 partition reference time
+
+extension DeviceContext {
+    /// The partition's own reference clock (the one behind TIME_REF_COUNT and the TSC page).
+    func hvReferenceTime() -> (veneer_status, UInt64) {
+        guard let hyperv = machine.hyperv else { return (.unsupported, 0) }
+        return (.ok, hyperv.referenceTime())
+    }
+}
+
 /// A device's Hyper-V connection: the guest's hypercalls become the plugin's callbacks, on the
 /// calling vCPU's thread (the hypercall's status is the plugin's answer).
 struct PluginConnectionHandler: HyperVConnectionHandler {

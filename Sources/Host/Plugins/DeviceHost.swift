@@ -46,6 +46,10 @@ public protocol DeviceHost: AnyObject, Sendable {
     func hvPostMessage(vp: UInt32, sint: UInt32, messageType: UInt32, payload: [UInt8]) -> veneer_status
     /// Sets event flag `flag` of `sint` of `vp`.
     func hvSignalEvent(vp: UInt32, sint: UInt32, flag: UInt32) -> veneer_status
+
+    // ABI 1.5
+    /// The partition reference time (100 ns units), or `.unsupported` in a VM that is not enlightened.
+    func hvReferenceTime() -> (veneer_status, UInt64)
 }
 
 /// The rules of ABI 1.4's Hyper-V connections that every host checks the same way.

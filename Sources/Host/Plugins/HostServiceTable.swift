@@ -143,6 +143,12 @@ public enum HostServiceTable {
             return host.hvPostMessage(vp: vp, sint: sint, messageType: type, payload: bytes)
         }
         t.hv_signal_event = { h, vp, sint, flag in HostBinding.host(h)?.hvSignalEvent(vp: vp, sint: sint, flag: flag) ?? .invalid }
+        t.hv_reference_time = { h, time in
+            guard let host = HostBinding.host(h), let time else { return .invalid }
+            let (status, value) = host.hvReferenceTime()
+            if status == .ok { time.pointee = value }
+            return status
+        }
         let pointer = UnsafeMutablePointer<veneer_host_api>.allocate(capacity: 1)
         pointer.initialize(to: t)
         return UnsafePointer(pointer)
