@@ -7,6 +7,8 @@ struct PluginTarget {
     let name: String
     let module: String
     let path: String
+    /// Library targets the plugin uses besides VeneerPluginKit (e.g. VeneerIC).
+    var dependencies: [String] = []
 }
 
 let plugins: [PluginTarget] = [
@@ -19,6 +21,11 @@ let plugins: [PluginTarget] = [
     PluginTarget(name: "pci-host", module: "PCIHost", path: "Plugins/Emulated/pci-host"),
     PluginTarget(name: "pci-testdev", module: "PCITestDevice", path: "Plugins/Emulated/pci-testdev"),
     PluginTarget(name: "vmbus-echo", module: "VMBusEcho", path: "Plugins/Synthetic/vmbus-echo"),
+    PluginTarget(name: "heartbeat", module: "Heartbeat", path: "Plugins/Synthetic/heartbeat", dependencies: ["VeneerIC"]),
+    PluginTarget(name: "timesync", module: "TimeSync", path: "Plugins/Synthetic/timesync", dependencies: ["VeneerIC"]),
+    PluginTarget(name: "shutdown", module: "Shutdown", path: "Plugins/Synthetic/shutdown", dependencies: ["VeneerIC"]),
+    PluginTarget(name: "fw-cfg", module: "FirmwareConfig", path: "Plugins/Emulated/fw-cfg"),
+    PluginTarget(name: "hv-testdev", module: "HyperVTestDevice", path: "Plugins/Synthetic/hv-testdev"),
 ]
 
 let strict: [SwiftSetting] = [.enableUpcomingFeature("ExistentialAny")]
@@ -31,6 +38,8 @@ let package = Package(
         .library(name: "VeneerPluginKit", targets: ["VeneerPluginKit"]),
         .library(name: "VeneerHarness", targets: ["VeneerHarness"]),
         .library(name: "VMBusProtocol", targets: ["VMBusProtocol"]),
+        .library(name: "ICProtocol", targets: ["ICProtocol"]),
+        .library(name: "VeneerIC", targets: ["VeneerIC"]),
     ] + plugins.map { .library(name: $0.name, type: .dynamic, targets: [$0.module]) },
     dependencies: [
         .package(url: "https://github.com/LebJe/TOMLKit", exact: "0.6.0"),
@@ -43,6 +52,8 @@ let package = Package(
         .target(name: "VeneerPluginABI", path: "PluginSDK/include", publicHeadersPath: "."),
         // VMBus wire formats: explicit little-endian layouts, no host logic; VSP plugins may use it.
         .target(name: "VMBusProtocol", path: "Sources/Protocols/VMBus", swiftSettings: strict),
+        // Integration-component (heartbeat, shutdown, ...) message formats over VMBus pipes.
+        .target(name: "ICProtocol", path: "Sources/Protocols/IC", swiftSettings: strict),
         .target(
             name: "VeneerHost",
             dependencies: ["CKVM", "VeneerPluginABI", "VMBusProtocol", "TOMLKit"],
@@ -51,19 +62,22 @@ let package = Package(
         ),
         .executableTarget(
             name: "veneer",
-            dependencies: ["VeneerHost", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["VeneerHost", "CKVM", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Sources/veneer",
             swiftSettings: strict
         ),
         .target(name: "VeneerSDKSupport", path: "PluginSDK/CSupport"),
         .target(name: "VeneerPluginKit", dependencies: ["VeneerPluginABI", "VeneerSDKSupport"], path: "PluginSDK/Swift", swiftSettings: strict),
+        // The IC framework every integration-service plugin builds on: negotiation, transactions, timeouts.
+        .target(name: "VeneerIC", dependencies: ["VeneerPluginKit", "ICProtocol"], path: "PluginSDK/IC", swiftSettings: strict),
         .target(name: "VeneerHarness", dependencies: ["VeneerHost", "VeneerPluginABI"], path: "PluginSDK/Harness/Library", swiftSettings: strict),
         .executableTarget(name: "veneer-plugin-test", dependencies: ["VeneerHarness"], path: "PluginSDK/Harness/CLI", swiftSettings: strict),
         .testTarget(name: "HostTests", dependencies: ["VeneerHost", "VeneerHarness", "VeneerPluginKit", "VMBusProtocol"], path: "Tests/HostTests", swiftSettings: strict),
-        .testTarget(name: "PluginTests", dependencies: ["VeneerHarness"], path: "Tests/PluginTests", swiftSettings: strict),
+        .testTarget(name: "PluginTests", dependencies: ["VeneerHarness", "ICProtocol"], path: "Tests/PluginTests", swiftSettings: strict),
+        .testTarget(name: "ICTests", dependencies: ["ICProtocol", "VeneerIC"], path: "Tests/ICTests", swiftSettings: strict),
         .testTarget(name: "IntegrationTests", dependencies: ["VeneerHost"], path: "Tests/IntegrationTests", swiftSettings: strict),
     ] + plugins.map {
-        .target(name: $0.module, dependencies: ["VeneerPluginKit"], path: $0.path, swiftSettings: strict)
+        .target(name: $0.module, dependencies: ["VeneerPluginKit"] + $0.dependencies.map { .target(name: $0) }, path: $0.path, swiftSettings: strict)
     },
     swiftLanguageModes: [.v6]
 )

@@ -30,6 +30,21 @@ public protocol VeneerDevice: AnyObject {
     /// capability bytes), or a header write the core applied (`access.isHeaderUpdate`; changing
     /// `data` then has no effect). Called on a vCPU thread.
     func pciConfig(_ access: PCIConfigAccess, data: inout UInt32)
+
+    /// Hyper-V connections (claimed with `HostServices.connectHyperV`): the guest's HvPostMessage
+    /// from VP `vp` to a message connection; returns the hypercall status it sees
+    /// (`HyperVStatus`). Called on a vCPU thread.
+    func hyperVMessage(connection: UInt32, vp: UInt32, messageType: UInt32, payload: [UInt8]) -> HyperVStatus
+    /// The guest's HvSignalEvent from VP `vp` to an event connection, with its flag number.
+    func hyperVEvent(connection: UInt32, vp: UInt32, flag: UInt32)
+}
+
+/// The hypercall status an HvPostMessage to a device's connection returns to the guest.
+public enum HyperVStatus: UInt32, Sendable {
+    case success = 0x0000
+    case invalidParameter = 0x0005
+    /// The guest retries later (as Linux does for VMBus messages).
+    case insufficientBuffers = 0x0013
 }
 
 extension VeneerDevice {
@@ -42,6 +57,10 @@ extension VeneerDevice {
     public func channelSignalled(_ channel: UInt32) {}
     public func channelClosed(_ channel: UInt32) {}
     public func pciConfig(_ access: PCIConfigAccess, data: inout UInt32) {}
+    public func hyperVMessage(connection: UInt32, vp: UInt32, messageType: UInt32, payload: [UInt8]) -> HyperVStatus {
+        .invalidParameter
+    }
+    public func hyperVEvent(connection: UInt32, vp: UInt32, flag: UInt32) {}
 }
 
 /// One guest access, as the host reports it.

@@ -233,6 +233,66 @@ public struct HostServices: @unchecked Sendable {
         return true
     }
 
+    // MARK: Hyper-V connections (ABI 1.4)
+
+    public enum HyperVConnection: Sendable {
+        case message
+        case event
+    }
+
+    /// Whether the host's table reaches the Hyper-V connection calls (hosts before ABI 1.4 have
+    /// other fields or reserved space there).
+    private var hasHyperVConnections: Bool {
+        Int(api.pointee.struct_size) >= MemoryLayout<veneer_host_api>.offset(of: \.hv_signal_event).map { $0 + 8 } ?? Int.max
+            && api.pointee.abi_minor >= 4
+    }
+
+    /// Claims a Hyper-V connection id (0x10000-0xFFFFFF) for this instance (call from `make`):
+    /// the guest's HvPostMessage or HvSignalEvent to it reaches `hyperVMessage` / `hyperVEvent`.
+    public func connectHyperV(_ kind: HyperVConnection, id: UInt32) throws(PluginError) {
+        guard hasHyperVConnections else { throw PluginError("the host does not offer Hyper-V connections (ABI 1.4)") }
+        let raw = kind == .message ? VENEER_HV_MESSAGE_CONNECTION.rawValue : VENEER_HV_EVENT_CONNECTION.rawValue
+        try check(api.pointee.hv_connect?(host, UInt32(raw), id), "connect Hyper-V \(kind) connection \(hex(id))")
+    }
+
+    public enum HyperVPostResult: Sendable, Equatable {
+        case posted
+        /// 256 messages already wait for that SINT's slot: try again later.
+        case queueFull
+        /// No such VP or SINT, a reserved message type, more than 240 bytes, or no Hyper-V host.
+        case refused
+    }
+
+    /// Queues a SynIC message (type 1-0x7FFFFFFF, at most 240 bytes) for SINT `sint` of VP `vp`.
+    public func postHyperVMessage(vp: UInt32, sint: UInt32, messageType: UInt32, payload: [UInt8]) -> HyperVPostResult {
+        guard hasHyperVConnections else { return .refused }
+        let status = payload.withUnsafeBytes { api.pointee.hv_post_message?(host, vp, sint, messageType, $0.baseAddress, $0.count) }
+        switch status {
+        case veneer_status(VENEER_OK): return .posted
+        case veneer_status(VENEER_ENOSPC): return .queueFull
+        default: return .refused
+        }
+    }
+
+    /// Sets event flag `flag` (0-2047) of SINT `sint` of VP `vp`, interrupting it if it was clear.
+    public func signalHyperVEvent(vp: UInt32, sint: UInt32, flag: UInt32) throws(PluginError) {
+        guard hasHyperVConnections else { throw PluginError("the host does not offer Hyper-V connections (ABI 1.4)") }
+        try check(api.pointee.hv_signal_event?(host, vp, sint, flag), "signal flag \(flag) of VP \(vp) SINT \(sint)")
+    }
+
+    // MARK: Partition reference time (ABI 1.5)
+
+    /// The partition reference time in 100 ns units: the counter the guest reads from
+    /// TIME_REF_COUNT and the reference TSC page (a lower bound of it outside a vCPU). Nil when the
+    /// host is older than ABI 1.5 or the VM is not enlightened.
+    public func referenceTime() -> UInt64? {
+        guard Int(api.pointee.struct_size) >= MemoryLayout<veneer_host_api>.offset(of: \.hv_reference_time).map({ $0 + 8 }) ?? Int.max,
+              api.pointee.abi_minor >= 5, let call = api.pointee.hv_reference_time else { return nil }
+        var time: UInt64 = 0
+        guard call(host, &time) == veneer_status(VENEER_OK) else { return nil }
+        return time
+    }
+
     public enum StopReason: Sendable, Equatable {
         case powerOff
         case reset
@@ -249,6 +309,38 @@ public struct HostServices: @unchecked Sendable {
             api.pointee.set_error?(host, message)
             api.pointee.request_stop?(host, VENEER_STOP_ERROR.rawValue, 1)
         }
+    }
+
+    // MARK: Machine facts (ABI 1.3)
+
+    public enum MachineFact: UInt32, Sendable {
+        case vcpuCount = 1, ramBytes, memoryMap, kernel, initrd, cmdline, acpiTables, acpiRSDP, acpiLoader
+    }
+
+    /// Whether the host's table reaches `machine_fact` (hosts before ABI 1.3 do not have it).
+    private var hasMachineFact: Bool {
+        Int(api.pointee.struct_size) >= MemoryLayout<veneer_host_api>.offset(of: \.machine_fact).map { $0 + 8 } ?? Int.max
+            && api.pointee.abi_minor >= 3 && api.pointee.machine_fact != nil
+    }
+
+    /// A machine fact's bytes (see the header for each layout), or nil while the machine is still
+    /// being built (ask again from `start` or a later callback).
+    public func machineFact(_ fact: MachineFact) throws(PluginError) -> [UInt8]? {
+        guard hasMachineFact, let call = api.pointee.machine_fact else {
+            throw PluginError("the host does not offer machine facts (ABI 1.3)")
+        }
+        var length = 0
+        var status = call(host, fact.rawValue, nil, 0, &length)
+        if status == veneer_status(VENEER_EAGAIN) { return nil }
+        if status == veneer_status(VENEER_OK) { return [] }
+        guard status == veneer_status(VENEER_ENOSPC) else { throw PluginError("cannot read machine fact \(fact): \(statusName(status))") }
+        var bytes = [UInt8](repeating: 0, count: length)
+        var written = 0
+        status = bytes.withUnsafeMutableBytes { call(host, fact.rawValue, $0.baseAddress, $0.count, &written) }
+        guard status == veneer_status(VENEER_OK), written == length else {
+            throw PluginError("cannot read machine fact \(fact): \(statusName(status))")
+        }
+        return bytes
     }
 
     private func check(_ status: veneer_status?, _ what: @autoclosure () -> String) throws(PluginError) {

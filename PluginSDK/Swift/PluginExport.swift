@@ -201,6 +201,14 @@ private func makeDescriptor(_ definition: PluginDefinition) -> UnsafeMutablePoin
         if !header { data.pointee = value }
     }
 
+    // ABI 1.4: reached only through connections the device claimed.
+    d.hv_message = { dev, connection, vp, type, payload, length in
+        guard let box = DeviceBox.from(dev) else { return HyperVStatus.invalidParameter.rawValue }
+        let bytes = payload.map { Array(UnsafeBufferPointer(start: $0, count: min(length, 240))) } ?? []
+        return box.device.hyperVMessage(connection: connection, vp: vp, messageType: type, payload: bytes).rawValue
+    }
+    d.hv_event = { dev, connection, vp, flag in DeviceBox.from(dev)?.device.hyperVEvent(connection: connection, vp: vp, flag: flag) }
+
     let pointer = UnsafeMutablePointer<veneer_plugin_descriptor>.allocate(capacity: 1)
     pointer.initialize(to: d)
     return pointer

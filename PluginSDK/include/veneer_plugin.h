@@ -24,7 +24,16 @@
  *   1.2  PCI: functions with BARs and capabilities (pci_register, the pci_config callback), and
  *        configuration accesses for the plugin that implements a configuration mechanism
  *        (pci_config_access); regions may now change while the VM runs (reserved tails again).
- *   1.3  Parameters: VENEER_PARAM_PATH (a host file, resolved against the config file's directory)
+ *   1.3  Machine facts (machine_fact): vCPU count, RAM size, the memory map, the boot files and
+ *        the ACPI tables in relocatable form, for devices that describe the machine to firmware
+ *        (fw-cfg). Taken from the host table's reserved tail; 1.2 plugins never call it.
+ *   1.4  Hyper-V connections: message and event connection ids a plugin owns (hv_connect, the
+ *        hv_message and hv_event callbacks), SynIC messages and event flags to any VP
+ *        (hv_post_message, hv_signal_event); reserved tails again.
+ *   1.5  Partition reference time (hv_reference_time): the clock the guest reads from
+ *        TIME_REF_COUNT and the reference TSC page, for services that must speak in it (time
+ *        sync). Taken from the host table's reserved tail; 1.4 plugins never call it.
+ *   1.6  Parameters: VENEER_PARAM_PATH (a host file, resolved against the config file's directory)
  *        and enumerated integers (VENEER_PARAM_INT with `choices`).
  *
  * Threading
@@ -56,7 +65,7 @@ extern "C" {
 #endif
 
 #define VENEER_ABI_MAJOR 1
-#define VENEER_ABI_MINOR 3
+#define VENEER_ABI_MINOR 6
 
 /* The one symbol every plugin exports: `const veneer_plugin_descriptor *veneer_plugin_entry(void);`
  * It must be callable any number of times and return the same pointer each time. */
@@ -96,7 +105,7 @@ enum veneer_param_type {
     VENEER_PARAM_INT = 2,    /* TOML integer within [min, max]; value in int_value              */
     VENEER_PARAM_STRING = 3, /* TOML string; value in string_value                              */
     VENEER_PARAM_CHOICE = 4, /* TOML string, one of `choices`; value in string_value            */
-    VENEER_PARAM_PATH = 5,   /* (1.3) TOML string naming a host file; value in string_value. The
+    VENEER_PARAM_PATH = 5,   /* (1.6) TOML string naming a host file; value in string_value. The
                               * host resolves a relative path against the directory of the config
                               * file (as it does boot images); "" and the words listed in `choices`
                               * (e.g. "none,stdout") pass through unchanged.                      */
@@ -114,7 +123,7 @@ typedef struct veneer_param_spec {
     int64_t max;
     const char *choices;       /* VENEER_PARAM_CHOICE: comma-separated list, e.g. "a,b,c";
                                 * VENEER_PARAM_PATH: words that are not paths, e.g. "none,stdout";
-                                * VENEER_PARAM_INT (1.3): NULL, or the only values allowed, in
+                                * VENEER_PARAM_INT (1.6): NULL, or the only values allowed, in
                                 * decimal, e.g. "1,2,4" (each within [min, max])                 */
     uint64_t reserved[4];
 } veneer_param_spec;
@@ -261,6 +270,33 @@ enum {
 };
 
 /* ---------------------------------------------------------------------------------------------- */
+/* Hyper-V connections (ABI 1.4)                                                                   */
+
+/* Below VMBus, the Hyper-V partition interface carries two kinds of traffic, and a plugin in an
+ * enlightened VM (hyperv = true) can own either end of both:
+ *   - a message connection: the guest's HvPostMessage (hypercall 0x5C) to a connection id the
+ *     plugin owns reaches its hv_message callback; the plugin's hv_post_message puts a message in
+ *     a VP's SynIC message slot for a SINT (queued while the slot is busy, delivered after the
+ *     guest's EOM, at most 256 waiting per VP and SINT);
+ *   - an event connection: the guest's HvSignalEvent (hypercall 0x5D) to a connection id the
+ *     plugin owns reaches its hv_event callback with the flag number; hv_signal_event sets an
+ *     event flag in a VP's SIEF page for a SINT and interrupts the VP if the flag was clear.
+ * Connection ids are 24 bits; plugins own ids 0x10000-0xFFFFFF (VMBus uses the ones below), each
+ * at most once in a VM. SINTs are 0-15 (VMBus uses 2), event flags 0-2047, message types
+ * 1-0x7FFFFFFF (0 marks a free slot, 0x80000000 and up are the hypervisor's own). */
+enum veneer_hv_connection_kind {
+    VENEER_HV_MESSAGE_CONNECTION = 1,
+    VENEER_HV_EVENT_CONNECTION = 2,
+};
+
+/* Hypercall status codes an hv_message callback returns (TLFS HV_STATUS_*). */
+enum {
+    VENEER_HV_STATUS_SUCCESS = 0x0000,
+    VENEER_HV_STATUS_INVALID_PARAMETER = 0x0005,
+    VENEER_HV_STATUS_INSUFFICIENT_BUFFERS = 0x0013, /* the guest retries the post later */
+};
+
+/* ---------------------------------------------------------------------------------------------- */
 /* Host services                                                                                   */
 
 enum veneer_log_level {
@@ -291,6 +327,36 @@ enum {
     VENEER_MAP_READ = 0x1,
     VENEER_MAP_WRITE = 0x2,
 };
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Machine facts (ABI 1.3)                                                                         */
+
+/* What machine_fact reports. Each fact's byte layout is fixed within a major version; a new
+ * layout gets a new number. Integers are little-endian. */
+enum veneer_machine_fact {
+    VENEER_FACT_VCPU_COUNT = 1,  /* uint32_t: vCPUs the VM has                                      */
+    VENEER_FACT_RAM_BYTES = 2,   /* uint64_t: guest RAM, every range together                       */
+    VENEER_FACT_MEMORY_MAP = 3,  /* veneer_memory_range[]: the e820 map the guest is told about    */
+    VENEER_FACT_KERNEL = 4,      /* the boot image file's bytes (empty for flat images)            */
+    VENEER_FACT_INITRD = 5,      /* the initrd's bytes (empty when there is none)                  */
+    VENEER_FACT_CMDLINE = 6,     /* the kernel command line, without a NUL (may be empty)          */
+    /* The ACPI tables as firmware that builds its own memory layout wants them: a blob of the
+     * tables whose pointer fields hold offsets into the blob and whose checksums are zero, the
+     * RSDP pointing into that blob, and the commands that place, link and checksum them in the
+     * BIOS linker/loader format SeaBIOS and OVMF read ("etc/table-loader": 128-byte entries). */
+    VENEER_FACT_ACPI_TABLES = 7,
+    VENEER_FACT_ACPI_RSDP = 8,
+    VENEER_FACT_ACPI_LOADER = 9,
+};
+
+/* One VENEER_FACT_MEMORY_MAP entry: 24 bytes. `type` is the e820 type (1 RAM, 2 reserved,
+ * 3 ACPI reclaimable, 4 ACPI NVS). */
+typedef struct veneer_memory_range {
+    uint64_t start;
+    uint64_t size;
+    uint32_t type;
+    uint32_t reserved;
+} veneer_memory_range;
 
 typedef struct veneer_host_api {
     uint32_t struct_size;
@@ -374,7 +440,34 @@ typedef struct veneer_host_api {
     veneer_status (*pci_config_access)(veneer_host *host, uint32_t bdf, uint32_t offset, uint32_t size,
                                        uint32_t flags, uint32_t *data);
 
-    void *reserved[18];
+    /* ABI 1.3: a machine fact (enum veneer_machine_fact). Copies it into `buffer` and sets
+     * *length to its size: VENEER_ENOSPC (nothing copied, *length set) when `capacity` is too
+     * small, VENEER_ENOTSUP for a fact this host does not know, VENEER_EAGAIN while the machine
+     * is still being built (the boot layout is known once the VM starts, not in `create`),
+     * VENEER_EIO when a boot file cannot be read any more. */
+    veneer_status (*machine_fact)(veneer_host *host, uint32_t fact, void *buffer, size_t capacity, size_t *length);
+
+    /* ABI 1.4: Hyper-V connections (see "Hyper-V connections"). hv_connect (from create only)
+     * claims `connection_id` for the instance as a message or event connection: VENEER_ENOTSUP in
+     * a VM that is not enlightened, VENEER_EINVAL for an id outside 0x10000-0xFFFFFF, VENEER_EBUSY
+     * when the id is taken. hv_post_message queues `length` (<= 240) payload bytes as a message of
+     * `message_type` for SINT `sint` of VP `vp`: VENEER_EINVAL for a bad VP, SINT, type or length,
+     * VENEER_ENOSPC when 256 messages already wait there. hv_signal_event sets event flag `flag`
+     * of SINT `sint` of VP `vp` (a VP whose SynIC has no event page yet misses it). Both may be
+     * called from any callback once the VM runs. */
+    veneer_status (*hv_connect)(veneer_host *host, uint32_t kind, uint32_t connection_id);
+    veneer_status (*hv_post_message)(veneer_host *host, uint32_t vp, uint32_t sint, uint32_t message_type,
+                                     const void *payload, size_t length);
+    veneer_status (*hv_signal_event)(veneer_host *host, uint32_t vp, uint32_t sint, uint32_t flag);
+
+    /* ABI 1.5: the partition reference time, in 100 ns units since the partition started: the
+     * same counter the guest reads from TIME_REF_COUNT (MSR 0x40000020) and the reference TSC
+     * page, never a second clock. Read outside a vCPU it is a lower bound of what a vCPU would
+     * read at that instant (never ahead of the guest). VENEER_ENOTSUP in a VM that is not
+     * enlightened. May be called from any callback (and from create). */
+    veneer_status (*hv_reference_time)(veneer_host *host, uint64_t *time_100ns);
+
+    void *reserved[13];
 } veneer_host_api;
 
 /* ---------------------------------------------------------------------------------------------- */
@@ -454,7 +547,17 @@ typedef struct veneer_plugin_descriptor {
     void (*pci_config)(veneer_device *dev, uint32_t function, uint32_t offset, uint32_t size, uint32_t flags,
                        uint32_t *data);
 
-    void *reserved[20];
+    /* ABI 1.4: the guest's HvPostMessage to message connection `connection_id` from VP `vp`:
+     * `length` (<= 240) payload bytes of `message_type`. Called on the vCPU thread, serialised
+     * with the instance's other callbacks; returns the hypercall's status (VENEER_HV_STATUS_*),
+     * which the guest sees in RAX. */
+    uint32_t (*hv_message)(veneer_device *dev, uint32_t connection_id, uint32_t vp, uint32_t message_type,
+                           const uint8_t *payload, size_t length);
+    /* ABI 1.4: the guest's HvSignalEvent to event connection `connection_id` from VP `vp` with
+     * flag number `flag`. Called on the vCPU thread, serialised; the guest sees success. */
+    void (*hv_event)(veneer_device *dev, uint32_t connection_id, uint32_t vp, uint32_t flag);
+
+    void *reserved[18];
 } veneer_plugin_descriptor;
 
 typedef const veneer_plugin_descriptor *(*veneer_plugin_entry_fn)(void);

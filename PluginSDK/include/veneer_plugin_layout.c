@@ -31,3 +31,19 @@ static_assert(offsetof(veneer_pci_function, capabilities_length) == 24, "veneer_
 static_assert(offsetof(veneer_pci_function, capabilities) == 32, "veneer_pci_function layout");
 static_assert(offsetof(veneer_pci_function, bars) == 40, "veneer_pci_function layout");
 static_assert(sizeof(veneer_pci_function) == 200, "veneer_pci_function layout");
+/* 1.3 took machine_fact from the host table's reserved tail: sizes unchanged. */
+static_assert(offsetof(veneer_host_api, machine_fact) == 192, "veneer_host_api 1.3 layout");
+static_assert(sizeof(veneer_memory_range) == 24, "veneer_memory_range layout");
+/* 1.4 (Hyper-V connections) took its fields from the reserved tails after 1.3's: sizes unchanged. */
+static_assert(offsetof(veneer_host_api, hv_connect) == 200, "veneer_host_api 1.4 layout");
+static_assert(offsetof(veneer_host_api, hv_post_message) == 208, "veneer_host_api 1.4 layout");
+static_assert(offsetof(veneer_host_api, hv_signal_event) == 216, "veneer_host_api 1.4 layout");
+static_assert(offsetof(veneer_plugin_descriptor, hv_message) == 184, "veneer_plugin_descriptor 1.4 layout");
+static_assert(offsetof(veneer_plugin_descriptor, hv_event) == 192, "veneer_plugin_descriptor 1.4 layout");
+/* 1.5 (partition reference time) took hv_reference_time from the host table's reserved tail. */
+static_assert(offsetof(veneer_host_api, hv_reference_time) == 224, "veneer_host_api 1.5 layout");
+/* 1.6 added a parameter type (VENEER_PARAM_PATH) and gave `choices` a meaning on integers: no
+ * field moved, sizes unchanged. */
+static_assert(VENEER_PARAM_PATH == 5, "veneer_param_type 1.6");
+static_assert(offsetof(veneer_param_spec, choices) == 48, "veneer_param_spec layout");
+static_assert(sizeof(veneer_param_spec) == 88, "veneer_param_spec layout");

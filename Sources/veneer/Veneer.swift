@@ -1,4 +1,5 @@
 import ArgumentParser
+import CKVM
 import VeneerHost
 #if canImport(Glibc)
 import Glibc
@@ -9,7 +10,7 @@ struct Veneer: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "veneer",
         abstract: "A Hyper-V-style virtual machine monitor for Linux/KVM.",
-        subcommands: [Run.self, Check.self, Plugins.self]
+        subcommands: [Run.self, Check.self, Plugins.self, CPUFeatures.self]
     )
 
     /// ArgumentParser's own handling, except that a command-line mistake is one line
@@ -76,8 +77,11 @@ struct Run: ParsableCommand {
         let logger = Logger(threshold: level)
         // A console whose reader went away must not kill the VM: writes fail with EPIPE instead.
         signal(SIGPIPE, SIG_IGN)
+        // A plugin crashing in a callback: one line naming device, plugin and callback, status 71.
+        PluginCrashGuard.install(program: "veneer")
         let vm: VMConfig
         do { vm = try ConfigParser.load(path: config) } catch { throw fail("\(error)", status: error.exitStatus) }
+        warnAboutIgnoredCPUMasks(vm.cpu, logger: logger)
         var exit: MachineExit
         repeat {
             // A reset with on_reset = restart boots a fresh machine from the same config: a cold
@@ -107,6 +111,7 @@ struct Check: ParsableCommand {
     @OptionGroup var plugins: PluginPathOption
 
     func run() throws {
+        PluginCrashGuard.install(program: "veneer")  // loading runs plugin code too
         let vm: VMConfig
         do { vm = try ConfigParser.load(path: config) } catch { throw fail("\(error)", status: error.exitStatus) }
         do {
@@ -116,6 +121,7 @@ struct Check: ParsableCommand {
                 let params = d.parameters.map { "\($0.name)=\(Self.text($0.value))" }.joined(separator: " ")
                 print("  \(d.config.id): \(d.library.info.name) \(d.library.info.version)  \(params)")
             }
+            for line in cpuReport(vm.cpu) { print("  " + line) }
         } catch {
             throw fail("\(error)", status: error.exitStatus)
         }
@@ -130,22 +136,91 @@ struct Check: ParsableCommand {
     }
 }
 
+/// What `veneer check` says about the `[cpu]` section: what it hides, and what this host's KVM
+/// really hides (measured by a probe guest, never assumed).
+func cpuReport(_ model: CPUModel) -> [String] {
+    let hidden = model.hiddenFeatures
+    guard !hidden.isEmpty else { return ["cpu: template host, no features hidden"] }
+    var lines = ["cpu: template \(model.template.rawValue), \(hidden.count) features hidden"]
+    guard KVMSystem.isAvailable() else {
+        return lines + ["  cannot tell which masks this host honours: /dev/kvm is not available"]
+    }
+    let report: CPUIDProbe.Report
+    do { report = try CPUIDProbe.run(model) } catch { return lines + ["  cannot tell which masks this host honours: \(error)"] }
+    func names(_ features: [CPUFeature]) -> String { features.map(\.name).joined(separator: " ") }
+    if !report.honoured.isEmpty { lines.append("  hidden from the guest on this host: \(names(report.honoured))") }
+    if !report.ignored.isEmpty {
+        lines.append("  NOT hidden on this host (its KVM shows the guest the real CPUID bits): \(names(report.ignored))")
+        lines.append("  hide these inside the guest instead (Linux: clearcpuid=...), or run on a host whose KVM applies them")
+    }
+    if !report.absentOnHost.isEmpty { lines.append("  not offered by this host anyway: \(names(report.absentOnHost))") }
+    return lines
+}
+
+/// A run whose CPU masks the host ignores still runs, but the user hears about it once.
+func warnAboutIgnoredCPUMasks(_ model: CPUModel, logger: Logger) {
+    guard !model.hiddenFeatures.isEmpty, KVMSystem.isAvailable() else { return }
+    do {
+        let report = try CPUIDProbe.run(model)
+        if !report.ignored.isEmpty {
+            logger.log(.warning, "cpu", "this host's KVM does not hide \(report.ignored.map(\.name).joined(separator: " ")) "
+                       + "from the guest although [cpu] asks for it (`veneer check` says more)")
+        }
+    } catch {
+        logger.log(.warning, "cpu", "cannot tell which CPU masks this host honours: \(error)")
+    }
+}
+
+struct CPUFeatures: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "cpu-features",
+        abstract: "List the CPU features a [cpu] section can hide, which templates hide them, and whether this host has them.")
+
+    func run() throws {
+        var hostCPUID: [kvm_cpuid_entry2]?
+        if KVMSystem.isAvailable() { hostCPUID = try? KVMSystem().supportedCPUID() }
+        print("\("feature".padding(20)) \("leaf".padding(14)) \("host".padding(6)) hidden by templates")
+        for f in CPUFeature.all {
+            let leaf = "\(hex(f.leaf)).\(f.subleaf) \(f.register.rawValue)[\(f.bit)]"
+            let host = hostCPUID.map { CPUModel.isSet(f, in: $0) ? "yes" : "no" } ?? "?"
+            let templates = CPUTemplate.allCases.filter { $0.hiddenFeatures.contains(f) }.map(\.rawValue)
+            let hiddenBy = f.isInstructionSet ? templates.joined(separator: " ") : "(platform feature: only `disable` hides it)"
+            print("\(f.name.padding(20)) \(leaf.padding(14)) \(host.padding(6)) \(hiddenBy)")
+        }
+    }
+
+    private func hex(_ v: UInt32) -> String { "0x" + String(v, radix: 16) }
+}
+
 struct Plugins: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "List the plugins in the search path, or describe one.")
 
     @Option(help: "Show one plugin's parameters.") var describe: String?
     @OptionGroup var plugins: PluginPathOption
+    /// Internal: load the file --describe names and send its listing line to fd 3 (the listing
+    /// runs each file this way, in a child, so a plugin crashing while loading ends only that).
+    @Flag(help: .hidden) var probe = false
+
+    /// --probe's status for a file that is not a Veneer plugin (no entry symbol): skipped.
+    static let notAPlugin: Int32 = 3
 
     func run() throws {
+        PluginCrashGuard.install(program: "veneer")  // loading runs plugin code too
         let registry = plugins.registry
         if let name = describe {
             let library: PluginLibrary
             do throws(PluginLoadError) {
                 library = try PluginLibrary(path: name.contains("/") ? name : try registry.locate(name))
             } catch {
+                if probe, case .missingEntry = error { throw ExitCode(Self.notAPlugin) }
                 throw fail(error.description, status: SetupExitStatus.plugin)
             }
             let info = library.info
+            if probe {
+                let line = Array("\(info.name)\t\(Self.line(info))\n".utf8)
+                _ = line.withUnsafeBytes { write(ChildProcess.resultFD, $0.baseAddress, $0.count) }
+                return
+            }
             print("\(info.name) \(info.version) — \(info.summary)")
             print("  kind: \(info.kind.rawValue), ABI \(info.abiVersion), state version \(info.stateVersion)\(info.concurrent ? ", concurrent" : "")")
             print("  file: \(library.path)")
@@ -156,13 +231,38 @@ struct Plugins: ParsableCommand {
             }
             return
         }
-        let (found, problems) = registry.all()
-        for library in found {
-            let info = library.info
-            print("\(info.name.padding(16)) \(info.version.padding(8)) \(info.kind.rawValue.padding(12)) \(info.summary)")
+        guard let executable = ChildProcess.ownExecutable() else { throw fail("cannot find this executable (/proc/self/exe)", status: SetupExitStatus.hostUnavailable) }
+        var seen = Set<String>()
+        for path in registry.candidates() {
+            let outcome: ChildProcess.Outcome
+            do { outcome = try ChildProcess.run(executable, ["plugins", "--probe", "--describe", path], timeout: 60) } catch {
+                writeAll(2, "veneer: \(error)\n")
+                continue
+            }
+            // What the plugin printed while loading is not part of the listing.
+            if !outcome.stdout.isEmpty { writeAll(2, String(decoding: outcome.stdout, as: UTF8.self)) }
+            switch outcome.termination {
+            case .exited(0):
+                let fields = outcome.result.split(separator: "\n").first?.split(separator: "\t", maxSplits: 1) ?? []
+                guard fields.count == 2 else { continue }
+                if seen.insert(String(fields[0])).inserted { print(fields[1]) }
+            case .exited(Self.notAPlugin):
+                continue
+            case .exited(SetupExitStatus.plugin), .exited(PluginCrashGuard.exitStatus):
+                writeAll(2, outcome.stderr)  // one line naming the file and the reason
+            case .exited(let status):
+                writeAll(2, "veneer: plugin \(path) could not be listed (exit status \(status))\n")
+            case .signalled(let signal):
+                writeAll(2, "veneer: plugin \(path) crashed while loading (\(ChildProcess.signalName(signal)))\n")
+            case .timedOut:
+                writeAll(2, "veneer: plugin \(path) did not finish loading within 60 s\n")
+            }
         }
-        for problem in problems { writeAll(2, "veneer: \(problem)\n") }
-        if found.isEmpty { writeAll(2, "veneer: no plugins in \(registry.searchPaths.joined(separator: ", "))\n") }
+        if seen.isEmpty { writeAll(2, "veneer: no plugins in \(registry.searchPaths.joined(separator: ", "))\n") }
+    }
+
+    static func line(_ info: PluginInfo) -> String {
+        "\(info.name.padding(16)) \(info.version.padding(8)) \(info.kind.rawValue.padding(12)) \(info.summary)"
     }
 }
 

@@ -212,6 +212,11 @@ struct ResourceDescriptorTests {
             """))
         let qwordIOConsumer = AddressSpaceDescriptor(width: .qword, kind: .io, producer: false, minimum: 0x1000, maximum: 0x1FFF)
         #expect(try ResourceDescriptor.addressSpace(qwordIOConsumer).encoded().prefix(6) == hexBytes("8A 2B 00 01 0D 03")[...])
+        // iasl: WordBusNumber (ResourceProducer, MinFixed, MaxFixed, PosDecode, 0, 0, 0xFF, 0, 0x100)
+        let busNumbers = AddressSpaceDescriptor(width: .word, kind: .busNumbers, producer: true, minimum: 0, maximum: 0xFF)
+        #expect(try ResourceDescriptor.addressSpace(busNumbers).encoded() == hexBytes("""
+            88 0D 00 02 0C 00 00 00 00 00 FF 00 00 00 00 01
+            """))
     }
 
     @Test func templateEndsWithAChecksummedEndTag() throws {
@@ -230,6 +235,8 @@ struct ResourceDescriptorTests {
         #expect(throws: AMLError.self) { try ResourceDescriptor.memory32Fixed(base: 0xFFFF_F000, length: 0x2000).encoded() }
         let tooWide = AddressSpaceDescriptor(width: .dword, kind: .io, producer: true, minimum: 0, maximum: 0x1_0000_0000)
         #expect(throws: AMLError.self) { try ResourceDescriptor.addressSpace(tooWide).encoded() }
+        let tooWideWord = AddressSpaceDescriptor(width: .word, kind: .busNumbers, producer: true, minimum: 0, maximum: 0x1_0000)
+        #expect(throws: AMLError.self) { try ResourceDescriptor.addressSpace(tooWideWord).encoded() }
         let everything = AddressSpaceDescriptor(width: .qword, kind: .io, producer: true, minimum: 0, maximum: .max)
         #expect(throws: AMLError.self) { try ResourceDescriptor.addressSpace(everything).encoded() }
     }

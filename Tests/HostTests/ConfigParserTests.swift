@@ -66,6 +66,20 @@ struct ConfigParserTests {
         #expect(e == ConfigError(file: "/cfg/vm.toml", key: key, reason: reason))
     }
 
+    /// The name becomes a file name in the search path: one the descriptor's rule forbids is
+    /// refused at parse time, naming the key written, even where the device has an id of its own
+    /// (before, a bad name reached the default id's check and the error named `id`).
+    @Test(arguments: ["../evil", "/abs/evil", "a/b", "..", "Serial16550", "lib.so", "-x", "", String(repeating: "p", count: 65)])
+    func aPluginNameTheRuleForbidsNamesThePluginKey(name: String) {
+        for idLine in ["", "id = \"dev\"\n"] {
+            let e = error("[boot]\nimage=\"g\"\n[[device]]\n\(idLine)plugin = \"\(name)\"\n")
+            #expect(e?.key == "device[0].plugin", "\(String(describing: e))")
+            #expect(e?.reason.hasPrefix("'\(name)' is not a plugin name ([a-z][a-z0-9_-]*, at most 64 bytes)") == true)
+        }
+        let second = error("[boot]\nimage=\"g\"\n[[device]]\nplugin = \"debug-exit\"\n[[device]]\nplugin = \"\(name)\"\npath = \"/p/x.so\"\n")
+        #expect(second?.key == "device[1].plugin", "a path does not excuse the name: it is what the descriptor must say")
+    }
+
     @Test func syntaxErrorsCarryLineAndColumn() {
         let e = error("name = \"x\"\n[boot\n")
         #expect(e?.file.hasPrefix("/cfg/vm.toml:2:") == true)

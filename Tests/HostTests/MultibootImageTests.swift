@@ -2,7 +2,7 @@ import Testing
 @testable import VeneerHost
 
 @Suite struct MultibootImageTests {
-    let info = BootLayout.bootInfo
+    let info: UInt64 = 0x1000          // the first free page past page 0
     static let code = BootFixtures.pattern(0x200, seed: 5)
 
     /// An ELF32 kernel at 1 MiB whose first bytes are the multiboot header, entered just past it.
@@ -183,13 +183,9 @@ import Testing
         }
         let big = MultibootImage.Module(path: try scratch.sparse(15 << 20, "big"))
         let small = MultibootImage.Module(path: try scratch.write([1, 2, 3], "small"))
-        expectBootError(big.path, "does not fit in the usable RAM below 4 GiB", role: "module 2") {
+        expectBootError(big.path, "no room for the module 2 (15728640 bytes) in usable RAM below 0xffffffff", role: "module 2") {
             _ = try MultibootImage(path: kernel, modules: [small, big]).load(into: memory, e820: E820Map(memoryMap: memory.map))
         }
-        let many = [MultibootImage.Module](repeating: small, count: 241)
-        try expectRefused(Self.elfKernel().bytes, "241 modules, more than the 240", modules: many)
-        let long = MultibootImage.Module(path: small.path, cmdline: String(repeating: "y", count: 0x1_0000))
-        try expectRefused(Self.elfKernel().bytes, "longer than the 65536 bytes Veneer has room for (at the string of module 1)", modules: [long])
         try expectRefused(Self.elfKernel().bytes, "the command line contains a NUL byte", cmdline: "a\u{0}")
     }
 }

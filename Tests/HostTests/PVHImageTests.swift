@@ -2,7 +2,7 @@ import Testing
 @testable import VeneerHost
 
 @Suite struct PVHImageTests {
-    let startInfo = BootLayout.bootInfo
+    let startInfo: UInt64 = 0x1000     // the first free page past page 0
     static let code = BootFixtures.pattern(0x300, seed: 3)
 
     /// A PVH kernel: one PT_LOAD at 1 MiB (0x300 file bytes, 0x2000 in memory) and a PT_NOTE
@@ -118,8 +118,11 @@ import Testing
     }
 
     @Test func segmentOverTheLoadersOwnStructures() throws {
-        let s = ELFFixture.Segment(address: 0x7800, data: Self.code)
-        try expectRefused(Self.kernel(entry: 0x7800, segments: [s]), "overlaps the boot information at 0x7000-0x7fff")
+        // Only page 0 is the loader's own (IVT, BIOS data area, boot GDT); everything else it
+        // builds goes where the kernel is not.
+        let s = ELFFixture.Segment(address: 0x800, data: Self.code)
+        try expectRefused(Self.kernel(entry: 0x800, segments: [s]),
+                          "segment 0 (PT_LOAD): 0x800-0xaff overlaps the real-mode IVT, BIOS data area and boot GDT at 0x0-0xfff")
     }
 
     @Test func overlappingSegments() throws {

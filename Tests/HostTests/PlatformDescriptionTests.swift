@@ -18,6 +18,8 @@ struct PlatformDescriptionTests {
         // EISAID("PNP0A03") compresses to 0x030AD041, stored little-endian after a DWord prefix.
         #expect(bytes.indices.contains { i in Array(bytes[i..<min(i + 5, bytes.count)]) == [0x0C, 0x41, 0xD0, 0x0A, 0x03] })
         #expect(bytes.reduce(0, &+) == 0, "the table still checksums")
+        // _CRS starts with the bus range it decodes, bus 0 only: WordBusNumber 0-0, length 1.
+        #expect(bytes.firstRange(of: [0x88, 0x0D, 0x00, 0x02, 0x0C, 0x00, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0]) != nil)
     }
 
     @Test func noPCIHostNoRootBridge() throws {

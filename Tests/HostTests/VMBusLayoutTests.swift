@@ -279,4 +279,25 @@ private func u64(_ b: [UInt8], _ at: Int) -> UInt64 { LittleEndian.load(UInt64.s
         #expect(throws: VMBusWireError.self) { try GPARange.ranges(count: 1, words: [8193, 1, 2][...]) }
         #expect(throws: VMBusWireError.self) { try GPARange.ranges(count: 1, words: [0, 1][...]) }
     }
+
+    @Test func timerExpiredMessageLayout() throws {
+        let m = TimerExpiredMessage(timerIndex: 3, expirationTime: 0x1122_3344_5566_7788, deliveryTime: 0x99AA_BBCC_DDEE_FF00)
+        let b = m.encode()
+        #expect(b.count == 24)
+        #expect(u32(b, 0) == 3 && u32(b, 4) == 0 && u64(b, 8) == 0x1122_3344_5566_7788 && u64(b, 16) == 0x99AA_BBCC_DDEE_FF00)
+        #expect(try TimerExpiredMessage.decode(b) == m)
+        #expect(throws: VMBusWireError.self) { try TimerExpiredMessage.decode(Array(b.prefix(23))) }
+        #expect(TimerExpiredMessage.messageType == 0x8000_0010)
+    }
+
+    @Test func syntheticTimerConfigBits() {
+        let c = SyntheticTimerConfig(rawValue: 1 | 1 << 1 | 1 << 3 | 0xED << 4 | 1 << 12 | 0x5 << 16 | 1 << 40)
+        #expect(c.enabled && c.periodic && !c.lazy && c.autoEnable && c.directMode)
+        #expect(c.apicVector == 0xED && c.sint == 5)
+        #expect(c.rawValue >> 20 == 0, "reserved bits dropped")
+    }
+
+    @Test func referenceTSCPageOffsets() {
+        #expect(ReferenceTSCPage.sequenceOffset == 0 && ReferenceTSCPage.scaleOffset == 8 && ReferenceTSCPage.offsetOffset == 16)
+    }
 }

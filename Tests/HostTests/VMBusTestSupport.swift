@@ -42,9 +42,12 @@ final class SignalRecorder: GuestSignaller {
 }
 
 final class LogRecorder: VMBusLogSink {
-    private let lines = Mutex<[String]>([])
-    func log(_ level: Logger.Level, _ message: String) { lines.withLock { $0.append(message) } }
-    var all: [String] { lines.withLock { $0 } }
+    private let lines = Mutex<[(level: Logger.Level, message: String)]>([])
+    func log(_ level: Logger.Level, _ message: String) { lines.withLock { $0.append((level, message)) } }
+    var all: [String] { lines.withLock { $0.map(\.message) } }
+    /// The lines above debug level: the ones the diagnostics throttle (debug lines are every
+    /// channel message, wanted in full by whoever turns debug on).
+    var throttled: [String] { lines.withLock { $0.filter { $0.level < .debug }.map(\.message) } }
 }
 
 /// A VSP that records its events and, if asked, echoes every in-band packet back as a completion.

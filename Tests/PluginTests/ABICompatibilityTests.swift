@@ -162,6 +162,32 @@ import VeneerHost
         let path = try Self.plugin("ABI_MINOR=\(newer)")
         let error = #expect(throws: PluginLoadError.self) { try PluginLibrary(path: path) }
         #expect(error == .abiMismatch(path: path, plugin: "1.\(newer)", host: "1.\(PluginLibrary.hostABI.minor)"))
+        let text = error?.description ?? ""
+        #expect(text.contains("ABI 1.\(newer)") && text.contains("ABI 1.\(PluginLibrary.hostABI.minor)"), "\(text)")
+    }
+
+    /// This host is ABI 1.6 (path parameters and enumerated integers after 1.5's partition
+    /// reference time): a 1.7 plugin is refused naming both versions, and the header, the table
+    /// and the loader agree on the minor.
+    @Test func theHostIsABI16AndRefusesA17Plugin() throws {
+        #expect(PluginLibrary.hostABI.major == 1 && PluginLibrary.hostABI.minor == 6)
+        #expect(HostServiceTable.api.pointee.abi_minor == 6)
+        let path = try Self.plugin("ABI_MINOR=7")
+        let error = #expect(throws: PluginLoadError.self) { try PluginLibrary(path: path) }
+        #expect(error == .abiMismatch(path: path, plugin: "1.7", host: "1.6"))
+        let text = error?.description ?? ""
+        #expect(text.contains("ABI 1.7") && text.contains("ABI 1.6"), "\(text)")
+    }
+
+    /// Plugins built against every earlier minor (1.0 to 1.5) still load and run on this host.
+    @Test(arguments: 0...5)
+    func anOlderMinorPluginStillLoadsAndRuns(minor: Int) throws {
+        let path = try Self.plugin("ABI_MINOR=\(minor)")
+        let library = try PluginLibrary(path: path)
+        #expect(library.info.abiMinor == UInt16(minor))
+        let h = try PluginHarness(plugin: path, parameters: ["port": .int(0x630)])
+        h.write(port: 0x630, 0x5a)
+        #expect(h.read(port: 0x630) == 0x5a)
     }
 
     /// Regression: the loader used to copy whole host-sized structs out of the plugin.
@@ -181,14 +207,14 @@ import VeneerHost
     }
 
     @Test(arguments: [
-        (variant: "BAD_SCHEMA=1", reason: "parameter name 'port' is invalid or repeated"),
-        (variant: "BAD_SCHEMA=2", reason: "parameter depth: min > max"),
-        (variant: "BAD_SCHEMA=3", reason: "default of parameter depth: depth: 99 (0x63) is outside 1...16"),
+        (variant: "BAD_SCHEMA=1", field: "params[1].name", problem: "'port' is repeated"),
+        (variant: "BAD_SCHEMA=2", field: "params[1].min", problem: "8 is greater than max 4"),
+        (variant: "BAD_SCHEMA=3", field: "params[1].default_value", problem: "depth: 99 (0x63) is outside 1...16"),
     ])
-    func badParameterSchemaIsMalformed(variant: String, reason: String) throws {
+    func badParameterSchemaIsMalformed(variant: String, field: String, problem: String) throws {
         let path = try Self.plugin(variant)
         let error = #expect(throws: PluginLoadError.self) { try PluginLibrary(path: path) }
-        #expect(error == .malformed(path: path, reason: reason))
+        #expect(error == .invalidField(path: path, field: field, problem: problem))
     }
 
     @Test func createFailureCarriesThePluginsMessage() throws {

@@ -2,10 +2,10 @@ import Testing
 import VeneerHarness
 import VeneerHost
 
-/// ABI 1.3's parameter additions on a C plugin compiled at test time: VENEER_PARAM_PATH (resolved
+/// ABI 1.6's parameter additions on a C plugin compiled at test time: VENEER_PARAM_PATH (resolved
 /// by the host against the config's directory) and enumerated integers (VENEER_PARAM_INT with
-/// `choices`). A 1.2 plugin cannot use either: its path type is unknown and its integer
-/// `choices` are not read.
+/// `choices`). A plugin of 1.5 or older cannot use either: its path type is refused as unknown and
+/// its integer `choices` are not read.
 @Suite struct ParameterABITests {
     static let fixture = #"""
         #include "veneer_plugin.h"
@@ -72,7 +72,7 @@ import VeneerHost
     }
 
     @Test func aCurrentPluginDeclaresPathsAndEnumeratedIntegers() throws {
-        let library = try PluginLibrary(path: try Self.plugin("ABI_MINOR=3"))
+        let library = try PluginLibrary(path: try Self.plugin("ABI_MINOR=6"))
         #expect(library.info.parameters.map(\.kind) == [.intChoice([1, 2, 4]), .path(words: ["none"])])
         let values = try ParameterValidation.resolve(["log": .string("out/log.txt")], schema: library.info.parameters,
                                                      baseDirectory: "/vms/a")
@@ -86,19 +86,41 @@ import VeneerHost
         #expect(h.host.errors.isEmpty)
     }
 
-    @Test func aPluginOfABI1_2CannotUseThem() throws {
-        let path = try Self.plugin("ABI_MINOR=2")
+    @Test(arguments: 0...5)
+    func aPluginOfAnEarlierMinorCannotUseThem(minor: Int) throws {
+        let path = try Self.plugin("ABI_MINOR=\(minor)")
         let error = #expect(throws: PluginLoadError.self) { try PluginLibrary(path: path) }
-        #expect(error == .malformed(path: path, reason: "parameter log has unknown type 5"))
-        let old = try PluginLibrary(path: try Self.plugin("ABI_MINOR=2", "NO_PATH"))
+        #expect(error == .invalidField(path: path, field: "params[1].type",
+                                       problem: "5 is not 1 (bool), 2 (int), 3 (string) or 4 (choice); 5 (path) needs ABI 1.6"))
+        let old = try PluginLibrary(path: try Self.plugin("ABI_MINOR=\(minor)", "NO_PATH"))
         #expect(old.info.parameters.map(\.kind) == [.int(min: 1, max: 4)])
+    }
+
+    /// 1.6 knows types 1 to 5 only: any other is refused, naming the field.
+    @Test func anUnknownTypeIsStillRefusedAt1_6() throws {
+        let path = try TestSupport.compilePlugin(
+            Self.fixture.replacingOccurrences(of: ".type = VENEER_PARAM_PATH", with: ".type = 6"),
+            defines: ["ABI_MINOR=6"], name: "paramfix")
+        let error = #expect(throws: PluginLoadError.self) { try PluginLibrary(path: path) }
+        #expect(error == .invalidField(path: path, field: "params[1].type",
+                                       problem: "6 is not 1 (bool), 2 (int), 3 (string), 4 (choice) or 5 (path)"))
+    }
+
+    /// A path's words follow the choice rule: distinct and non-empty.
+    @Test func badPathWordsAreMalformed() throws {
+        let path = try TestSupport.compilePlugin(
+            Self.fixture.replacingOccurrences(of: #".choices = "none" }"#, with: #".choices = "none,,none" }"#),
+            defines: ["ABI_MINOR=6"], name: "paramfix")
+        let error = #expect(throws: PluginLoadError.self) { try PluginLibrary(path: path) }
+        #expect(error == .invalidField(path: path, field: "params[1].choices",
+                                       problem: "'none,,none' is not a comma-separated list of distinct, non-empty words"))
     }
 
     @Test func badIntegerChoicesAreMalformed() throws {
         let path = try TestSupport.compilePlugin(
             Self.fixture.replacingOccurrences(of: #".choices = "1,2,4""#, with: #".choices = "1,8""#),
-            defines: ["ABI_MINOR=3"], name: "paramfix")
+            defines: ["ABI_MINOR=6"], name: "paramfix")
         let error = #expect(throws: PluginLoadError.self) { try PluginLibrary(path: path) }
-        #expect(error == .malformed(path: path, reason: "parameter width: choice '8' is not a distinct integer within 1...4"))
+        #expect(error == .invalidField(path: path, field: "params[0].choices", problem: "'8' is not a distinct integer within 1...4"))
     }
 }

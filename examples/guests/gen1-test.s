@@ -282,24 +282,6 @@ idt_setup:
     lidt [rip + idtr]
     ret
 
-# ecx = vector, rax = handler: a present 64-bit interrupt gate, DPL 0, CS 0x08.
-# Clobbers rdx, r8.
-idt_set:
-    lea rdx, [rip + idt]
-    mov r8d, ecx
-    shl r8, 4
-    add rdx, r8
-    mov [rdx], ax
-    mov word ptr [rdx + 2], 0x08
-    mov word ptr [rdx + 4], 0x8e00      # IST 0; type 0xe (interrupt gate), present
-    mov r8, rax
-    shr r8, 16
-    mov [rdx + 6], r8w
-    shr r8, 16
-    mov [rdx + 8], r8d
-    mov dword ptr [rdx + 12], 0
-    ret
-
 # Stubs: 16 bytes each, so vector n's is at isr_stubs + 16 n. Vectors without
 # a CPU error code push a 0 in its place: the frame is then always
 # [vector, error, rip, cs, rflags, rsp, ss].
@@ -1490,6 +1472,7 @@ wait_power_button:
     ret
 
     .include "lib64.inc"
+    .include "idt64.inc"
 
     .section .rodata
 # Clock register indices in rtc_read_clock's byte order, and each byte's

@@ -60,8 +60,9 @@ public struct ConformanceReport: Sendable {
 ///  6. `accesses` seeded random reads and writes to every region, interleaved with clock steps and
 ///     posted work, never crash, and the state still round-trips afterwards.
 ///
-/// Checks 3-6 each use a fresh instance, so one failure does not cascade into the next. A crash in
-/// the plugin ends the process: the harness runs plugins in-process, as the VMM does.
+/// Checks 3-6 each use a fresh instance, so one failure does not cascade into the next. `run()`
+/// runs them all in this process, as the VMM runs plugins, so a crash in the plugin ends it;
+/// `run(phase:)` runs one, for `veneer-plugin-test`, which gives each phase a process of its own.
 public struct ConformanceSuite: Sendable {
     public static let defaultSeed: UInt64 = 0x5eed
     public static let defaultAccesses = 10_000
@@ -85,6 +86,55 @@ public struct ConformanceSuite: Sendable {
         self.seed = seed
         self.accesses = accesses
         self.registry = registry
+    }
+
+    /// The checks, in order; `id` is how `veneer-plugin-test --phase` names one.
+    public enum Phase: String, CaseIterable, Sendable {
+        case load, create, reset, roundTrip = "round-trip", badState = "bad-state", randomAccesses = "random-accesses"
+
+        public var id: String { rawValue }
+
+        /// The check's name in its PASS/FAIL line.
+        public var checkName: String {
+            switch self {
+            case .load: "load"
+            case .create: "create"
+            case .reset: "reset idempotent"
+            case .roundTrip: "save/load round trip"
+            case .badState: "load rejects bad state"
+            case .randomAccesses: "random accesses"
+            }
+        }
+    }
+
+    /// One phase alone, with the loading and creating it needs: its check, or why the plugin did
+    /// not load (then the check is the failed load).
+    public func run(phase: Phase) -> (check: ConformanceCheck, loadError: PluginLoadError?) {
+        let library: PluginLibrary
+        do {
+            library = try PluginLibrary(path: try resolvedPath())
+        } catch {
+            return (ConformanceCheck(name: Phase.load.checkName, passed: false, message: error.description), error)
+        }
+        let info = library.info
+        if phase == .load {
+            return (ConformanceCheck(name: phase.checkName, passed: true, message: "\(info.name) \(info.version) (ABI \(info.abiVersion))"), nil)
+        }
+        let instance: PluginHarness
+        do {
+            let inputs = try Self.inputs(from: parameters, schema: info.parameters)
+            instance = try PluginHarness(plugin: library.path, parameters: inputs, registry: registry)
+        } catch {
+            return (ConformanceCheck(name: Phase.create.checkName, passed: false, message: "\(error)"), nil)
+        }
+        let result: ConformanceCheck = switch phase {
+        case .load, .create: ConformanceCheck(name: phase.checkName, passed: true, message: Self.describe(instance, parameters))
+        case .reset: check(phase.checkName) { try resetIsIdempotent(instance) }
+        case .roundTrip: check(phase.checkName) { try roundTrip(instance) }
+        case .badState: check(phase.checkName) { try rejectsBadState(instance) }
+        case .randomAccesses: check(phase.checkName) { try randomAccesses(instance) }
+        }
+        return (result, nil)
     }
 
     public func run() -> ConformanceReport {

@@ -65,6 +65,32 @@ public final class FakeHost: DeviceHost, @unchecked Sendable {
         }
     }
 
+    /// A SynIC message a device posted to the guest (ABI 1.4).
+    public struct HyperVMessage: Sendable, Equatable {
+        public var vp: UInt32
+        public var sint: UInt32
+        public var messageType: UInt32
+        public var payload: [UInt8]
+        public init(vp: UInt32, sint: UInt32, messageType: UInt32, payload: [UInt8]) {
+            self.vp = vp
+            self.sint = sint
+            self.messageType = messageType
+            self.payload = payload
+        }
+    }
+
+    /// An event flag a device set in the guest (ABI 1.4).
+    public struct HyperVEvent: Sendable, Equatable {
+        public var vp: UInt32
+        public var sint: UInt32
+        public var flag: UInt32
+        public init(vp: UInt32, sint: UInt32, flag: UInt32) {
+            self.vp = vp
+            self.sint = sint
+            self.flag = flag
+        }
+    }
+
     struct Channel {
         var offer: VMBusOfferRequest
         var open = false
@@ -96,6 +122,14 @@ public final class FakeHost: DeviceHost, @unchecked Sendable {
         /// Addresses of the PCI functions the device registered, and their BARs' region ids.
         var pciFunctions: [UInt32] = []
         var pciRegions: Set<UInt32> = []
+        /// Hyper-V connections the device claimed (id -> kind), what it sent, and the VP count.
+        var hvConnections: Set<HyperVConnection> = []
+        var hvMessages: [HyperVMessage] = []
+        var hvEvents: [HyperVEvent] = []
+        var vpCount: UInt32 = 1
+        var machineFacts: MachineFacts?
+        /// The fake partition reference clock (100 ns units); nil plays a VM that is not enlightened.
+        var referenceTime: UInt64? = 0
     }
 
     let state = Mutex(State())
@@ -126,6 +160,20 @@ public final class FakeHost: DeviceHost, @unchecked Sendable {
     public var pciFunctions: [UInt32] { state.withLock { $0.pciFunctions } }
 
     public var offers: [UInt32: VMBusOfferRequest] { state.withLock { $0.channels.mapValues(\.offer) } }
+    /// A Hyper-V connection the device claimed: its kind (VENEER_HV_*_CONNECTION) and id.
+    public struct HyperVConnection: Hashable, Sendable {
+        public var kind: UInt32
+        public var id: UInt32
+        public init(kind: UInt32, id: UInt32) {
+            self.kind = kind
+            self.id = id
+        }
+    }
+
+    public var hvConnections: Set<HyperVConnection> { state.withLock { $0.hvConnections } }
+    public var hvMessages: [HyperVMessage] { state.withLock { $0.hvMessages } }
+    public var hvEvents: [HyperVEvent] { state.withLock { $0.hvEvents } }
+    public func clearHyperVTraffic() { state.withLock { $0.hvMessages.removeAll(); $0.hvEvents.removeAll() } }
     public var doorbells: [Doorbell] { state.withLock { $0.doorbells } }
     public func packetsFromDevice(channel: UInt32) -> [Packet] { state.withLock { $0.channels[channel]?.fromDevice ?? [] } }
 
@@ -298,7 +346,52 @@ public final class FakeHost: DeviceHost, @unchecked Sendable {
         return pci.access(bdf: bdf, offset: offset, size: size, isWrite: isWrite, data: &data)
     }
 
+    // MARK: ABI 1.4 Hyper-V connections (the rules are the VMM's own)
+
+    public func hvConnect(kind: UInt32, connectionID: UInt32) -> veneer_status {
+        guard kind == UInt32(VENEER_HV_MESSAGE_CONNECTION.rawValue) || kind == UInt32(VENEER_HV_EVENT_CONNECTION.rawValue) else { return .invalid }
+        guard HyperVConnectionRules.pluginConnectionIDs.contains(connectionID) else {
+            setError("connection id \(connectionID) is outside 0x10000-0xffffff, the range plugins own")
+            return .invalid
+        }
+        return state.withLock { s -> veneer_status in
+            s.hvConnections.insert(HyperVConnection(kind: kind, id: connectionID)).inserted ? .ok : .busy
+        }
+    }
+
+    public func hvPostMessage(vp: UInt32, sint: UInt32, messageType: UInt32, payload: [UInt8]) -> veneer_status {
+        state.withLock { s -> veneer_status in
+            guard HyperVConnectionRules.validMessage(vp: vp, vpCount: s.vpCount, sint: sint, messageType: messageType,
+                                                     length: payload.count) else { return .invalid }
+            s.hvMessages.append(HyperVMessage(vp: vp, sint: sint, messageType: messageType, payload: payload))
+            return .ok
+        }
+    }
+
+    public func hvSignalEvent(vp: UInt32, sint: UInt32, flag: UInt32) -> veneer_status {
+        state.withLock { s -> veneer_status in
+            guard HyperVConnectionRules.validEvent(vp: vp, vpCount: s.vpCount, sint: sint, flag: flag) else { return .invalid }
+            s.hvEvents.append(HyperVEvent(vp: vp, sint: sint, flag: flag))
+            return .ok
+        }
+    }
+
+    // MARK: ABI 1.5 partition reference time
+
+    public func hvReferenceTime() -> (veneer_status, UInt64) {
+        state.withLock { s in s.referenceTime.map { (.ok, $0) } ?? (.unsupported, 0) }
+    }
+
+    /// The fake partition reference clock: set it (nil: a VM that is not enlightened) or read it.
+    /// It moves only when a test moves it, like the harness's manual clock.
+    public var referenceTime: UInt64? {
+        get { state.withLock { $0.referenceTime } }
+        set { state.withLock { $0.referenceTime = newValue } }
+    }
+
     // MARK: driving the fakes (used by PluginHarness)
+
+    func setVPCount(_ count: UInt32) { state.withLock { $0.vpCount = count } }
 
     func setChannel(_ id: UInt32, open: Bool) -> Bool {
         state.withLock { s in
@@ -384,5 +477,29 @@ extension FakeHost: PCIFunctionOwner {
 
     public func forwardPCIConfig(function: UInt32, offset: UInt32, size: UInt32, flags: UInt32, data: inout UInt32) {
         device?.pciConfig(function: function, offset: offset, size: size, flags: flags, data: &data)
+    }
+}
+
+// MARK: ABI 1.3 machine facts
+
+extension FakeHost {
+    /// What machine_fact reports; nil (the default) answers VENEER_EAGAIN, as while a VM is built.
+    public var machineFacts: MachineFacts? {
+        get { state.withLock { $0.machineFacts } }
+        set { state.withLock { $0.machineFacts = newValue } }
+    }
+
+    public func machineFact(_ fact: UInt32) -> (veneer_status, [UInt8]) {
+        guard let facts = machineFacts else { return (.again, []) }
+        do {
+            return (.ok, try facts.bytes(of: fact, fileLimit: memory.map.ramBytes))
+        } catch {
+            switch error {
+            case .unknown: return (.unsupported, [])
+            case .unreadable(let reason):
+                setError(reason)
+                return (.ioError, [])
+            }
+        }
     }
 }

@@ -38,6 +38,7 @@ public final class PluginHarness {
         host = FakeHost(memory: try GuestMemory(map: try MemoryMap.pc(ramBytes: ramBytes)), pci: pciBus ?? PCIBus())
         device = PluginDevice(library: library, instanceName: instanceName, host: host)
         host.device = device
+        host.setVPCount(vcpuCount)
         do {
             try device.create(parameters: values, vcpuCount: vcpuCount)
         } catch {
@@ -182,6 +183,22 @@ public final class PluginHarness {
     public func limitRoom(_ packets: Int?, channel: UInt32) {
         host.setRoom(packets ?? .max, channel: channel)
         if packets == nil { device.vmbusSignalled(channel: channel) }
+    }
+
+    // MARK: Hyper-V connections (the test plays the guest)
+
+    /// The guest's HvPostMessage from `vp` to `connection`; returns the hypercall status. A
+    /// connection the device did not claim gets HV_STATUS_INVALID_CONNECTION_ID, as in a VM.
+    public func hvPost(connection: UInt32, vp: UInt32 = 0, messageType: UInt32 = 1, payload: [UInt8]) -> UInt16 {
+        guard host.hvConnections.contains(.init(kind: UInt32(VENEER_HV_MESSAGE_CONNECTION.rawValue), id: connection)) else { return 0x12 }
+        return device.hvMessage(connectionID: connection, vp: vp, messageType: messageType, payload: payload)
+    }
+
+    /// The guest's HvSignalEvent from `vp` on `connection` with `flag`; returns the hypercall status.
+    public func hvSignal(connection: UInt32, vp: UInt32 = 0, flag: UInt32 = 0) -> UInt16 {
+        guard host.hvConnections.contains(.init(kind: UInt32(VENEER_HV_EVENT_CONNECTION.rawValue), id: connection)) else { return 0x12 }
+        device.hvEvent(connectionID: connection, vp: vp, flag: flag)
+        return 0
     }
 
     // MARK: lifecycle and state

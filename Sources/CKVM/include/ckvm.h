@@ -42,6 +42,8 @@ static const unsigned long CKVM_SET_LAPIC = KVM_SET_LAPIC;
 static const unsigned long CKVM_GET_LAPIC = KVM_GET_LAPIC;
 static const unsigned long CKVM_X86_SET_MSR_FILTER = KVM_X86_SET_MSR_FILTER;
 static const unsigned long CKVM_GET_TSC_KHZ = KVM_GET_TSC_KHZ;
+static const unsigned long CKVM_GET_VCPU_EVENTS = KVM_GET_VCPU_EVENTS;
+static const unsigned long CKVM_SET_VCPU_EVENTS = KVM_SET_VCPU_EVENTS;
 
 /* ioctl(2) is variadic, which Swift cannot call. */
 int ckvm_ioctl(int fd, unsigned long request, void *argument);
@@ -66,13 +68,18 @@ unsigned long ckvm_current_thread(void);
 
 /* eventfd / timerfd / signalfd with CLOEXEC (and NONBLOCK where noted); -1 and errno on failure. */
 int ckvm_eventfd(int nonblocking);
+/* pipe2(O_CLOEXEC): both ends close on exec, with no window for another thread's fork. */
+int ckvm_pipe_cloexec(int fds[2]);
 int ckvm_timerfd(void);
 /* Arms a CLOCK_MONOTONIC timerfd at absolute `deadline_ns`, repeating every `period_ns` (0: once);
  * deadline 0 and period 0 disarm it. */
 int ckvm_timerfd_arm(int fd, uint64_t deadline_ns, uint64_t period_ns);
 uint64_t ckvm_monotonic_ns(void);
-/* Blocks SIGINT, SIGTERM and SIGHUP in the calling thread (threads created later inherit it) and
- * returns a signalfd that reads them. */
+/* The host's time-stamp counter (rdtsc), and one host CPUID leaf (subleaf 0) as eax ebx ecx edx. */
+uint64_t ckvm_rdtsc(void);
+void ckvm_host_cpuid(uint32_t leaf, uint32_t out[4]);
+/* Blocks SIGINT, SIGTERM, SIGHUP and SIGUSR1 in the calling thread (threads created later inherit
+ * it) and returns a signalfd that reads them. */
 int ckvm_termination_signalfd(void);
 /* Reads one signal from a signalfd; returns the signal number or -1. */
 int ckvm_read_signal(int fd);

@@ -17,6 +17,8 @@ public struct BzImage: Sendable, Equatable {
     static let entry64Offset: UInt64 = 0x200
     /// e820_table in struct boot_params holds 128 entries (E820_MAX_ENTRIES_ZEROPAGE).
     static let maxE820Entries = 128
+    /// struct boot_params is one page.
+    static let zeroPageSize = 0x1000
 
     /// struct boot_params offsets (Documentation/arch/x86/zero-page.rst).
     enum ZeroPage {
@@ -49,40 +51,44 @@ public struct BzImage: Sendable, Equatable {
             throw file.error("the 64-bit entry at +0x200 lies past the end of the protected-mode kernel (\(kernelSize) bytes)")
         }
         let loadAddress = try chooseLoadAddress(header, footprint: footprint, e820: e820, file: file)
-        let areas = BootLayout.areas(for: mode)
 
         let commandLine = Array(cmdline.utf8)
         guard !commandLine.contains(0) else { throw file.error("the command line contains a NUL byte") }
         guard commandLine.count <= header.cmdlineSize else {
             throw file.error("the command line is \(commandLine.count) bytes; this kernel accepts at most \(header.cmdlineSize) (cmdline_size)")
         }
-        var strings = StringTable()
-        guard let cmdlineAddress = strings.add(cmdline) else {
-            throw file.error("the command line is \(commandLine.count) bytes, more than the \(strings.capacity - 1) Veneer has room for")
-        }
         guard e820.entries.count <= Self.maxE820Entries else {
             throw file.error("the memory map has \(e820.entries.count) entries, more than the \(Self.maxE820Entries) the zero page holds")
         }
 
-        var placement = GuestPlacement(e820: e820, occupied: areas.map(\.range) + [loadAddress..<loadAddress + footprint])
+        // The kernel's whole footprint first, then the initrd high, then the zero page, command
+        // line and (for the 64-bit entry) page tables in what is left.
+        var placement = BootPlacement(e820: e820)
+        if let reason = placement.claim(loadAddress..<loadAddress + footprint, name: "kernel (init_size)") {
+            throw file.error("the kernel at \(describe(loadAddress..<loadAddress + footprint)) \(reason)")
+        }
         var ramdisk: (address: UInt64, bytes: [UInt8])?
         if let initrd {
             let rd = try BootFile.read(initrd, role: "initrd", key: "boot.initrd", limit: memory.map.ramBytes)
             guard rd.size > 0 else { throw rd.error("the initrd is empty") }
-            let lowUsable = e820.usableRanges.filter { $0.lowerBound < MemoryMap.fourGiB }
-                .reduce(UInt64(0)) { $0 + min($1.upperBound, MemoryMap.fourGiB) - $1.lowerBound }
-            guard rd.size <= lowUsable else {
-                throw rd.error("the initrd (\(rd.size) bytes) is larger than the guest's usable RAM below 4 GiB (\(lowUsable) bytes)")
-            }
             let limit = min(UInt64(header.initrdAddressMax) + 1, MemoryMap.fourGiB)
-            guard let at = placement.takeHighest(size: rd.size, below: limit) else {
-                throw rd.error("the initrd (\(rd.size) bytes) does not fit below initrd_addr_max \(hex(header.initrdAddressMax)) "
-                    + "outside the kernel (\(describe(loadAddress..<loadAddress + footprint)))")
+            do {
+                ramdisk = (try placement.placeHigh("initrd", size: rd.size, below: limit), rd.bytes)
+            } catch {
+                throw rd.error("the initrd does not fit below initrd_addr_max \(hex(header.initrdAddressMax)): \(error)")
             }
-            ramdisk = (at, rd.bytes)
+        }
+        let zeroPageAddress: UInt64, cmdlineAddress: UInt64, pageTables: UInt64?
+        do {
+            zeroPageAddress = try placement.placeBootData("zero page", size: Self.zeroPageSize, alignment: MemoryMap.pageSize)
+            cmdlineAddress = try placement.placeBootData("command line", size: commandLine.count + 1, alignment: 16)
+            pageTables = mode == .long
+                ? try placement.placeBootData("boot page tables", size: CPUMode.pageTablesSize, alignment: MemoryMap.pageSize) : nil
+        } catch {
+            throw file.error(error.description)
         }
 
-        var zeroPage = LittleEndianBuffer(count: BootLayout.bootInfoSize)
+        var zeroPage = LittleEndianBuffer(count: Self.zeroPageSize)
         zeroPage.put(bytes: file.bytes[Int(LinuxSetupHeader.start)..<Int(header.end)], at: Int(LinuxSetupHeader.start))
         // Every field boot.rst marks "write" belongs to the loader: set each one, never pass on
         // what the file had there (a stale setup_data or ramdisk pointer would be followed).
@@ -107,10 +113,10 @@ public struct BzImage: Sendable, Equatable {
         }
 
         do {
-            try mode.writeTables(into: memory, selectors: .linux)
+            try mode.writeTables(into: memory, selectors: .linux, pageTables: pageTables ?? CPUMode.pml4Address)
             try memory.load(Array(file.bytes[Int(header.kernelOffset)...]), at: loadAddress)
-            try memory.load(zeroPage.bytes, at: BootLayout.bootInfo)
-            try memory.load(strings.bytes, at: strings.base)
+            try memory.load(zeroPage.bytes, at: zeroPageAddress)
+            try memory.load(commandLine + [0], at: cmdlineAddress)
             if let ramdisk { try memory.load(ramdisk.bytes, at: ramdisk.address) }
         } catch {
             throw file.error(error.description)
@@ -120,7 +126,8 @@ public struct BzImage: Sendable, Equatable {
         // one also wants EBP, EDI and EBX zero, which the fresh state has.
         var state = EntryState(mode: mode, selectors: .linux,
                                rip: mode == .long ? loadAddress + Self.entry64Offset : loadAddress)
-        state.rsi = BootLayout.bootInfo
+        state.rsi = zeroPageAddress
+        if let pageTables { state.pageTables = pageTables }
         return BootEntry(state: state)
     }
 

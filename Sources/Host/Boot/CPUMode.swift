@@ -14,6 +14,8 @@ public enum CPUMode: String, Sendable, CaseIterable {
     static let gdtEnd: UInt64 = 0x600
     static let pml4Address: UInt64 = 0x9000
     static let pageTablesEnd: UInt64 = 0xF000
+    /// PML4, PDPT and four page directories.
+    static let pageTablesSize = Int(pageTablesEnd - pml4Address)
 
     /// Guest-physical ranges the VMM writes for this mode; images must not overlap them.
     var reservedRanges: [(name: String, start: UInt64, end: UInt64)] {
@@ -29,16 +31,20 @@ public enum CPUMode: String, Sendable, CaseIterable {
     static let data32: UInt64 = 0x00CF_9300_0000_FFFF
 
     /// Writes the GDT (flat code and data descriptors at `selectors`) and, for long mode, the
-    /// identity map of the first 4 GiB.
-    func writeTables(into memory: GuestMemory, selectors: BootSelectors = .flat) throws(GuestMemoryError) {
+    /// identity map of the first 4 GiB at `pageTables` (`pageTablesSize` bytes, page aligned).
+    func writeTables(into memory: GuestMemory, selectors: BootSelectors = .flat,
+                     pageTables: UInt64 = pml4Address) throws(GuestMemoryError) {
         guard self != .real else { return }
         var gdt = [UInt64](repeating: 0, count: selectors.gdtEntries)
         gdt[Int(selectors.code / 8)] = self == .long ? Self.code64 : Self.code32
         gdt[Int(selectors.data / 8)] = Self.data32
         for (i, d) in gdt.enumerated() { try memory.writeValue(d, at: Self.gdtAddress + UInt64(i * 8)) }
         guard self == .long else { return }
-        let pdpt = Self.pml4Address + 0x1000
-        try memory.writeValue(pdpt | 0x3, at: Self.pml4Address)
+        let pdpt = pageTables + 0x1000
+        // RAM a loader placed the tables in may hold anything (a reboot, a module's old bytes):
+        // the PML4 and PDPT entries not written below must be zero; the PDs are filled whole.
+        try memory.load([UInt8](repeating: 0, count: 0x2000), at: pageTables)
+        try memory.writeValue(pdpt | 0x3, at: pageTables)
         for gib in 0..<UInt64(4) {
             let pd = pdpt + 0x1000 * (gib + 1)
             try memory.writeValue(pd | 0x3, at: pdpt + gib * 8)

@@ -16,6 +16,8 @@ public struct EntryState: Sendable, Equatable {
     public var rbp: UInt64 = 0
     /// Reserved bit 1 only: interrupts off, as every boot protocol asks.
     public var rflags: UInt64 = 0x2
+    /// Long mode's CR3: the flat contract's fixed tables, or wherever a loader placed its own.
+    public var pageTables: UInt64 = CPUMode.pml4Address
 
     public init(mode: CPUMode, selectors: BootSelectors = .flat, rip: UInt64) {
         self.mode = mode
@@ -61,7 +63,7 @@ public struct EntryState: Sendable, Equatable {
             s.gdt.base = CPUMode.gdtAddress
             s.gdt.limit = selectors.gdtLimit
             if mode == .long {
-                s.cr3 = CPUMode.pml4Address
+                s.cr3 = pageTables
                 s.cr4 = 0x20 | 0x200 | 0x400         // PAE, OSFXSR, OSXMMEXCPT
                 s.cr0 = 0x8001_0033                  // PG, WP, NE, ET, MP, PE
                 s.efer = 0x500                       // LMA, LME

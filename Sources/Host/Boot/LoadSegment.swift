@@ -9,11 +9,11 @@ struct LoadSegment: Equatable {
     let address: UInt64
     let memorySize: UInt64
 
-    /// Checks every segment against the file, the usable RAM below `addressLimit`, the loader's
-    /// own areas and each other, then copies them into guest memory (zero-filling past the file
-    /// bytes). Returns the guest ranges they occupy. Nothing is written unless all are sound.
-    static func loadAll(_ segments: [LoadSegment], from file: BootFile, into memory: GuestMemory, e820: E820Map,
-                        areas: [BootLayout.Area], addressLimit: UInt64) throws(BootError) -> [Range<UInt64>] {
+    /// Checks every segment against the file, the address limit, each other and the free usable
+    /// RAM of `placement` (which then holds them), then copies them into guest memory
+    /// (zero-filling past the file bytes). Nothing is written unless all are sound.
+    static func loadAll(_ segments: [LoadSegment], from file: BootFile, into memory: GuestMemory,
+                        placement: inout BootPlacement, addressLimit: UInt64) throws(BootError) {
         var placed: [(segment: LoadSegment, range: Range<UInt64>)] = []
         for s in segments where s.memorySize > 0 {
             guard s.fileSize <= s.memorySize else {
@@ -25,20 +25,15 @@ struct LoadSegment: Equatable {
             guard s.address <= addressLimit, s.memorySize <= addressLimit - s.address else {
                 throw file.error("\(s.name): \(hex(s.address))+\(hex(s.memorySize)) reaches above \(hex(addressLimit)), beyond what this boot protocol can address")
             }
-            let range = s.address..<s.address + s.memorySize
-            guard e820.isUsable(range) else {
-                let usable = e820.usableRanges.map(describe).joined(separator: ", ")
-                throw file.error("\(s.name): \(describe(range)) is not in usable guest RAM (usable: \(usable))")
-            }
-            for area in areas where area.range.overlaps(range) {
-                throw file.error("\(s.name): \(describe(range)) overlaps the \(area.name) at \(describe(area.range)) that the loader writes")
-            }
-            placed.append((s, range))
+            placed.append((s, s.address..<s.address + s.memorySize))
         }
         guard !placed.isEmpty else { throw file.error("no segment to load: every loadable segment is empty") }
         let sorted = placed.sorted { $0.range.lowerBound < $1.range.lowerBound }
         for (a, b) in zip(sorted, sorted.dropFirst()) where a.range.overlaps(b.range) {
             throw file.error("\(a.segment.name) (\(describe(a.range))) and \(b.segment.name) (\(describe(b.range))) overlap")
+        }
+        for (s, range) in placed {
+            if let reason = placement.claim(range, name: "kernel \(s.name)") { throw file.error("\(s.name): \(describe(range)) \(reason)") }
         }
         do {
             let zeros = [UInt8](repeating: 0, count: 1 << 16)
@@ -58,7 +53,6 @@ struct LoadSegment: Equatable {
         } catch {
             throw file.error(error.description)
         }
-        return placed.map(\.range)
     }
 }
 

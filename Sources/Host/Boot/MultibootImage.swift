@@ -44,14 +44,10 @@ public struct MultibootImage: Sendable, Equatable {
         static let hasModules: UInt32 = 1 << 3
         static let hasMmap: UInt32 = 1 << 6
         static let hasBootloaderName: UInt32 = 1 << 9
-        /// The module list follows the info structure in the same page.
-        static let modulesOffset = 0x100
         static let moduleEntrySize = 16
         /// An mmap entry: a size field (20, not counting itself), base, length, type.
         static let mmapEntrySize = 24
     }
-
-    static var maxModules: Int { (BootLayout.bootInfoSize - Info.modulesOffset) / Info.moduleEntrySize }
 
     public func load(into memory: GuestMemory, e820: E820Map) throws(BootError) -> BootEntry {
         let file = try BootFile.read(path, role: "boot image", key: "boot.kernel", limit: memory.map.ramBytes)
@@ -74,57 +70,62 @@ public struct MultibootImage: Sendable, Equatable {
             segments = try elf.loadSegments(file)
             entry = physical
         }
-        guard modules.count <= Self.maxModules else {
-            throw file.error("\(modules.count) modules, more than the \(Self.maxModules) Veneer has room for")
-        }
         var strings = StringTable()
-        func addString(_ text: String, _ what: String) throws(BootError) -> UInt32 {
+        func addString(_ text: String, _ what: String) throws(BootError) -> UInt64 {
             guard !text.utf8.contains(0) else { throw file.error("\(what) contains a NUL byte") }
-            guard let address = strings.add(text) else {
-                throw file.error("the command lines together are longer than the \(strings.capacity) bytes Veneer has room for (at \(what))")
-            }
-            return UInt32(address)
+            return strings.add(text)
         }
-        let cmdlineAddress = try addString(cmdline, "the command line")
-        let nameAddress = try addString(Self.bootloaderName, "the boot loader name")
-        let maxEntries = BootLayout.memoryMapTableSize / Info.mmapEntrySize
-        guard e820.entries.count <= maxEntries else {
-            throw file.error("the memory map has \(e820.entries.count) entries, more than the \(maxEntries) Veneer has room for")
+        let cmdlineOffset = try addString(cmdline, "the command line")
+        let nameOffset = try addString(Self.bootloaderName, "the boot loader name")
+        let moduleStringOffsets = try modules.enumerated().map { (i, module) throws(BootError) in
+            try addString(module.cmdline, "the string of module \(i + 1)")
         }
 
-        let areas = BootLayout.areas(for: .protected)
-        var placement = GuestPlacement(e820: e820, occupied: areas.map(\.range))
-        let ranges = try LoadSegment.loadAll(segments, from: file, into: memory, e820: e820, areas: areas, addressLimit: MemoryMap.fourGiB)
-        for r in ranges { placement.occupy(r) }
-
-        var info = LittleEndianBuffer(count: BootLayout.bootInfoSize)
+        // The kernel first (its addresses are fixed), then the modules high, then the boot
+        // information wherever RAM is left.
+        var placement = BootPlacement(e820: e820)
+        try LoadSegment.loadAll(segments, from: file, into: memory, placement: &placement, addressLimit: MemoryMap.fourGiB)
+        var moduleRanges: [Range<UInt64>] = []
         for (i, module) in modules.enumerated() {
-            let role = "module \(i + 1)"
-            let m = try BootFile.read(module.path, role: role, key: "boot.module[\(i)].path", limit: memory.map.ramBytes)
+            let m = try BootFile.read(module.path, role: "module \(i + 1)", key: "boot.module[\(i)].path", limit: memory.map.ramBytes)
             // mod_end is a 32-bit exclusive end: the module must end below 4 GiB - 1 to be named.
-            guard let at = placement.takeHighest(size: m.size, below: MemoryMap.fourGiB - 1) else {
-                throw m.error("the module (\(m.size) bytes) does not fit in the usable RAM below 4 GiB left beside the kernel and earlier modules")
-            }
+            let at: UInt64
+            do { at = try placement.placeHigh("module \(i + 1)", size: m.size, below: MemoryMap.fourGiB - 1) } catch { throw m.error(error.description) }
             do { try memory.load(m.bytes, at: at) } catch { throw m.error(error.description) }
-            let entryAt = Info.modulesOffset + i * Info.moduleEntrySize
-            info.put(UInt32(at), at: entryAt)
-            info.put(UInt32(at + m.size), at: entryAt + 4)       // mod_end is exclusive, as GRUB sets it
-            info.put(try addString(module.cmdline, "the string of \(role)"), at: entryAt + 8)
+            moduleRanges.append(at..<at + m.size)
+        }
+        let infoAddress: UInt64, modulesAddress: UInt64, mmapAddress: UInt64, stringsAddress: UInt64
+        do {
+            infoAddress = try placement.placeBootData("multiboot information", size: Info.size, alignment: 8)
+            modulesAddress = try placement.placeBootData("multiboot module list", size: modules.count * Info.moduleEntrySize, alignment: 8)
+            mmapAddress = try placement.placeBootData("multiboot memory map", size: e820.entries.count * Info.mmapEntrySize, alignment: 8)
+            stringsAddress = try placement.placeBootData("multiboot strings", size: strings.bytes.count, alignment: 1)
+        } catch {
+            throw file.error(error.description)
+        }
+
+        var list = LittleEndianBuffer(count: modules.count * Info.moduleEntrySize)
+        for (i, range) in moduleRanges.enumerated() {
+            let at = i * Info.moduleEntrySize
+            list.put(UInt32(range.lowerBound), at: at)
+            list.put(UInt32(range.upperBound), at: at + 4)       // mod_end is exclusive, as GRUB sets it
+            list.put(UInt32(stringsAddress + moduleStringOffsets[i]), at: at + 8)
         }
 
         // Lower memory is what lies below the EBDA; upper memory is the RAM from 1 MiB up to the
         // first hole, both in KiB.
         let lower = e820.entries.first { $0.kind == .usable && $0.start == 0 }.map { min($0.end, E820Map.conventionalEnd) } ?? 0
         let upper = e820.highMemoryEnd - E820Map.highMemoryStart
+        var info = LittleEndianBuffer(count: Info.size)
         info.put(Info.hasMemory | Info.hasCmdline | Info.hasModules | Info.hasMmap | Info.hasBootloaderName, at: Info.flags)
         info.put(UInt32(lower / 1024), at: Info.memLower)
         info.put(UInt32(upper / 1024), at: Info.memUpper)
-        info.put(cmdlineAddress, at: Info.cmdline)
+        info.put(UInt32(stringsAddress + cmdlineOffset), at: Info.cmdline)
         info.put(UInt32(modules.count), at: Info.modsCount)
-        info.put(UInt32(BootLayout.bootInfo) + UInt32(Info.modulesOffset), at: Info.modsAddress)
+        info.put(UInt32(modulesAddress), at: Info.modsAddress)
         info.put(UInt32(e820.entries.count * Info.mmapEntrySize), at: Info.mmapLength)
-        info.put(UInt32(BootLayout.memoryMapTable), at: Info.mmapAddress)
-        info.put(nameAddress, at: Info.bootloaderName)
+        info.put(UInt32(mmapAddress), at: Info.mmapAddress)
+        info.put(UInt32(stringsAddress + nameOffset), at: Info.bootloaderName)
         var mmap = LittleEndianBuffer(count: e820.entries.count * Info.mmapEntrySize)
         for (i, e) in e820.entries.enumerated() {
             let at = i * Info.mmapEntrySize
@@ -136,15 +137,16 @@ public struct MultibootImage: Sendable, Equatable {
 
         do {
             try CPUMode.protected.writeTables(into: memory)
-            try memory.load(info.bytes, at: BootLayout.bootInfo)
-            try memory.load(mmap.bytes, at: BootLayout.memoryMapTable)
-            try memory.load(strings.bytes, at: strings.base)
+            try memory.load(info.bytes, at: infoAddress)
+            try memory.load(list.bytes, at: modulesAddress)
+            try memory.load(mmap.bytes, at: mmapAddress)
+            try memory.load(strings.bytes, at: stringsAddress)
         } catch {
             throw file.error(error.description)
         }
         var state = EntryState(mode: .protected, rip: entry)
         state.rax = UInt64(Self.bootloaderMagic)
-        state.rbx = BootLayout.bootInfo
+        state.rbx = infoAddress
         return BootEntry(state: state)
     }
 }

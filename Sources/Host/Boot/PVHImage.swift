@@ -29,8 +29,6 @@ public struct PVHImage: Sendable, Equatable {
         static let memmapEntries = 48
         static let modlistEntrySize = 32
         static let memmapEntrySize = 24
-        /// The module list follows start_info in the same page.
-        static let modlistOffset = 64
     }
 
     public func load(into memory: GuestMemory, e820: E820Map, rsdp: UInt64? = nil) throws(BootError) -> BootEntry {
@@ -41,46 +39,46 @@ public struct PVHImage: Sendable, Equatable {
         guard segments.contains(where: { $0.memorySize > 0 && $0.address <= entry && entry - $0.address < $0.memorySize }) else {
             throw file.error("the PVH entry \(hex(entry)) is not inside any PT_LOAD segment")
         }
-        let areas = BootLayout.areas(for: .protected)
-
         guard !cmdline.utf8.contains(0) else { throw file.error("the command line contains a NUL byte") }
         var strings = StringTable()
-        guard let cmdlineAddress = strings.add(cmdline) else {
-            throw file.error("the command line is \(cmdline.utf8.count) bytes, more than the \(strings.capacity - 1) Veneer has room for")
-        }
-        let maxEntries = BootLayout.memoryMapTableSize / StartInfo.memmapEntrySize
-        guard e820.entries.count <= maxEntries else {
-            throw file.error("the memory map has \(e820.entries.count) entries, more than the \(maxEntries) Veneer has room for")
-        }
+        let cmdlineOffset = strings.add(cmdline)
 
-        // Check the segments first (nothing is written yet), then place the initrd clear of them.
-        var placement = GuestPlacement(e820: e820, occupied: areas.map(\.range))
-        let ranges = try LoadSegment.loadAll(segments, from: file, into: memory, e820: e820, areas: areas, addressLimit: MemoryMap.fourGiB)
-        for r in ranges { placement.occupy(r) }
+        // The segments first (nothing is written unless all are sound), then the initrd clear of
+        // them, then the start info, module list, memory map and command line in what is left.
+        var placement = BootPlacement(e820: e820)
+        try LoadSegment.loadAll(segments, from: file, into: memory, placement: &placement, addressLimit: MemoryMap.fourGiB)
         var module: (address: UInt64, size: UInt64)?
         if let initrd {
             let rd = try BootFile.read(initrd, role: "initrd", key: "boot.initrd", limit: memory.map.ramBytes)
             guard rd.size > 0 else { throw rd.error("the initrd is empty") }
-            guard let at = placement.takeHighest(size: rd.size, below: MemoryMap.fourGiB) else {
-                throw rd.error("the initrd (\(rd.size) bytes) does not fit in the usable RAM below 4 GiB left beside the kernel")
-            }
+            let at: UInt64
+            do { at = try placement.placeHigh("initrd", size: rd.size, below: MemoryMap.fourGiB) } catch { throw rd.error(error.description) }
             do { try memory.load(rd.bytes, at: at) } catch { throw rd.error(error.description) }
             module = (at, rd.size)
         }
+        let infoAddress: UInt64, modlistAddress: UInt64?, memmapAddress: UInt64, stringsAddress: UInt64
+        do {
+            infoAddress = try placement.placeBootData("PVH start info", size: StartInfo.size, alignment: 8)
+            modlistAddress = module == nil ? nil : try placement.placeBootData("PVH module list", size: StartInfo.modlistEntrySize, alignment: 8)
+            memmapAddress = try placement.placeBootData("PVH memory map", size: e820.entries.count * StartInfo.memmapEntrySize, alignment: 8)
+            stringsAddress = try placement.placeBootData("PVH command line", size: strings.bytes.count, alignment: 1)
+        } catch {
+            throw file.error(error.description)
+        }
 
-        var info = LittleEndianBuffer(count: BootLayout.bootInfoSize)
+        var info = LittleEndianBuffer(count: StartInfo.size)
         info.put(StartInfo.magic, at: 0)
         info.put(StartInfo.version, at: 4)
-        info.put(UInt64(cmdlineAddress), at: StartInfo.cmdlinePaddr)
+        info.put(stringsAddress + cmdlineOffset, at: StartInfo.cmdlinePaddr)
         info.put(rsdp ?? 0, at: StartInfo.rsdpPaddr)
-        if let module {
-            let modlist = BootLayout.bootInfo + UInt64(StartInfo.modlistOffset)
+        var modlist = LittleEndianBuffer(count: StartInfo.modlistEntrySize)
+        if let module, let modlistAddress {
             info.put(UInt32(1), at: StartInfo.nrModules)
-            info.put(modlist, at: StartInfo.modlistPaddr)
-            info.put(module.address, at: StartInfo.modlistOffset)
-            info.put(module.size, at: StartInfo.modlistOffset + 8)
+            info.put(modlistAddress, at: StartInfo.modlistPaddr)
+            modlist.put(module.address, at: 0)
+            modlist.put(module.size, at: 8)
         }
-        info.put(BootLayout.memoryMapTable, at: StartInfo.memmapPaddr)
+        info.put(memmapAddress, at: StartInfo.memmapPaddr)
         info.put(UInt32(e820.entries.count), at: StartInfo.memmapEntries)
         var memmap = LittleEndianBuffer(count: e820.entries.count * StartInfo.memmapEntrySize)
         for (i, e) in e820.entries.enumerated() {
@@ -92,14 +90,15 @@ public struct PVHImage: Sendable, Equatable {
 
         do {
             try CPUMode.protected.writeTables(into: memory)
-            try memory.load(info.bytes, at: BootLayout.bootInfo)
-            try memory.load(memmap.bytes, at: BootLayout.memoryMapTable)
-            try memory.load(strings.bytes, at: strings.base)
+            try memory.load(info.bytes, at: infoAddress)
+            if let modlistAddress { try memory.load(modlist.bytes, at: modlistAddress) }
+            try memory.load(memmap.bytes, at: memmapAddress)
+            try memory.load(strings.bytes, at: stringsAddress)
         } catch {
             throw file.error(error.description)
         }
         var state = EntryState(mode: .protected, rip: entry)
-        state.rbx = BootLayout.bootInfo
+        state.rbx = infoAddress
         return BootEntry(state: state)
     }
 

@@ -56,12 +56,19 @@ public enum ConfigParser {
             throw ConfigError(file: file, key: "boot", reason: "missing: a [boot] table naming the image is required")
         }
         let boot = try parseBoot(&bootTable, file: file, baseDirectory: baseDirectory)
+        var cpu = CPUModel()
+        if var cpuTable = try reader.table("cpu") { cpu = try parseCPU(&cpuTable, file: file) }
 
         var devices: [DeviceConfig] = []
         for (i, var table) in try reader.arrayOfTables("device").enumerated() {
             let key = "device[\(i)]"
             guard let plugin = try table.string("plugin") else {
                 throw ConfigError(file: file, key: "\(key).plugin", reason: "missing: which plugin implements this device")
+            }
+            // Checked before anything else uses it: the name becomes a file name in the search
+            // path, so `/` or `..` would reach outside it (a file elsewhere needs `path`).
+            guard PluginLibrary.isValidPluginName(plugin) else {
+                throw ConfigError(file: file, key: "\(key).plugin", reason: PluginLoadError.invalidName(name: plugin).description)
             }
             let id = try table.string("id") ?? "\(plugin)-\(i)"
             guard PluginLibrary.isValidName(id) else {
@@ -81,6 +88,7 @@ public enum ConfigParser {
         var config = VMConfig(file: file, name: name, memoryBytes: memoryBytes, vcpus: UInt32(vcpus), hyperv: hyperv,
                               generation: generation == 1 ? .one : .two, boot: boot, devices: devices)
         config.onReset = onReset
+        config.cpu = cpu
         return config
     }
 
@@ -148,6 +156,18 @@ struct TableReader {
             throw error(key, "'\(s)' is not a size such as \"64M\" or \"2G\" (at most 1T)")
         }
         return n << shift
+    }
+
+    /// An array of strings (empty when the key is absent).
+    mutating func strings(_ key: String) throws(ConfigError) -> [String] {
+        guard let v = value(key) else { return [] }
+        guard let array = v.array else { throw error(key, "expected an array of strings, got \(v.type)") }
+        var result: [String] = []
+        for i in 0..<array.count {
+            guard let s = array[i].string else { throw error("\(key)[\(i)]", "expected a string, got \(array[i].type)") }
+            result.append(s)
+        }
+        return result
     }
 
     mutating func table(_ key: String) throws(ConfigError) -> TableReader? {

@@ -21,7 +21,8 @@ public enum DeviceResolver {
                 throw .plugin(file: config.file, device: label, error)
             }
             guard library.info.name == device.plugin else {
-                throw .config(ConfigError(file: config.file, key: "\(device.key).path",
+                // The key the config actually wrote: `path` if it named the file, else `plugin`.
+                throw .config(ConfigError(file: config.file, key: "\(device.key).\(device.path == nil ? "plugin" : "path")",
                                           reason: "\(library.path) is plugin '\(library.info.name)', not '\(device.plugin)'"))
             }
             let values: [ParameterValue]

@@ -18,6 +18,8 @@ public struct VMConfig: Sendable, Equatable {
     }
     public var boot: BootImage
     public var devices: [DeviceConfig]
+    /// What the guest is told about the CPU (`[cpu]`): a template and hidden features.
+    public var cpu = CPUModel()
 
     public static let maxVCPUs: UInt32 = 64
 }

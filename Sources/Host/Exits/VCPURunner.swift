@@ -15,9 +15,16 @@ final class VCPURunner: @unchecked Sendable {
     let stop: StopController
     /// The Hyper-V interface when the VM is enlightened: its MSRs and hypercall ports.
     let hyperv: HyperVPartition?
+    let fallbacks: InstructionFallbackCounters
+    let logger: Logger
+    /// The last state-report generation this vCPU answered (see `StopController.requestStateReport`).
+    private var reportedGeneration: UInt64 = 0
 
-    init(cpu: VCPUFD, ports: PortIOBus, mmio: MMIOBus, stop: StopController, hyperv: HyperVPartition?) {
+    init(cpu: VCPUFD, ports: PortIOBus, mmio: MMIOBus, stop: StopController, hyperv: HyperVPartition?,
+         fallbacks: InstructionFallbackCounters, logger: Logger) {
         self.cpu = cpu
+        self.logger = logger
+        self.fallbacks = fallbacks
         self.ports = ports
         self.mmio = mmio
         self.stop = stop
@@ -42,9 +49,41 @@ final class VCPURunner: @unchecked Sendable {
             run.pointee.s.regs.regs.rax = hyperv.hypercall(vp: cpu.index, control: r.rcx, input: r.rdx, output: r.r8)
         } else {
             let data = (page + Int(io.data_offset)).loadUnaligned(as: UInt32.self)
-            run.pointee.s.regs.regs.rcx = io.size == 4 ? hyperv.unmatchedSignal(connectionID: data) : 5
+            let flag = UInt16(truncatingIfNeeded: run.pointee.s.regs.regs.rdx >> 32)   // the page keeps RDX's high half
+            run.pointee.s.regs.regs.rcx = io.size == 4 ? hyperv.unmatchedSignal(vp: cpu.index, connectionID: data, flagNumber: flag) : 5
         }
         cpu.markRegistersDirty()
+    }
+
+    /// KVM could not emulate an instruction: complete it if it is one the VMM knows, else stop
+    /// the VM showing the bytes.
+    @inline(never)
+    private func emulationFailure(_ run: UnsafeMutablePointer<kvm_run>) {
+        let bytes = InstructionFallback.instructionBytes(run)
+        if let bytes, let instruction = InstructionFallback.recognise(bytes) {
+            do {
+                try instruction.complete(on: cpu)
+                fallbacks.record(instruction, vcpu: cpu.index)
+            } catch {
+                stop.request(.fault(VCPUFault.capture(cpu, reason: "cannot complete `\(instruction.rawValue)` for the guest: \(error)").report))
+            }
+            return
+        }
+        let shown = bytes.map { " on bytes " + $0.map { hexByte($0) }.joined(separator: " ") } ?? " (KVM gave no instruction bytes)"
+        stop.request(.fault(VCPUFault.capture(cpu, reason: "KVM internal error: instruction emulation failed\(shown) (KVM_EXIT_INTERNAL_ERROR)").report))
+    }
+
+    /// Logs this vCPU's registers once per state-report request (SIGUSR1).
+    private func reportStateIfAsked() {
+        let generation = stop.stateReportGeneration
+        guard generation != reportedGeneration else { return }
+        reportedGeneration = generation
+        logger.log(.warning, "vcpu\(cpu.index)", VCPUFault.capture(cpu, reason: "state on request (SIGUSR1)").report)
+    }
+
+    private func hexByte(_ b: UInt8) -> String {
+        let s = String(b, radix: 16)
+        return s.count == 1 ? "0" + s : s
     }
 
     func run() {
@@ -59,6 +98,7 @@ final class VCPURunner: @unchecked Sendable {
             if error != 0 {
                 if error == EINTR || error == EAGAIN {
                     run.pointee.immediate_exit = 0
+                    reportStateIfAsked()
                     continue
                 }
                 stop.request(.fault(VCPUFault.capture(cpu, reason: "KVM_RUN failed: \(SystemError("KVM_RUN", errno: error))").report))
@@ -106,16 +146,16 @@ final class VCPURunner: @unchecked Sendable {
                     }
                 }
             case KVM_EXIT_X86_RDMSR:
-                let value = hyperv?.readMSR(vp: cpu.index, run.pointee.msr.index)
+                let cpu = self.cpu
+                let value = hyperv?.readMSR(vp: cpu.index, run.pointee.msr.index, guestTSC: { try? cpu.msr(0x10) })
                 run.pointee.msr.data = value ?? 0
                 run.pointee.msr.error = value == nil ? 1 : 0    // 1: KVM injects #GP
             case KVM_EXIT_X86_WRMSR:
-                let cpu = self.cpu
-                let ok = hyperv?.writeMSR(vp: cpu.index, run.pointee.msr.index, run.pointee.msr.data,
-                                          guestTSC: { try? cpu.msr(0x10) }) ?? false
+                let ok = hyperv?.writeMSR(vp: cpu.index, run.pointee.msr.index, run.pointee.msr.data) ?? false
                 run.pointee.msr.error = ok ? 0 : 1
             case KVM_EXIT_INTR:
                 run.pointee.immediate_exit = 0
+                reportStateIfAsked()
             case KVM_EXIT_HLT:
                 stop.request(.fault(VCPUFault.capture(cpu, reason: "vCPU halted (KVM_EXIT_HLT) with no interrupt source").report))
             case KVM_EXIT_SHUTDOWN:
@@ -130,10 +170,11 @@ final class VCPURunner: @unchecked Sendable {
             case KVM_EXIT_FAIL_ENTRY:
                 let code = run.pointee.fail_entry.hardware_entry_failure_reason
                 stop.request(.fault(VCPUFault.capture(cpu, reason: "VM entry failed (KVM_EXIT_FAIL_ENTRY, hardware reason \(hex(code)))").report))
+            case KVM_EXIT_INTERNAL_ERROR where run.pointee.internal.suberror == KVM_INTERNAL_ERROR_EMULATION:
+                emulationFailure(run)
             case KVM_EXIT_INTERNAL_ERROR:
                 let sub = run.pointee.internal.suberror
-                let what = sub == KVM_INTERNAL_ERROR_EMULATION ? "instruction emulation failed" : "suberror \(sub)"
-                stop.request(.fault(VCPUFault.capture(cpu, reason: "KVM internal error: \(what) (KVM_EXIT_INTERNAL_ERROR)").report))
+                stop.request(.fault(VCPUFault.capture(cpu, reason: "KVM internal error: suberror \(sub) (KVM_EXIT_INTERNAL_ERROR)").report))
             default:
                 stop.request(.fault(VCPUFault.capture(cpu, reason: "unhandled exit reason \(run.pointee.exit_reason)").report))
             }

@@ -2,8 +2,8 @@
 /// reported to the guest in e820 as a whole (so nothing there is ever handed out as RAM).
 ///
 /// The default, `pcBIOSArea`, fills the legacy BIOS area 0xE0000-0xFFFFF, which the flat-boot
-/// structures (0x500-0x5FF, 0x9000-0xEFFF), the Linux zero page (0x7000) and command line
-/// (0x20000) never touch and which Linux reserves whatever e820 says:
+/// structures (0x500-0x5FF, 0x9000-0xEFFF) never touch, which the boot loaders' placement never
+/// hands out (e820 does not call it usable), and which Linux reserves whatever e820 says:
 ///
 ///     0xE0000-0xE0FFF  ACPI NVS      the FACS (the OS writes its global lock and waking vector)
 ///     0xE1000-0xEFFFF  ACPI tables   DSDT, FADT, MADT, XSDT (reclaimable once the OS has read them)

@@ -17,9 +17,21 @@ public enum HyperVInterface {
         public static let eom: UInt32 = 0x4000_0084
         public static let sint0: UInt32 = 0x4000_0090
         public static let sint15: UInt32 = 0x4000_009F
-        /// The range forced to exit to user space (KVM here has no Hyper-V emulation of its own).
-        public static let firstSynthetic: UInt32 = 0x4000_0000
-        public static let syntheticCount: UInt32 = 0x100
+        /// STIMER0_CONFIG; STIMERn_CONFIG = stimer0Config + 2n, STIMERn_COUNT = stimer0Config + 2n + 1.
+        public static let stimer0Config: UInt32 = 0x4000_00B0
+        public static let stimer0Count: UInt32 = 0x4000_00B1
+        public static let tscInvariantControl: UInt32 = 0x4000_0118
+        /// The ranges forced to exit to user space, where anything Veneer does not implement gets
+        /// #GP: the Hyper-V synthetic MSRs (KVM here has no Hyper-V emulation of its own, and one
+        /// that had would answer with its own state), and KVM's paravirtual clock and feature MSRs,
+        /// which KVM would otherwise accept from a guest that was never offered them (a Hyper-V
+        /// partition exposes no "KVMKVMKVM" leaf). MSRs KVM does not know exit as well
+        /// (KVM_MSR_EXIT_REASON_UNKNOWN) and get the same #GP.
+        public static let userSpaceRanges: [(first: UInt32, count: UInt32)] = [
+            (0x4000_0000, 0x200),       // Hyper-V synthetic MSRs
+            (0x0000_0011, 2),           // MSR_KVM_WALL_CLOCK, MSR_KVM_SYSTEM_TIME
+            (0x4B56_4D00, 0x100),       // MSR_KVM_WALL_CLOCK_NEW ... (KVM's own range)
+        ]
     }
 
     /// The hypercall page's code leaves the guest through these ports (a `vmcall` never reaches

@@ -12,30 +12,56 @@ public final class HyperVPartition: Sendable {
         var guestOSID: UInt64 = 0
         var hypercall: UInt64 = 0
         var referenceTSC: UInt64 = 0
+        /// The sequence last published in a reference TSC page.
+        var tscSequence: UInt32 = 0
+        /// HV_X64_MSR_TSC_INVARIANT_CONTROL: bit 0, once set, stays set.
+        var tscInvariantControl: UInt64 = 0
         var vpAssist: [UInt64]
     }
 
     let vpCount: UInt32
     let memory: GuestMemory
     let synic: SynIC
+    let timers: SyntheticTimers
     public let vmbus: VMBusHost
+    /// Reference time: one scale and offset for the TSC page, TIME_REF_COUNT and the timers.
+    let clock: ReferenceClock
+    let features: HyperVFeatures
+    /// Message and event connections devices own (ABI 1.4).
+    let connections = HyperVConnections()
+    private let refusals: MSRRefusalLog
     private let vm: VirtualMachineFD
     private let events: EventLoop
     private let logger: Logger
     private let registers: Mutex<Registers>
-    private let startNanoseconds = EventLoop.now()
     let tscHz: UInt64
 
-    init(vm: VirtualMachineFD, vpCount: UInt32, tscHz: UInt64, memory: GuestMemory,
-         interrupts: InterruptController, events: EventLoop, logger: Logger) {
+    /// `estimatedGuestTSC` gives the guest TSC from any thread, never ahead of it (see
+    /// `GuestTSCOffset`); reference time is 0 where it stands now. `alarms` defaults to timerfds
+    /// on `events`.
+    init(vm: VirtualMachineFD, vpCount: UInt32, tscHz: UInt64, estimatedGuestTSC: @escaping @Sendable () -> UInt64,
+         features: HyperVFeatures = HyperVFeatures(), memory: GuestMemory, interrupts: InterruptController,
+         events: EventLoop, alarms: (any SyntheticTimerAlarms)? = nil, logger: Logger) throws(MachineError) {
         self.vm = vm
         self.vpCount = vpCount
         self.tscHz = tscHz
         self.memory = memory
         self.events = events
         self.logger = logger
+        self.features = features
+        guard let scale = ReferenceTimeScale(tscHz: tscHz, zeroAtTSC: estimatedGuestTSC()) else {
+            throw .system(SystemError("guest TSC frequency \(tscHz) Hz is too low for Hyper-V reference time", errno: EINVAL))
+        }
+        clock = ReferenceClock(scale: scale, estimatedGuestTSC: estimatedGuestTSC)
+        refusals = MSRRefusalLog(logger: logger)
         registers = Mutex(Registers(vpAssist: [UInt64](repeating: 0, count: Int(vpCount))))
         synic = SynIC(vpCount: vpCount, memory: memory, interrupts: interrupts, logger: logger)
+        let timerAlarms = alarms ?? TimerFDAlarms(events: events, logger: logger)
+        timers = SyntheticTimers(vpCount: vpCount, clock: clock, synic: synic, alarms: timerAlarms)
+        if let fd = timerAlarms as? TimerFDAlarms {
+            let timers = self.timers
+            fd.connect { [weak timers] slot in timers?.fire(slot: slot) }   // the timers own their alarms
+        }
         vmbus = VMBusHost(vpCount: vpCount, memory: memory, messages: synic, signaller: synic, log: logger)
     }
 
@@ -43,29 +69,45 @@ public final class HyperVPartition: Sendable {
     static func configure(_ vm: VirtualMachineFD) throws(KVMError) {
         try vm.enableCapability(UInt32(KVM_CAP_X86_USER_SPACE_MSR),
                                 [UInt64(KVM_MSR_EXIT_REASON_FILTER | KVM_MSR_EXIT_REASON_UNKNOWN | KVM_MSR_EXIT_REASON_INVAL)])
-        try vm.denyMSRs(first: HyperVInterface.MSR.firstSynthetic, count: HyperVInterface.MSR.syntheticCount)
+        try vm.denyMSRs(HyperVInterface.MSR.userSpaceRanges)
     }
 
     // MARK: MSRs
 
-    /// nil: the access faults (#GP), like an MSR the hypervisor does not implement.
-    public func readMSR(vp: UInt32, _ index: UInt32) -> UInt64? {
+    /// nil: the access faults (#GP), like an MSR the hypervisor does not implement; refusals are
+    /// logged at debug level. `guestTSC` reads the reading VP's time-stamp counter exactly (for
+    /// TIME_REF_COUNT; without it the host-side estimate is used).
+    public func readMSR(vp: UInt32, _ index: UInt32, guestTSC: () -> UInt64? = { nil }) -> UInt64? {
+        let value = readSyntheticMSR(vp: vp, index, guestTSC: guestTSC)
+        if value == nil { refusals.refused(vp: vp, msr: index, write: nil) }
+        return value
+    }
+
+    private func readSyntheticMSR(vp: UInt32, _ index: UInt32, guestTSC: () -> UInt64?) -> UInt64? {
         typealias M = HyperVInterface.MSR
         switch index {
         case M.guestOSID: return registers.withLock { $0.guestOSID }
         case M.hypercall: return registers.withLock { $0.hypercall }
-        case M.vpIndex: return UInt64(vp)
-        case M.timeRefCount: return referenceTime()
+        case M.vpIndex: return vp < vpCount ? UInt64(vp) : nil
+        case M.timeRefCount: return guestTSC().map { clock.scale.time(atTSC: $0) } ?? clock.now()
         case M.referenceTSC: return registers.withLock { $0.referenceTSC }
         case M.tscFrequency: return tscHz
         case M.apicFrequency: return HyperVInterface.apicFrequencyHz
-        case M.vpAssistPage: return registers.withLock { Int(vp) < $0.vpAssist.count ? $0.vpAssist[Int(vp)] : 0 }
+        case M.vpAssistPage: return registers.withLock { Int(vp) < $0.vpAssist.count ? $0.vpAssist[Int(vp)] : nil }
+        case M.tscInvariantControl where features.invariantTSC: return registers.withLock { $0.tscInvariantControl }
+        case _ where SyntheticTimers.handles(index): return timers.read(vp: vp, msr: index)
         default: return synic.read(vp: vp, msr: index)
         }
     }
 
-    /// `guestTSC` reads the writing VP's time-stamp counter (only for the reference TSC page).
-    public func writeMSR(vp: UInt32, _ index: UInt32, _ value: UInt64, guestTSC: () -> UInt64?) -> Bool {
+    /// False: the access faults (#GP); refusals are logged at debug level.
+    public func writeMSR(vp: UInt32, _ index: UInt32, _ value: UInt64) -> Bool {
+        let accepted = writeSyntheticMSR(vp: vp, index, value)
+        if !accepted { refusals.refused(vp: vp, msr: index, write: value) }
+        return accepted
+    }
+
+    private func writeSyntheticMSR(vp: UInt32, _ index: UInt32, _ value: UInt64) -> Bool {
         typealias M = HyperVInterface.MSR
         switch index {
         case M.guestOSID:
@@ -74,19 +116,33 @@ public final class HyperVPartition: Sendable {
         case M.hypercall:
             return enableHypercallPage(value)
         case M.referenceTSC:
-            return enableReferenceTSC(value, guestTSC: guestTSC)
+            return enableReferenceTSC(value)
         case M.vpAssistPage:
-            registers.withLock { if Int(vp) < $0.vpAssist.count { $0.vpAssist[Int(vp)] = value } }
-            return true
+            return registers.withLock { r -> Bool in
+                guard Int(vp) < r.vpAssist.count else { return false }
+                r.vpAssist[Int(vp)] = value
+                return true
+            }
+        case M.tscInvariantControl where features.invariantTSC:
+            // Bit 0 exposes invariant TSC to the guest; reserved bits fault; once set it cannot be
+            // cleared (the guest has already built its timekeeping on it).
+            return registers.withLock { r -> Bool in
+                guard value & ~1 == 0, value >= r.tscInvariantControl else { return false }
+                r.tscInvariantControl = value
+                return true
+            }
         case M.vpIndex, M.timeRefCount, M.tscFrequency, M.apicFrequency:
             return false  // read-only
+        case _ where SyntheticTimers.handles(index):
+            return timers.write(vp: vp, msr: index, value: value)
         default:
             return synic.write(vp: vp, msr: index, value: value)
         }
     }
 
-    /// 100 ns ticks since the partition started.
-    func referenceTime() -> UInt64 { (EventLoop.now() - startNanoseconds) / 100 }
+    /// 100 ns ticks since the partition started, as far as the host can tell (a lower bound of
+    /// what the guest reads).
+    func referenceTime() -> UInt64 { clock.now() }
 
     /// Bit 0 enables; bits 12+ name the page. The page gets the trampoline only once the guest OS
     /// id is set, as the TLFS requires; disabling leaves the page to the guest.
@@ -104,21 +160,29 @@ public final class HyperVPartition: Sendable {
         return true
     }
 
-    /// The reference TSC page: {u32 sequence; u32 reserved; u64 scale; i64 offset}, reference time
-    /// = ((tsc * scale) >> 64) + offset in 100 ns units.
-    private func enableReferenceTSC(_ value: UInt64, guestTSC: () -> UInt64?) -> Bool {
+    /// The reference TSC page (`ReferenceTSCPage`). Enabling publishes the partition's one scale
+    /// and offset: the sequence goes to 0 first (a vCPU reading meanwhile falls back to the MSR,
+    /// which computes the same time), then scale and offset, then a new non-zero sequence with
+    /// release ordering, so a guest's sequence/retry loop never mixes old and new values. The
+    /// parameters never change while the partition runs (Veneer has no migration or TSC
+    /// frequency change); a re-enable, at the same or another page, gets a fresh sequence.
+    /// Disabling leaves the page to the guest.
+    private func enableReferenceTSC(_ value: UInt64) -> Bool {
         let page = value & ~0xFFF
         if value & 1 != 0 {
-            guard tscHz > 0, let tsc = guestTSC() else { return false }
-            let scale = UInt64((UInt128(10_000_000) << 64) / UInt128(tscHz))
-            let scaled = UInt64((UInt128(tsc) * UInt128(scale)) >> 64)
-            let offset = Int64(bitPattern: referenceTime() &- scaled)
-            do {
-                try memory.writeValue(UInt32(0), at: page)      // sequence 0: invalid while updating
-                try memory.writeValue(scale, at: page + 8)
-                try memory.writeValue(UInt64(bitPattern: offset), at: page + 16)
-                try memory.storeRelease32(1, at: page)
-            } catch {
+            let scale = clock.scale
+            let published = registers.withLock { r -> Bool in
+                let sequence = ReferenceTSCPage.sequence(after: r.tscSequence)
+                do {
+                    try memory.storeRelease32(ReferenceTSCPage.invalidSequence, at: page + ReferenceTSCPage.sequenceOffset)
+                    try memory.writeValue(scale.scale, at: page + ReferenceTSCPage.scaleOffset)
+                    try memory.writeValue(UInt64(bitPattern: scale.offset), at: page + ReferenceTSCPage.offsetOffset)
+                    try memory.storeRelease32(sequence, at: page + ReferenceTSCPage.sequenceOffset)
+                } catch { return false }
+                r.tscSequence = sequence
+                return true
+            }
+            guard published else {
                 logger.log(.warning, "hyperv", "reference TSC page \(hex(page)) is not guest RAM: refused")
                 return false
             }
@@ -137,8 +201,8 @@ public final class HyperVPartition: Sendable {
         switch (code, fast) {
         case (Hypercall.postMessage, false): status = postMessage(vp: vp, inputAddress: input)
         case (Hypercall.signalEvent, true):
-            status = vmbus.handleSignalEvent(connectionID: UInt32(truncatingIfNeeded: input),
-                                             flagNumber: UInt16(truncatingIfNeeded: input >> 32))
+            status = signalEvent(vp: vp, connectionID: UInt32(truncatingIfNeeded: input),
+                                 flagNumber: UInt16(truncatingIfNeeded: input >> 32))
         case (Hypercall.postMessage, true), (Hypercall.signalEvent, false): status = .invalidHypercallInput
         default: status = .invalidHypercallCode
         }
@@ -151,14 +215,42 @@ public final class HyperVPartition: Sendable {
         let bytes: [UInt8]
         do { bytes = try memory.bytes(inputAddress, count: PostMessageInput.size) } catch { return .invalidParameter }
         guard let input = try? PostMessageInput.decode(bytes) else { return .invalidParameter }
+        if let device = connections.messageHandler(input.connectionID) {
+            guard input.messageType != 0, input.messageType < 0x8000_0000 else { return .invalidParameter }
+            return device.message(connectionID: input.connectionIDValue, vp: vp, messageType: input.messageType, payload: input.payload)
+        }
         return vmbus.handlePostMessage(connectionID: input.connectionID, messageType: input.messageType,
                                        payload: input.payload, vp: vp)
     }
 
     /// A signal-port write the kernel did not absorb: a connection id with no open channel's
-    /// ioeventfd. Returns the status the trampoline hands back.
-    public func unmatchedSignal(connectionID: UInt32) -> UInt64 {
-        UInt64(vmbus.handleSignalEvent(connectionID: connectionID).rawValue)
+    /// ioeventfd (a device's own event connection, or none). The trampoline leaves the flag number
+    /// in RDX bits 32-47. Returns the status the trampoline hands back.
+    public func unmatchedSignal(vp: UInt32 = 0, connectionID: UInt32, flagNumber: UInt16 = 0) -> UInt64 {
+        UInt64(signalEvent(vp: vp, connectionID: connectionID, flagNumber: flagNumber).rawValue)
+    }
+
+    /// HvSignalEvent: a device's event connection, else a VMBus channel's.
+    private func signalEvent(vp: UInt32, connectionID: UInt32, flagNumber: UInt16) -> HypercallStatus {
+        guard let device = connections.eventHandler(connectionID) else {
+            return vmbus.handleSignalEvent(connectionID: connectionID, flagNumber: flagNumber)
+        }
+        // The SIEF page has 2048 flags per SINT; a connection's flag numbers are bounded the same way.
+        guard flagNumber < 2048 else { return .invalidParameter }
+        device.event(connectionID: connectionID & 0xFF_FFFF, vp: vp, flag: UInt32(flagNumber))
+        return .success
+    }
+
+    // MARK: device connections (ABI 1.4)
+
+    /// Queues a SynIC message from a device; false when the SINT's queue is full.
+    public func postMessage(vp: UInt32, sint: UInt8, messageType: UInt32, payload: [UInt8]) -> Bool {
+        synic.enqueue(vp: vp, sint: sint, SynICMessage(messageType: messageType, payload: payload), stamp: nil, delivered: nil) != nil
+    }
+
+    /// Sets an event flag for a device (and interrupts the VP if it was clear).
+    public func signal(vp: UInt32, sint: UInt8, flag: UInt32) {
+        synic.signal(vp: vp, sint: sint, eventFlag: flag)
     }
 
     // MARK: channels

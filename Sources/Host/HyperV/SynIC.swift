@@ -13,13 +13,28 @@ final class SynIC: SynICMessageSink, GuestSignaller, Sendable {
         var simp: UInt64 = 0
         var siefp: UInt64 = 0
         var sint = [UInt64](repeating: 1 << 16, count: 16)      // masked at power-on
-        var queues = [[SynICMessage]](repeating: [], count: 16)
+        var queues = [[Queued]](repeating: [], count: 16)
 
         var messagePage: UInt64? { scontrol & 1 != 0 && simp & 1 != 0 ? simp & ~0xFFF : nil }
         var eventPage: UInt64? { scontrol & 1 != 0 && siefp & 1 != 0 ? siefp & ~0xFFF : nil }
     }
 
+    /// A message waiting for its slot. `stamp` fills in what describes the delivery (a timer
+    /// message's delivery time) just before it is written; `delivered` runs once it is in the slot.
+    /// Both run with the flush lock held and must not call back into the SynIC.
+    struct Queued: Sendable {
+        let id: UInt64
+        let message: SynICMessage
+        let stamp: (@Sendable (inout SynICMessage) -> Void)?
+        let delivered: (@Sendable () -> Void)?
+    }
+
     static let maxQueuedPerSINT = 256
+
+    private let nextID = Atomic<UInt64>(1)
+    /// Serialises flushes (vCPU threads writing EOM, the event thread posting): one writer per slot.
+    /// Taken before `vps`, never the other way round.
+    private let flushing = Mutex(())
 
     private let vps: Mutex<[VP]>
     private let memory: GuestMemory
@@ -82,14 +97,41 @@ final class SynIC: SynICMessageSink, GuestSignaller, Sendable {
     // MARK: SynICMessageSink
 
     func post(vp: UInt32, sint: UInt8, messageType: UInt32, payload: [UInt8]) {
-        guard sint < 16 else { return }
+        let message = SynICMessage(messageType: messageType, payload: Array(payload.prefix(SynICMessage.maxPayloadSize)))
+        if enqueue(vp: vp, sint: sint, message, stamp: nil, delivered: nil) == nil {
+            logger.log(.warning, "synic", "VP \(vp) SINT \(sint): message queue full, message dropped")
+        }
+    }
+
+    /// Queues `message` for the slot of `sint` and delivers what fits; returns its id for
+    /// `withdraw`, or nil when the VP, SINT or queue refuses it (the caller reports that).
+    func enqueue(vp: UInt32, sint: UInt8, _ message: SynICMessage,
+                 stamp: (@Sendable (inout SynICMessage) -> Void)?, delivered: (@Sendable () -> Void)?) -> UInt64? {
+        guard sint < 16 else { return nil }
+        let id = nextID.wrappingAdd(1, ordering: .relaxed).oldValue
         let queued = vps.withLock { vps -> Bool in
             guard Int(vp) < vps.count, vps[Int(vp)].queues[Int(sint)].count < Self.maxQueuedPerSINT else { return false }
-            vps[Int(vp)].queues[Int(sint)].append(SynICMessage(messageType: messageType, payload: Array(payload.prefix(SynICMessage.maxPayloadSize))))
+            vps[Int(vp)].queues[Int(sint)].append(Queued(id: id, message: message, stamp: stamp, delivered: delivered))
             return true
         }
-        if !queued { logger.log(.warning, "synic", "VP \(vp) SINT \(sint): message queue full, message dropped") }
+        guard queued else { return nil }
         flush(vp: vp, sint: Int(sint))
+        return id
+    }
+
+    /// Takes a message that is still waiting out of its queue; false when it was already delivered.
+    func withdraw(vp: UInt32, sint: UInt8, id: UInt64) -> Bool {
+        vps.withLock { vps -> Bool in
+            guard Int(vp) < vps.count, sint < 16,
+                  let at = vps[Int(vp)].queues[Int(sint)].firstIndex(where: { $0.id == id }) else { return false }
+            vps[Int(vp)].queues[Int(sint)].remove(at: at)
+            return true
+        }
+    }
+
+    /// Fixed, edge interrupt `vector` to `vp`'s local APIC (a direct-mode synthetic timer).
+    func sendVector(vp: UInt32, vector: UInt8) {
+        inject(vp: vp, control: UInt64(vector))
     }
 
     func pendingMessageCount(vp: UInt32, sint: UInt8) -> Int {
@@ -100,33 +142,45 @@ final class SynIC: SynICMessageSink, GuestSignaller, Sendable {
     /// so the guest writes EOM after freeing it; the slot is checked again after setting the flag
     /// in case the guest freed it in between (it then saw no flag and will not send EOM).
     private func flush(vp: UInt32, sint: Int) {
+        flushing.withLock { _ in flushLocked(vp: vp, sint: sint) }
+    }
+
+    private func flushLocked(vp: UInt32, sint: Int) {
         while true {
-            let next = vps.withLock { vps -> (page: UInt64, message: SynICMessage, control: UInt64)? in
+            // The entry leaves the queue before its slot is written (flushes are serialised) and
+            // goes back to the front if the slot turns out busy.
+            let next = vps.withLock { vps -> (page: UInt64, entry: Queued, control: UInt64)? in
                 guard Int(vp) < vps.count, let page = vps[Int(vp)].messagePage,
-                      let message = vps[Int(vp)].queues[sint].first else { return nil }
-                return (page, message, vps[Int(vp)].sint[sint])
+                      !vps[Int(vp)].queues[sint].isEmpty else { return nil }
+                return (page, vps[Int(vp)].queues[sint].removeFirst(), vps[Int(vp)].sint[sint])
             }
             guard let next else { return }
             let slot = next.page + UInt64(sint * SynICMessage.size)
             do {
                 if try memory.loadAcquire32(slot) != SynICMessage.typeNone {
                     try memory.atomicOr8(slot + UInt64(SynICMessage.flagsOffset), SynICMessage.messagePendingFlag)
-                    if try memory.loadAcquire32(slot) != SynICMessage.typeNone { return }
+                    if try memory.loadAcquire32(slot) != SynICMessage.typeNone {
+                        requeue(vp: vp, sint: sint, next.entry)
+                        return
+                    }
                 }
-                let bytes = next.message.encode()
+                var message = next.entry.message
+                next.entry.stamp?(&message)
+                let bytes = message.encode()
                 try memory.write(slot + 4, from: bytes[4...].withUnsafeBytes { UnsafeRawBufferPointer($0) })
-                try memory.storeRelease32(next.message.messageType, at: slot)   // the type last: it publishes the slot
+                try memory.storeRelease32(message.messageType, at: slot)   // the type last: it publishes the slot
             } catch {
                 logger.log(.warning, "synic", "VP \(vp) SINT \(sint): message page \(hex(next.page)) is not guest RAM")
+                requeue(vp: vp, sint: sint, next.entry)
                 return
             }
-            let delivered = vps.withLock { vps -> Bool in
-                guard vps[Int(vp)].queues[sint].first == next.message else { return false }
-                vps[Int(vp)].queues[sint].removeFirst()
-                return true
-            }
-            if delivered { inject(vp: vp, control: next.control) }
+            next.entry.delivered?()
+            inject(vp: vp, control: next.control)
         }
+    }
+
+    private func requeue(vp: UInt32, sint: Int, _ entry: Queued) {
+        vps.withLock { vps in vps[Int(vp)].queues[sint].insert(entry, at: 0) }
     }
 
     // MARK: GuestSignaller

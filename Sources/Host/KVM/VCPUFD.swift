@@ -70,6 +70,18 @@ public final class VCPUFD: @unchecked Sendable {
         try call(CKVM_SET_CPUID2, "KVM_SET_CPUID2", buffer)
     }
 
+    /// Pending and injected exceptions, interrupts and NMIs.
+    public func events() throws(KVMError) -> kvm_vcpu_events {
+        var e = kvm_vcpu_events()
+        try call(CKVM_GET_VCPU_EVENTS, "KVM_GET_VCPU_EVENTS", &e)
+        return e
+    }
+
+    public func setEvents(_ events: kvm_vcpu_events) throws(KVMError) {
+        var e = events
+        try call(CKVM_SET_VCPU_EVENTS, "KVM_SET_VCPU_EVENTS", &e)
+    }
+
     /// One MSR through KVM_GET_MSRS (an ioctl: keep it off hot paths).
     public func msr(_ index: UInt32) throws(KVMError) -> UInt64 {
         let size = MemoryLayout<kvm_msrs>.size + MemoryLayout<kvm_msr_entry>.stride

@@ -114,19 +114,32 @@ public final class VirtualMachineFD: Sendable {
         try call(CKVM_ENABLE_CAP, "KVM_ENABLE_CAP \(cap)", &c)
     }
 
-    /// Sends reads and writes of MSRs [first, first + count) to user space (KVM_EXIT_X86_RDMSR /
-    /// WRMSR) instead of letting KVM answer them. Needs KVM_CAP_X86_USER_SPACE_MSR enabled.
-    public func denyMSRs(first: UInt32, count: UInt32) throws(KVMError) {
-        var bitmap = [UInt8](repeating: 0, count: Int((count + 7) / 8))   // 0 = deny = exit
-        let status = bitmap.withUnsafeMutableBytes { bytes -> Int32 in
-            var filter = kvm_msr_filter()
-            filter.flags = UInt32(KVM_MSR_FILTER_DEFAULT_ALLOW)
-            filter.ranges.0.flags = UInt32(KVM_MSR_FILTER_READ | KVM_MSR_FILTER_WRITE)
-            filter.ranges.0.nmsrs = count
-            filter.ranges.0.base = first
-            filter.ranges.0.bitmap = bytes.baseAddress?.assumingMemoryBound(to: UInt8.self)
-            return ckvm_ioctl(fd.raw, CKVM_X86_SET_MSR_FILTER, &filter)
+    /// Sends reads and writes of the MSRs in `ranges` (each [first, first + count)) to user space
+    /// (KVM_EXIT_X86_RDMSR / WRMSR) instead of letting KVM answer them; every other MSR stays
+    /// KVM's. Needs KVM_CAP_X86_USER_SPACE_MSR enabled; at most 16 ranges (KVM_MSR_FILTER_MAX_RANGES).
+    public func denyMSRs(_ ranges: [(first: UInt32, count: UInt32)]) throws(KVMError) {
+        guard ranges.count <= 16 else { throw .call(SystemError("KVM_X86_SET_MSR_FILTER: \(ranges.count) ranges", errno: EINVAL)) }
+        // 0 bits = deny = exit. One zeroed allocation holds every bitmap until the ioctl has
+        // copied them.
+        let sizes = ranges.map { Int(($0.count + 7) / 8) }
+        let bitmaps = UnsafeMutableRawPointer.allocate(byteCount: max(sizes.reduce(0, +), 1), alignment: 8)
+        defer { bitmaps.deallocate() }
+        bitmaps.initializeMemory(as: UInt8.self, repeating: 0, count: max(sizes.reduce(0, +), 1))
+        var filter = kvm_msr_filter()
+        filter.flags = UInt32(KVM_MSR_FILTER_DEFAULT_ALLOW)
+        withUnsafeMutableBytes(of: &filter.ranges) { slots in
+            var at = 0
+            for (i, r) in ranges.enumerated() {
+                var range = kvm_msr_filter_range()
+                range.flags = UInt32(KVM_MSR_FILTER_READ | KVM_MSR_FILTER_WRITE)
+                range.nmsrs = r.count
+                range.base = r.first
+                range.bitmap = (bitmaps + at).assumingMemoryBound(to: UInt8.self)
+                slots.storeBytes(of: range, toByteOffset: i * MemoryLayout<kvm_msr_filter_range>.stride, as: kvm_msr_filter_range.self)
+                at += sizes[i]
+            }
         }
+        let status = ckvm_ioctl(fd.raw, CKVM_X86_SET_MSR_FILTER, &filter)
         guard status == 0 else { throw .call(SystemError("KVM_X86_SET_MSR_FILTER")) }
     }
 

@@ -292,3 +292,86 @@ extension DeviceContext: PCIFunctionOwner {
         device?.pciConfig(function: function, offset: offset, size: size, flags: flags, data: &data)
     }
 }
+
+// MARK: ABI 1.3 machine facts
+
+extension DeviceContext {
+    func machineFact(_ fact: UInt32) -> (veneer_status, [UInt8]) {
+        guard let facts = machine.facts.withLock({ $0 }) else { return (.again, []) }
+        do {
+            return (.ok, try facts.bytes(of: fact, fileLimit: machine.memory.map.ramBytes))
+        } catch {
+            switch error {
+            case .unknown: return (.unsupported, [])
+            case .unreadable(let reason):
+                setError(reason)
+                return (.ioError, [])
+            }
+        }
+    }
+}
+
+// MARK: ABI 1.4 Hyper-V connections
+
+extension DeviceContext {
+    func hvConnect(kind rawKind: UInt32, connectionID: UInt32) -> veneer_status {
+        guard let device else { return .invalid }
+        guard let kind = HyperVConnectionKind(rawValue: rawKind) else { return .invalid }
+        guard let hyperv = machine.hyperv else {
+            setError("Hyper-V connections need an enlightened VM (hyperv = true)")
+            return .unsupported
+        }
+        guard !machine.vcpusRunning else {
+            setError("Hyper-V connections can only be made while the VM is being created")
+            return .busy
+        }
+        do {
+            try hyperv.connections.connect(kind, id: connectionID, handler: PluginConnectionHandler(device: device))
+        } catch {
+            setError("\(kind == .message ? "message" : "event") \(error)")
+            if case .outOfRange = error { return .invalid }
+            return .busy
+        }
+        machine.logger.log(.debug, id, "Hyper-V \(kind == .message ? "message" : "event") connection \(hex(connectionID))")
+        return .ok
+    }
+
+    func hvPostMessage(vp: UInt32, sint: UInt32, messageType: UInt32, payload: [UInt8]) -> veneer_status {
+        guard let hyperv = machine.hyperv else { return .unsupported }
+        guard HyperVConnectionRules.validMessage(vp: vp, vpCount: hyperv.vpCount, sint: sint, messageType: messageType,
+                                                 length: payload.count) else { return .invalid }
+        return hyperv.postMessage(vp: vp, sint: UInt8(sint), messageType: messageType, payload: payload) ? .ok : veneer_status(VENEER_ENOSPC)
+    }
+
+    func hvSignalEvent(vp: UInt32, sint: UInt32, flag: UInt32) -> veneer_status {
+        guard let hyperv = machine.hyperv else { return .unsupported }
+        guard HyperVConnectionRules.validEvent(vp: vp, vpCount: hyperv.vpCount, sint: sint, flag: flag) else { return .invalid }
+        hyperv.signal(vp: vp, sint: UInt8(sint), flag: flag)
+        return .ok
+    }
+}
+
+// MARK: ABI 1.5 partition reference time
+
+extension DeviceContext {
+    /// The partition's own reference clock (the one behind TIME_REF_COUNT and the TSC page).
+    func hvReferenceTime() -> (veneer_status, UInt64) {
+        guard let hyperv = machine.hyperv else { return (.unsupported, 0) }
+        return (.ok, hyperv.referenceTime())
+    }
+}
+
+/// A device's Hyper-V connection: the guest's hypercalls become the plugin's callbacks, on the
+/// calling vCPU's thread (the hypercall's status is the plugin's answer).
+struct PluginConnectionHandler: HyperVConnectionHandler {
+    weak var device: PluginDevice?
+
+    func message(connectionID: UInt32, vp: UInt32, messageType: UInt32, payload: [UInt8]) -> HypercallStatus {
+        guard let device else { return .invalidConnectionID }
+        return HypercallStatus(rawValue: device.hvMessage(connectionID: connectionID, vp: vp, messageType: messageType, payload: payload))
+    }
+
+    func event(connectionID: UInt32, vp: UInt32, flag: UInt32) {
+        device?.hvEvent(connectionID: connectionID, vp: vp, flag: flag)
+    }
+}

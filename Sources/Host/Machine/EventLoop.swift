@@ -59,7 +59,8 @@ public final class EventLoop: Sendable {
         guard ckvm_epoll_add(ep, w, UInt32(VENEER_FD_READABLE), Self.wakeKey) == 0 else { throw SystemError("epoll add eventfd") }
     }
 
-    /// Routes SIGINT/SIGTERM/SIGHUP to a clean stop. Call before creating other threads so they
+    /// Routes SIGINT/SIGTERM/SIGHUP to a clean stop, and SIGUSR1 to a report of every vCPU's
+    /// registers (what is my guest doing?) while it keeps running. Call before creating other threads so they
     /// inherit the blocked mask.
     public func handleTerminationSignals() throws(SystemError) {
         let fd = ckvm_termination_signalfd()
@@ -227,7 +228,11 @@ public final class EventLoop: Sendable {
             device.fdReady(token: token, events: revents & 0x1D)
         case .signals(let fd):
             let signal = ckvm_read_signal(fd.raw)
-            if signal > 0 { stop.request(.interrupted(signal)) }
+            if signal == SIGUSR1 {
+                stop.requestStateReport()
+            } else if signal > 0 {
+                stop.request(.interrupted(signal))
+            }
         case .core(let fd, let handler):
             var value: UInt64 = 0
             _ = Glibc.read(fd.raw, &value, 8)

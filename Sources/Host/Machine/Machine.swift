@@ -10,12 +10,15 @@ public final class Machine {
     let vm: VirtualMachineFD
     let devices: [PluginDevice]
     let vcpus: [VCPUFD]
+    /// Instructions this host's KVM could not emulate that the VMM completed, per instruction.
+    public let fallbacks: InstructionFallbackCounters
 
     public var memory: GuestMemory { services.memory }
 
     /// Builds everything and loads the guest; the VM does not run until `run()`.
     public init(config: VMConfig, registry: PluginRegistry = .standard(), logger: Logger = Logger()) throws(MachineError) {
         self.config = config
+        fallbacks = InstructionFallbackCounters(logger: logger)
         let resolved = try DeviceResolver.resolve(config, registry: registry)
         do {
             let kvm = try KVMSystem()
@@ -49,9 +52,15 @@ public final class Machine {
                 throw MachineError.config(ConfigError(file: config.file, key: "hyperv",
                     reason: "device '\(synthetic.config.id)' is a VMBus device, which needs hyperv = true"))
             }
-            var cpuid = try kvm.supportedCPUID()
+            var cpuid = config.cpu.apply(to: try kvm.supportedCPUID())
+            var features = HyperVFeatures.host()
+            // A CPU model that hides invtsc hides Hyper-V's invariant-TSC control with it, so the
+            // two CPUID views never disagree.
+            if let invtsc = CPUFeature.named("invtsc"), config.cpu.hiddenFeatures.contains(invtsc) {
+                features.invariantTSC = false
+            }
             if enlightened {
-                cpuid = HyperVCPUID.apply(to: cpuid, vcpuCount: config.vcpus)
+                cpuid = HyperVCPUID.apply(to: cpuid, vcpuCount: config.vcpus, features: features)
                 try HyperVPartition.configure(vm)
             }
             var vcpus: [VCPUFD] = []
@@ -67,8 +76,12 @@ public final class Machine {
             var hyperv: HyperVPartition?
             if enlightened, let first = vcpus.first {
                 ports.reserve(HyperVInterface.reservedPorts, owner: "the Hyper-V hypercall interface")
-                hyperv = HyperVPartition(vm: vm, vpCount: config.vcpus, tscHz: try first.tscFrequency(), memory: memory,
-                                         interrupts: interrupts, events: events, logger: logger)
+                let tscOffset = try GuestTSCOffset.measure(first)
+                hyperv = try HyperVPartition(vm: vm, vpCount: config.vcpus, tscHz: try first.tscFrequency(),
+                                             estimatedGuestTSC: { ckvm_rdtsc() &+ UInt64(bitPattern: tscOffset) },
+                                             features: features, memory: memory, interrupts: interrupts,
+                                             events: events, logger: logger)
+                logger.log(.debug, "hyperv", "reference time: guest TSC \(try first.tscFrequency()) Hz, scale \(hex(hyperv?.clock.scale.scale ?? 0)), invariant TSC \(features.invariantTSC ? "offered" : "not offered")")
             }
             services = MachineServices(vm: vm, memory: memory, ports: ports, mmio: MMIOBus(), interrupts: interrupts,
                                        events: events, stop: stop, hyperv: hyperv, logger: logger)
@@ -106,6 +119,18 @@ public final class Machine {
 
             let entry: BootEntry
             do { entry = try config.boot.load(into: memory, e820: e820, rsdp: rsdp) } catch { throw MachineError.boot(error) }
+            // What devices that describe the machine to firmware (fw-cfg) report: the tables in
+            // the relocatable form firmware loads itself, wherever its layout puts them.
+            // A VM that needs no tables of its own (flat, Generation 2) must not fail over them.
+            var linked: ACPILinkedTables?
+            do {
+                linked = try ACPILinkedTables(vcpuCount: Int(config.vcpus),
+                                              devices: PlatformDescription.acpiDevices(resolved, enlightened: enlightened))
+            } catch {
+                logger.log(.warning, "machine", "no ACPI tables for devices that describe the machine: \(error)")
+            }
+            let facts = MachineFacts(vcpuCount: config.vcpus, ramBytes: memory.map.ramBytes, memoryMap: e820, boot: config.boot, acpi: linked)
+            services.facts.withLock { $0 = facts }
             for cpu in vcpus {
                 // vCPUs without a state stay in KVM's reset state, waiting for INIT/SIPI.
                 if let state = entry.state(forVCPU: cpu.index, count: config.vcpus) {
@@ -156,7 +181,8 @@ public final class Machine {
         services.vcpusRunning = true
         var threads: [NativeThread] = []
         for cpu in vcpus {
-            let runner = VCPURunner(cpu: cpu, ports: services.ports, mmio: services.mmio, stop: stop, hyperv: services.hyperv)
+            let runner = VCPURunner(cpu: cpu, ports: services.ports, mmio: services.mmio, stop: stop, hyperv: services.hyperv,
+                                    fallbacks: fallbacks, logger: services.logger)
             do {
                 let thread = try NativeThread(name: "veneer-vcpu\(cpu.index)") { runner.run() }
                 stop.addKicker { [id = thread.id] in
@@ -171,6 +197,11 @@ public final class Machine {
         }
         let exit = stop.wait()
         for thread in threads { thread.join() }
+        let completed = fallbacks.snapshot
+        if !completed.isEmpty {
+            services.logger.log(.info, "machine", "instructions completed by the VMM: "
+                + completed.map { "\($0.0.rawValue) \($0.1)" }.joined(separator: ", "))
+        }
         services.vcpusRunning = false
         for device in devices {
             do { try device.stop() } catch { services.logger.log(.warning, device.instanceName, error.description) }

@@ -15,6 +15,8 @@ final class MachineServices: Sendable {
     /// The Hyper-V partition interface, when the VM is enlightened.
     let hyperv: HyperVPartition?
     private let running = Atomic<Bool>(false)
+    /// What devices may learn about the machine; nil until the machine is built.
+    let facts = Mutex<MachineFacts?>(nil)
 
     init(vm: VirtualMachineFD, memory: GuestMemory, ports: PortIOBus, mmio: MMIOBus, interrupts: InterruptController,
          events: EventLoop, stop: StopController, hyperv: HyperVPartition?, logger: Logger) {

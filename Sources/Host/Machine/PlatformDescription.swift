@@ -31,15 +31,16 @@ enum PlatformDescription {
         return result
     }
 
-    /// \_SB.PCI0: the root bridge behind configuration mechanism #1, bus 0. Its _CRS hands out
-    /// what the guest may assign to BARs: I/O ports around the 0xCF8-0xCFF config ports and the
-    /// 32-bit MMIO hole up to the IOAPIC. (No bus-number descriptor: a guest then takes _BBN and
-    /// the default range, which for a single bus is what we have.)
+    /// \_SB.PCI0: the root bridge behind configuration mechanism #1. Its _CRS says what it
+    /// decodes: bus 0 only (the core's one bus; without this range Linux reports a firmware bug
+    /// and guesses), I/O ports around the 0xCF8-0xCFF config ports, and the 32-bit MMIO hole up
+    /// to the IOAPIC for BARs.
     static let pciRootBridge: AMLTerm = .device("PCI0", [
         .name("_HID", .eisaID("PNP0A03")),
         .name("_UID", .integer(0)),
         .name("_BBN", .integer(0)),
         .name("_CRS", .resourceTemplate([
+            .addressSpace(AddressSpaceDescriptor(width: .word, kind: .busNumbers, producer: true, minimum: 0, maximum: 0)),
             .io(minimum: 0xCF8, maximum: 0xCF8, alignment: 1, length: 8),
             .addressSpace(AddressSpaceDescriptor(width: .dword, kind: .io, producer: true, minimum: 0, maximum: 0xCF7)),
             .addressSpace(AddressSpaceDescriptor(width: .dword, kind: .io, producer: true, minimum: 0xD00, maximum: 0xFFFF)),

@@ -33,6 +33,18 @@ public final class StopController: Sendable {
         if stopping.load(ordering: .sequentiallyConsistent) { kick() }
     }
 
+    /// Bumped by each request for a vCPU state report; each vCPU reports when it sees it change.
+    private let reportGeneration = Atomic<UInt64>(0)
+
+    /// Kicks every vCPU out of KVM_RUN once, without stopping, so each logs its registers.
+    public func requestStateReport() {
+        reportGeneration.add(1, ordering: .sequentiallyConsistent)
+        for kick in kickers.withLock({ $0 }) { kick() }
+    }
+
+    /// The current report generation: a vCPU that saw an older one owes a report.
+    public var stateReportGeneration: UInt64 { reportGeneration.load(ordering: .sequentiallyConsistent) }
+
     public func request(_ exit: MachineExit) {
         let first = reason.withLock { r -> Bool in
             guard r == nil else { return false }

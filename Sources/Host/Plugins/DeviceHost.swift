@@ -33,6 +33,38 @@ public protocol DeviceHost: AnyObject, Sendable {
     func pciRegister(_ function: PCIFunctionRequest) -> (veneer_status, handle: UInt32)
     /// A configuration access forwarded by a configuration mechanism (see `PCIBus.access`).
     func pciConfigAccess(bdf: UInt32, offset: UInt32, size: UInt32, isWrite: Bool, data: inout UInt32) -> veneer_status
+
+    // ABI 1.3
+    /// Machine fact `fact` (enum veneer_machine_fact) in its ABI encoding: `.again` while the
+    /// machine is still being built, `.unsupported` for an unknown fact.
+    func machineFact(_ fact: UInt32) -> (veneer_status, [UInt8])
+
+    // ABI 1.4 (Hyper-V connections)
+    /// Claims a message or event connection id (`HyperVConnectionKind`) for the instance.
+    func hvConnect(kind: UInt32, connectionID: UInt32) -> veneer_status
+    /// Queues a SynIC message for `sint` of `vp`.
+    func hvPostMessage(vp: UInt32, sint: UInt32, messageType: UInt32, payload: [UInt8]) -> veneer_status
+    /// Sets event flag `flag` of `sint` of `vp`.
+    func hvSignalEvent(vp: UInt32, sint: UInt32, flag: UInt32) -> veneer_status
+
+    // ABI 1.5
+    /// The partition reference time (100 ns units), or `.unsupported` in a VM that is not enlightened.
+    func hvReferenceTime() -> (veneer_status, UInt64)
+}
+
+/// The rules of ABI 1.4's Hyper-V connections that every host checks the same way.
+public enum HyperVConnectionRules {
+    public static let pluginConnectionIDs: ClosedRange<UInt32> = 0x1_0000...0xFF_FFFF
+    public static let maxPayload = 240
+
+    /// `hv_post_message` arguments a host must refuse (VENEER_EINVAL) whatever its state.
+    public static func validMessage(vp: UInt32, vpCount: UInt32, sint: UInt32, messageType: UInt32, length: Int) -> Bool {
+        vp < vpCount && sint < 16 && messageType != 0 && messageType < 0x8000_0000 && length <= maxPayload
+    }
+
+    public static func validEvent(vp: UInt32, vpCount: UInt32, sint: UInt32, flag: UInt32) -> Bool {
+        vp < vpCount && sint < 16 && flag < 2048
+    }
 }
 
 /// A plugin's channel offer, decoded from `veneer_vmbus_offer`.
@@ -77,4 +109,6 @@ extension veneer_status {
     public static let busy = veneer_status(VENEER_EBUSY)
     public static let unsupported = veneer_status(VENEER_ENOTSUP)
     public static let ioError = veneer_status(VENEER_EIO)
+    public static let noSpace = veneer_status(VENEER_ENOSPC)
+    public static let again = veneer_status(VENEER_EAGAIN)
 }

@@ -124,6 +124,31 @@ public enum HostServiceTable {
             data.pointee = value
             return status
         }
+        t.machine_fact = { h, fact, buffer, capacity, length in
+            guard let host = HostBinding.host(h), let length else { return .invalid }
+            let (status, bytes) = host.machineFact(fact)
+            guard status == .ok else { return status }
+            length.pointee = bytes.count
+            guard bytes.count <= capacity else { return .noSpace }
+            guard !bytes.isEmpty else { return .ok }
+            guard let buffer else { return .invalid }
+            bytes.withUnsafeBytes { buffer.copyMemory(from: $0.baseAddress!, byteCount: bytes.count) }
+            return .ok
+        }
+        t.hv_connect = { h, kind, id in HostBinding.host(h)?.hvConnect(kind: kind, connectionID: id) ?? .invalid }
+        t.hv_post_message = { h, vp, sint, type, payload, length in
+            guard let host = HostBinding.host(h) else { return .invalid }
+            guard length <= HyperVConnectionRules.maxPayload, length == 0 || payload != nil else { return .invalid }
+            let bytes = payload.map { Array(UnsafeRawBufferPointer(start: $0, count: length)) } ?? []
+            return host.hvPostMessage(vp: vp, sint: sint, messageType: type, payload: bytes)
+        }
+        t.hv_signal_event = { h, vp, sint, flag in HostBinding.host(h)?.hvSignalEvent(vp: vp, sint: sint, flag: flag) ?? .invalid }
+        t.hv_reference_time = { h, time in
+            guard let host = HostBinding.host(h), let time else { return .invalid }
+            let (status, value) = host.hvReferenceTime()
+            if status == .ok { time.pointee = value }
+            return status
+        }
         let pointer = UnsafeMutablePointer<veneer_host_api>.allocate(capacity: 1)
         pointer.initialize(to: t)
         return UnsafePointer(pointer)

@@ -1,3 +1,4 @@
+import CKVM
 import Synchronization
 import VeneerPluginABI
 
@@ -14,7 +15,8 @@ public struct PluginDeviceError: Error, CustomStringConvertible, Sendable, Equat
 ///
 /// Unsafe-pointer invariants: `device` is the plugin's handle from `create`, used until `destroy`
 /// and never after; callbacks are read from the descriptor once, at init. Unless the plugin is
-/// concurrent every call into it holds `lock`, as the ABI promises.
+/// concurrent every call into it holds `lock`, as the ABI promises. Every call into it marks the
+/// thread with its crash site (`PluginCrashGuard`); `sites` lives as long as this object.
 public final class PluginDevice: @unchecked Sendable {
     public typealias IOCallback = @convention(c) (OpaquePointer?, UInt32, UInt64, UInt32, UInt32, UnsafeMutablePointer<UInt64>?) -> Void
     public typealias PCIConfigCallback = @convention(c) (OpaquePointer?, UInt32, UInt32, UInt32, UInt32, UnsafeMutablePointer<UInt32>?) -> Void
@@ -27,6 +29,8 @@ public final class PluginDevice: @unchecked Sendable {
     private let descriptor: veneer_plugin_descriptor
     private let ioCallback: IOCallback?
     private let pciConfigCallback: PCIConfigCallback?
+    private let sites: CrashSites
+    private let ioSite: UnsafePointer<ckvm_crash_site>
     // Set by create and cleared by destroy, never while a vCPU can call `io`; unchecked so the
     // exit path pays no dynamic exclusivity check.
     @exclusivity(unchecked) private var device: OpaquePointer?
@@ -47,6 +51,8 @@ public final class PluginDevice: @unchecked Sendable {
         descriptor = library.fields
         ioCallback = descriptor.io
         pciConfigCallback = descriptor.pci_config
+        sites = CrashSites(instance: instanceName, plugin: library.info.name)
+        ioSite = sites[.io]
     }
 
     deinit { destroy() }
@@ -76,10 +82,25 @@ public final class PluginDevice: @unchecked Sendable {
     /// Forgets an error left over from an earlier call that succeeded anyway.
     private func clearError() { errors.withLock { $0 = [] } }
 
+    /// One call into the plugin: serialised unless it is concurrent, and marked as `callback` for
+    /// the crash guard (two thread-local stores).
     @inline(__always)
-    private func serially<T>(_ body: () -> T) -> T {
-        guard serialised else { return body() }
-        return lock.withLock { _ in body() }
+    private func serially<T>(_ callback: PluginCallback, _ body: () -> T) -> T {
+        serially(sites[callback], body)
+    }
+
+    @inline(__always)
+    private func serially<T>(_ site: UnsafePointer<ckvm_crash_site>, _ body: () -> T) -> T {
+        guard serialised else {
+            let previous = ckvm_crash_enter(site)
+            defer { ckvm_crash_leave(previous) }
+            return body()
+        }
+        return lock.withLock { _ in
+            let previous = ckvm_crash_enter(site)
+            defer { ckvm_crash_leave(previous) }
+            return body()
+        }
     }
 
     public func create(parameters: [ParameterValue], vcpuCount: UInt32) throws(PluginDeviceError) {
@@ -121,27 +142,27 @@ public final class PluginDevice: @unchecked Sendable {
             args.params = buffer.baseAddress
             args.instance_name = instance
             args.vcpu_count = vcpuCount
-            return serially { create(HostServiceTable.api, binding.opaque, &args) }
+            return serially(.create) { create(HostServiceTable.api, binding.opaque, &args) }
         }
         guard let handle else { throw failure("create", "the plugin returned no device") }
         device = handle
     }
 
-    private func lifecycle(_ name: String, _ call: (@convention(c) (OpaquePointer?) -> veneer_status)?) throws(PluginDeviceError) {
+    private func lifecycle(_ callback: PluginCallback, _ call: (@convention(c) (OpaquePointer?) -> veneer_status)?) throws(PluginDeviceError) {
         guard let device, let call else { return }
         clearError()
-        let status = serially { call(device) }
-        guard status == .ok else { throw failure(name, "status \(status)") }
+        let status = serially(callback) { call(device) }
+        guard status == .ok else { throw failure(callback.name, "status \(status)") }
     }
 
-    public func reset() throws(PluginDeviceError) { try lifecycle("reset", descriptor.reset) }
-    public func start() throws(PluginDeviceError) { try lifecycle("start", descriptor.start) }
-    public func stop() throws(PluginDeviceError) { try lifecycle("stop", descriptor.stop) }
+    public func reset() throws(PluginDeviceError) { try lifecycle(.reset, descriptor.reset) }
+    public func start() throws(PluginDeviceError) { try lifecycle(.start, descriptor.start) }
+    public func stop() throws(PluginDeviceError) { try lifecycle(.stop, descriptor.stop) }
 
     public func destroy() {
         guard let device else { return }
         let destroy = descriptor.destroy
-        serially { destroy?(device) }
+        serially(.destroy) { destroy?(device) }
         self.device = nil
     }
 
@@ -149,7 +170,7 @@ public final class PluginDevice: @unchecked Sendable {
     @inline(__always)
     public func io(region: UInt32, offset: UInt64, size: UInt32, flags: UInt32, data: inout UInt64) {
         guard let device, let ioCallback else { return }
-        serially { ioCallback(device, region, offset, size, flags, &data) }
+        serially(ioSite) { ioCallback(device, region, offset, size, flags, &data) }
     }
 
     /// Whether the plugin has a pci_config callback (ABI 1.2).
@@ -158,39 +179,60 @@ public final class PluginDevice: @unchecked Sendable {
     /// A configuration-space access for one of the instance's PCI functions (see `PCIBus`).
     public func pciConfig(function: UInt32, offset: UInt32, size: UInt32, flags: UInt32, data: inout UInt32) {
         guard let device, let pciConfigCallback else { return }
-        serially { pciConfigCallback(device, function, offset, size, flags, &data) }
+        serially(.pciConfig) { pciConfigCallback(device, function, offset, size, flags, &data) }
+    }
+
+    /// The first minor whose descriptor has hv_message and hv_event: in an older plugin's
+    /// descriptor those bytes are reserved, and are never read whatever they hold.
+    static let hyperVConnectionsMinor: UInt16 = 4
+    private var hasHyperVCallbacks: Bool { info.abiMinor >= Self.hyperVConnectionsMinor }
+
+    /// ABI 1.4: the guest posted to one of the instance's message connections; returns the
+    /// hypercall status (invalid parameter when the plugin has no hv_message callback).
+    public func hvMessage(connectionID: UInt32, vp: UInt32, messageType: UInt32, payload: [UInt8]) -> UInt16 {
+        guard let device, hasHyperVCallbacks, let call = descriptor.hv_message else { return 0x0005 }
+        let status = serially(.hvMessage) {
+            payload.withUnsafeBufferPointer { call(device, connectionID, vp, messageType, $0.baseAddress, $0.count) }
+        }
+        return UInt16(truncatingIfNeeded: status)
+    }
+
+    /// ABI 1.4: the guest signalled one of the instance's event connections.
+    public func hvEvent(connectionID: UInt32, vp: UInt32, flag: UInt32) {
+        guard let device, hasHyperVCallbacks, let call = descriptor.hv_event else { return }
+        serially(.hvEvent) { call(device, connectionID, vp, flag) }
     }
 
     public func timerFired(token: UInt64) {
         guard let device, let timer = descriptor.timer else { return }
-        serially { timer(device, token) }
+        serially(.timer) { timer(device, token) }
     }
 
     public func fdReady(token: UInt64, events: UInt32) {
         guard let device, let call = descriptor.fd_ready else { return }
-        serially { call(device, token, events) }
+        serially(.fdReady) { call(device, token, events) }
     }
 
     public func workPosted(token: UInt64) {
         guard let device, let work = descriptor.work else { return }
-        serially { work(device, token) }
+        serially(.work) { work(device, token) }
     }
 
     // MARK: ABI 1.1 VMBus events
 
     public func vmbusOpened(channel: UInt32, userData: [UInt8]) {
         guard let device, let call = descriptor.vmbus_opened else { return }
-        userData.withUnsafeBufferPointer { buffer in serially { call(device, channel, buffer.baseAddress, buffer.count) } }
+        userData.withUnsafeBufferPointer { buffer in serially(.vmbusOpened) { call(device, channel, buffer.baseAddress, buffer.count) } }
     }
 
     public func vmbusSignalled(channel: UInt32) {
         guard let device, let call = descriptor.vmbus_signalled else { return }
-        serially { call(device, channel) }
+        serially(.vmbusSignalled) { call(device, channel) }
     }
 
     public func vmbusClosed(channel: UInt32) {
         guard let device, let call = descriptor.vmbus_closed else { return }
-        serially { call(device, channel) }
+        serially(.vmbusClosed) { call(device, channel) }
     }
 
     public static let maxStateBytes = 64 << 20
@@ -200,13 +242,13 @@ public final class PluginDevice: @unchecked Sendable {
         guard let device, let save = descriptor.save else { return (info.stateVersion, []) }
         clearError()
         var needed = 0
-        let probe = serially { save(device, nil, 0, &needed) }
+        let probe = serially(.save) { save(device, nil, 0, &needed) }
         guard probe == .ok || probe == veneer_status(VENEER_ENOSPC) else { throw failure("save", "status \(probe)") }
         guard needed <= Self.maxStateBytes else { throw failure("save", "state of \(needed) bytes exceeds \(Self.maxStateBytes)") }
         var bytes = [UInt8](repeating: 0, count: needed)
         var length = 0
         let status = bytes.withUnsafeMutableBufferPointer { buffer in
-            serially { save(device, buffer.baseAddress, buffer.count, &length) }
+            serially(.save) { save(device, buffer.baseAddress, buffer.count, &length) }
         }
         guard status == .ok, length <= needed else { throw failure("save", "status \(status), \(length) bytes") }
         return (info.stateVersion, Array(bytes.prefix(length)))
@@ -215,7 +257,7 @@ public final class PluginDevice: @unchecked Sendable {
     public func load(version: UInt32, bytes: [UInt8]) throws(PluginDeviceError) {
         guard let device, let load = descriptor.load else { return }
         clearError()
-        let status = bytes.withUnsafeBufferPointer { buffer in serially { load(device, version, buffer.baseAddress, buffer.count) } }
+        let status = bytes.withUnsafeBufferPointer { buffer in serially(.load) { load(device, version, buffer.baseAddress, buffer.count) } }
         guard status == .ok else { throw failure("load", "status \(status)") }
     }
 }

@@ -26,10 +26,10 @@ public struct ParameterSchema: Sendable, Equatable {
         case int(min: Int64, max: Int64)
         case string
         case choice([String])
-        /// An integer that must be one of these (ABI 1.3).
+        /// An integer that must be one of these (ABI 1.6).
         case intChoice([Int64])
         /// A host file; relative paths resolve against the config file's directory, except ""
-        /// and `words` (`none`, `stdout`), which pass through (ABI 1.3).
+        /// and `words` (`none`, `stdout`), which pass through (ABI 1.6).
         case path(words: [String])
 
         public var typeName: String {

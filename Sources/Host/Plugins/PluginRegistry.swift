@@ -43,7 +43,9 @@ public struct PluginRegistry: Sendable {
     }
 
     /// The file for plugin `name`: `lib<name>.so` or `<name>.so` in the first directory that has one.
+    /// A name the descriptor's rule forbids (`/`, `..`, ...) is refused before any file is touched.
     public func locate(_ name: String) throws(PluginLoadError) -> String {
+        guard PluginLibrary.isValidPluginName(name) else { throw .invalidName(name: name) }
         for dir in searchPaths {
             for file in ["lib\(name).so", "\(name).so"] {
                 let path = "\(dir)/\(file)"
@@ -53,10 +55,9 @@ public struct PluginRegistry: Sendable {
         throw .notFound(name: name, searched: searchPaths)
     }
 
-    /// Every loadable plugin in the search path (first of each name wins); files that are not
-    /// Veneer plugins are skipped, broken plugins are reported.
-    public func all() -> (plugins: [PluginLibrary], problems: [PluginLoadError]) {
-        var seen = Set<String>(), plugins: [PluginLibrary] = [], problems: [PluginLoadError] = []
+    /// Every `.so` file in the search path, directory by directory, sorted within each.
+    public func candidates() -> [String] {
+        var paths: [String] = []
         for dir in searchPaths {
             guard let d = opendir(dir) else { continue }
             defer { closedir(d) }
@@ -65,14 +66,23 @@ public struct PluginRegistry: Sendable {
                 let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
                 if name.hasSuffix(".so") { names.append(name) }
             }
-            for name in names.sorted() {
-                do {
-                    let library = try PluginLibrary(path: "\(dir)/\(name)")
-                    if seen.insert(library.info.name).inserted { plugins.append(library) }
-                } catch {
-                    if case .missingEntry = error { continue }
-                    problems.append(error)
-                }
+            paths += names.sorted().map { "\(dir)/\($0)" }
+        }
+        return paths
+    }
+
+    /// Every loadable plugin in the search path (first of each name wins); files that are not
+    /// Veneer plugins are skipped, broken plugins are reported. In this process: a plugin that
+    /// crashes while loading ends it (`veneer plugins` loads each file in a child instead).
+    public func all() -> (plugins: [PluginLibrary], problems: [PluginLoadError]) {
+        var seen = Set<String>(), plugins: [PluginLibrary] = [], problems: [PluginLoadError] = []
+        for path in candidates() {
+            do {
+                let library = try PluginLibrary(path: path)
+                if seen.insert(library.info.name).inserted { plugins.append(library) }
+            } catch {
+                if case .missingEntry = error { continue }
+                problems.append(error)
             }
         }
         return (plugins, problems)

@@ -27,7 +27,10 @@ public final class NativeThread: @unchecked Sendable {
             guard let arg else { return nil }
             let box = Unmanaged<Box>.fromOpaque(arg).takeRetainedValue()
             if let name = box.name { ckvm_set_thread_name(name) }
+            // An alternate signal stack, so a plugin overflowing this thread's stack is reported.
+            ckvm_crash_guard_thread_begin()
             box.body()
+            ckvm_crash_guard_thread_end()
             return nil
         }, box)
         guard status == 0 else {

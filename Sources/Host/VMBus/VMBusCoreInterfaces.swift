@@ -37,8 +37,15 @@ public protocol GuestSignaller: AnyObject, Sendable {
 /// Where VMBus diagnostics go. The core passes its `Logger`; tests capture the lines.
 public protocol VMBusLogSink: AnyObject, Sendable {
     func log(_ level: Logger.Level, _ message: String)
+    /// Whether debug lines are wanted: building them (message summaries) is skipped otherwise.
+    var logsDebug: Bool { get }
+}
+
+extension VMBusLogSink {
+    public var logsDebug: Bool { true }
 }
 
 extension Logger: VMBusLogSink {
     public func log(_ level: Level, _ message: String) { log(level, "vmbus", message) }
+    public var logsDebug: Bool { threshold >= .debug }
 }

@@ -51,6 +51,7 @@ struct VMBusState {
     /// Queues a reply on the connection's message slot.
     func post(_ payload: [UInt8], _ env: VMBusEnvironment) {
         guard let connection else { return }
+        env.diagnostics.debug("host -> VP \(connection.vp): \((try? ChannelMessage.decode(payload))?.summary ?? "\(payload.count) bytes")")
         env.messages.post(vp: connection.vp, sint: connection.sint, messageType: PostMessageInput.vmbusMessageType, payload: payload)
     }
 
@@ -67,6 +68,7 @@ struct VMBusState {
     /// guest's message slot is backed up (then insufficient buffers, and the message is not
     /// processed: the guest posts it again).
     mutating func handle(_ message: ChannelMessage, _ env: VMBusEnvironment) -> HypercallStatus {
+        env.diagnostics.debug("guest -> host: \(message.summary)")
         if case .initiateContact(let contact) = message {
             return initiateContact(contact, env)
         }

@@ -59,6 +59,10 @@ struct PACKED descriptor_pointer {
 
 extern const u64 exception_stubs[32];
 extern void isr_sint(void), isr_spurious(void);
+extern void isr_vector_0xe1(void), isr_vector_0xe2(void), isr_vector_0xed(void);
+
+bool (*exception_fixup)(struct exception_frame *frame);
+static void (*interrupt_handlers[256])(void);
 
 static void build_page_tables(void)
 {
@@ -85,6 +89,8 @@ void cpu_flush_tlb(void)
     __asm__ volatile("mov %0, %%cr3" ::"r"((u64)pml4) : "memory");
 }
 
+static void load_gdt(void);
+
 static void build_gdt_and_tss(void)
 {
     gdt[0] = 0;
@@ -105,6 +111,12 @@ static void build_gdt_and_tss(void)
              | (limit >> 16 & 0xF) << 48 | (base >> 24 & 0xFF) << 56;
     gdt[6] = base >> 32;
 
+    load_gdt();
+    __asm__ volatile("ltr %w0" ::"r"(TSS_SEL));
+}
+
+static void load_gdt(void)
+{
     struct descriptor_pointer gdtr = { sizeof(gdt) - 1, (u64)gdt };
     __asm__ volatile("lgdt %0\n\t"
                      "pushq %1\n\t"
@@ -121,7 +133,6 @@ static void build_gdt_and_tss(void)
                      :
                      : "m"(gdtr), "i"(KERNEL_CS), "i"(KERNEL_DS)
                      : "rax", "memory");
-    __asm__ volatile("ltr %w0" ::"r"(TSS_SEL));
 }
 
 static void set_gate(u32 vector, void (*handler)(void), u32 dpl)
@@ -138,6 +149,9 @@ static void build_idt(void)
     for (u32 v = 0; v < 32; v++)
         set_gate(v, (void (*)(void))exception_stubs[v], 0);
     set_gate(SINT_VECTOR, isr_sint, 0);
+    set_gate(0xe1, isr_vector_0xe1, 0);
+    set_gate(0xe2, isr_vector_0xe2, 0);
+    set_gate(0xed, isr_vector_0xed, 0);
     set_gate(SPURIOUS_VECTOR, isr_spurious, 0);
     struct descriptor_pointer idtr = { sizeof(idt) - 1, (u64)idt };
     __asm__ volatile("lidt %0" ::"m"(idtr));
@@ -160,6 +174,17 @@ void cpu_enable_interrupts(void) { __asm__ volatile("sti" ::: "memory"); }
 
 void *user_stack_top(void) { return user_stack + sizeof(user_stack); }
 
+/* Another vCPU, after vCPU 0's cpu_init: the same page tables, GDT and IDT, its own local APIC.
+ * No TSS (vCPU 0's is busy), so it must not go to CPL3. */
+void cpu_init_ap(void)
+{
+    __asm__ volatile("mov %0, %%cr3" ::"r"((u64)pml4) : "memory");
+    load_gdt();
+    struct descriptor_pointer idtr = { sizeof(idt) - 1, (u64)idt };
+    __asm__ volatile("lidt %0" ::"m"(idtr));
+    enable_apic();
+}
+
 void cpu_init(void)
 {
     build_page_tables();
@@ -168,13 +193,19 @@ void cpu_init(void)
     enable_apic();
 }
 
-struct exception_frame {
-    u64 r15, r14, r13, r12, r11, r10, r9, r8, rbp, rdi, rsi, rdx, rcx, rbx, rax;
-    u64 vector, error, rip, cs, rflags, rsp, ss;
-};
+void cpu_set_interrupt_handler(u8 vector, void (*handler)(void)) { interrupt_handlers[vector] = handler; }
+
+void interrupt_dispatch(u64 vector)
+{
+    if (interrupt_handlers[vector & 0xff])
+        interrupt_handlers[vector & 0xff]();
+    apic_eoi();
+}
 
 void exception_handler(struct exception_frame *f)
 {
+    if (exception_fixup && exception_fixup(f))
+        return;
     u64 cr2;
     __asm__ volatile("mov %%cr2, %0" : "=r"(cr2));
     fail("exception", "vector %lu error 0x%lx at rip 0x%lx (cs 0x%lx, CPL%lu) rsp 0x%lx rflags 0x%lx cr2 0x%lx"

@@ -15,7 +15,23 @@
 #define RING_WINDOW_VA 0x100000000UL
 #define RING_WINDOW_PAGES 512
 
+/* What an exception left on the stack (entry.S exc_common). */
+struct exception_frame {
+    u64 r15, r14, r13, r12, r11, r10, r9, r8, rbp, rdi, rsi, rdx, rcx, rbx, rax;
+    u64 vector, error, rip, cs, rflags, rsp, ss;
+};
+
+/* A test's exception fixup: returns true when it handled the exception (it may move rip), which
+ * then resumes; NULL or false makes every exception a failure. */
+extern bool (*exception_fixup)(struct exception_frame *frame);
+
+/* Vectors with a C handler through entry.S's stubs (0xe1, 0xe2, 0xed); the handler runs with
+ * interrupts off and the local APIC is EOIed after it. */
+void cpu_set_interrupt_handler(u8 vector, void (*handler)(void));
+
 void cpu_init(void);
+/* A second (third, ...) vCPU after vCPU 0's cpu_init: see cpu.c. */
+void cpu_init_ap(void);
 /* Maps `pa` at RING_WINDOW_VA + index pages, user-accessible; call cpu_flush_tlb afterwards. */
 void cpu_map_window_page(u32 index, u64 pa);
 void cpu_flush_tlb(void);

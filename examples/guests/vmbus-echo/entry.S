@@ -2,7 +2,8 @@
  * Entry, interrupt stubs and the CPL0 <-> CPL3 switch.
  *
  * Boot contract (flat, long mode): entered at the first byte of the image with the VMM's GDT
- * and 4 GiB identity map, RDI = vCPU index, RSI = vCPU count, RSP = 0, interrupts off.
+ * and 4 GiB identity map, RDI = vCPU index, RSI = vCPU count, RSP = 0, interrupts off, by
+ * every vCPU at once.
  */
     .intel_syntax noprefix
     .code64
@@ -16,6 +17,8 @@ _start:
     cld
     mov r12, rdi                        /* vCPU index */
     mov r13, rsi                        /* vCPU count */
+    test r12, r12
+    jnz ap_entry
     /* .bss is not part of the image: never assume the VMM zeroed it. */
     lea rdi, [rip + _image_end]
     add rdi, 7
@@ -26,12 +29,39 @@ _start:
     shr rcx, 3
     xor eax, eax
     rep stosq
+    mov dword ptr [rip + bss_ready], 1  /* other vCPUs may use .bss from now on */
     lea rsp, [rip + kernel_stack_top]
     mov rdi, r12
     mov rsi, r13
     call kmain
 1:  pause                               /* kmain never returns; backstop only */
     jmp 1b
+
+/* Every other vCPU starts here too (flat boot): it waits until vCPU 0 has cleared .bss, then
+ * enters kmain on a stack of its own (up to AP_STACKS of them; the rest park). */
+    .equ AP_STACKS, 3
+    .equ AP_STACK_SIZE, 16384
+ap_entry:
+    cmp r12, AP_STACKS
+    ja 2f
+1:  pause
+    cmp dword ptr [rip + bss_ready], 0
+    je 1b
+    lea rsp, [rip + ap_stacks]
+    mov rax, r12
+    shl rax, 14                         /* * AP_STACK_SIZE: the top of stack r12 - 1 */
+    add rsp, rax
+    mov rdi, r12
+    mov rsi, r13
+    call kmain
+2:  cli
+    hlt
+    jmp 2b
+
+    .data
+    .balign 4
+bss_ready:
+    .long 0
 
     .text
 
@@ -91,7 +121,9 @@ EXC_ERR   30
 EXC_NOERR 31
 
 /* Frame for exception_handler (cpu.c, struct exception_frame): r15..rax, vector, error,
- * then the CPU's rip, cs, rflags, rsp, ss. Never returns: an exception is a failed run. */
+ * then the CPU's rip, cs, rflags, rsp, ss. An exception is a failed run unless a test installed
+ * a fixup that handled it (exception_handler returns): then the frame, maybe with a new rip,
+ * is resumed. */
 exc_common:
     push rax
     push rbx
@@ -112,10 +144,27 @@ exc_common:
     mov ds, ax
     mov es, ax
     mov rdi, rsp
+    mov rbx, rsp                        /* callee-saved: the frame, to resume from */
     and rsp, -16
     call exception_handler
-1:  pause
-    jmp 1b
+    mov rsp, rbx
+    pop r15
+    pop r14
+    pop r13
+    pop r12
+    pop r11
+    pop r10
+    pop r9
+    pop r8
+    pop rbp
+    pop rdi
+    pop rsi
+    pop rdx
+    pop rcx
+    pop rbx
+    pop rax
+    add rsp, 16                         /* vector and error code */
+    iretq
 
     .globl exception_stubs
     .section .rodata
@@ -152,6 +201,39 @@ isr_sint:
     pop rcx
     pop rax
     iretq
+
+/* Other interrupt vectors a test routes to C (cpu_set_interrupt_handler): the stub passes its
+ * vector to interrupt_dispatch, which calls the handler and EOIs. Caller-saved registers only,
+ * 16-byte aligned call as in isr_sint. */
+.macro ISR_VECTOR vec
+    .globl isr_vector_\vec
+isr_vector_\vec:
+    push rax
+    push rcx
+    push rdx
+    push rsi
+    push rdi
+    push r8
+    push r9
+    push r10
+    push r11
+    cld
+    mov edi, \vec
+    call interrupt_dispatch
+    pop r11
+    pop r10
+    pop r9
+    pop r8
+    pop rdi
+    pop rsi
+    pop rdx
+    pop rcx
+    pop rax
+    iretq
+.endm
+ISR_VECTOR 0xe1
+ISR_VECTOR 0xe2
+ISR_VECTOR 0xed
 
 /* The APIC's spurious vector: no EOI (the APIC did not set an ISR bit). */
     .globl isr_spurious
@@ -217,5 +299,9 @@ kernel_saved_rsp:
 kernel_stack:
     .skip 32768
 kernel_stack_top:
+
+    .balign 16
+ap_stacks:
+    .skip AP_STACKS * AP_STACK_SIZE
 
     .section .note.GNU-stack, "", @progbits

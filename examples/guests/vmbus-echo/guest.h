@@ -23,10 +23,14 @@ typedef _Bool bool;
 #define NORETURN __attribute__((noreturn))
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
-#ifdef BENCH
+#ifndef PROG
+#if defined(BENCH)
 #define PROG "vmbus-bench"
+#elif defined(HEARTBEAT)
+#define PROG "vmbus-heartbeat"
 #else
 #define PROG "vmbus-echo"
+#endif
 #endif
 
 /* Single-copy reads and writes of memory the host shares with us (rings, SynIC pages). */

@@ -8,9 +8,19 @@
 #include "ring.h"
 #include "vmbus.h"
 
+#ifdef HEARTBEAT
+/* The heartbeat integration service: 57164f39-9115-4e78-ab55-382f3bd5422d, in wire order. */
+#define DEVICE_NAME "heartbeat"
+#define DEVICE_TEXT "heartbeat interface 57164f39-9115-4e78-ab55-382f3bd5422d"
+static const u8 device_interface[16] = { 0x39, 0x4f, 0x16, 0x57, 0x15, 0x91, 0x78, 0x4e,
+                                         0xab, 0x55, 0x38, 0x2f, 0x3b, 0xd5, 0x42, 0x2d };
+#else
 /* Veneer's test echo VSP: e6cf4b56-4cfc-4b3c-9b5d-5e2f0e6a3b21, in wire (mixed-endian) order. */
-static const u8 echo_interface[16] = { 0x56, 0x4b, 0xcf, 0xe6, 0xfc, 0x4c, 0x3c, 0x4b,
-                                       0x9b, 0x5d, 0x5e, 0x2f, 0x0e, 0x6a, 0x3b, 0x21 };
+#define DEVICE_NAME "echo"
+#define DEVICE_TEXT "echo interface e6cf4b56-4cfc-4b3c-9b5d-5e2f0e6a3b21"
+static const u8 device_interface[16] = { 0x56, 0x4b, 0xcf, 0xe6, 0xfc, 0x4c, 0x3c, 0x4b,
+                                         0x9b, 0x5d, 0x5e, 0x2f, 0x0e, 0x6a, 0x3b, 0x21 };
+#endif
 
 /* Neither 1 nor 4 nor any relid | 2 << 12 the host hands out. */
 #define UNKNOWN_CONNECTION_ID 0x7777
@@ -96,7 +106,150 @@ static void stalled(const char *step, const char *what)
          inbound.control->read_index, inbound.control->interrupt_mask, inbound.control->pending_send_sz);
 }
 
-#ifndef BENCH
+#if defined(HEARTBEAT)
+
+/* The guest side of the heartbeat IC as Linux hv_utils does it (drivers/hv/hv_util.c,
+ * vmbus_prep_negotiate_resp in channel_mgmt.c): read each host packet at its ring length, answer
+ * in the same buffer with TRANSACTION|RESPONSE and the host's request id. Polling at CPL0: a few
+ * dozen packets, so the interpreter's speed does not matter. */
+
+#define ICMSG_HDR 28
+static u8 ic_buffer[4096];
+
+static u16 get16(u32 at) { return (u16)(ic_buffer[at] | ic_buffer[at + 1] << 8); }
+static void put16(u32 at, u16 v) { ic_buffer[at] = (u8)v; ic_buffer[at + 1] = (u8)(v >> 8); }
+
+/* The next host packet, copied to ic_buffer; returns its length (payload padded to 8, which is
+ * what Linux's vmbus_recvpacket reports and echoes back). */
+static u32 ic_receive(const char *step, u64 *trans_id)
+{
+    u64 deadline = deadline_ms(STALL_TIMEOUT_MS);
+    const struct vmpacket_descriptor *d;
+    while ((d = ring_peek(&inbound, step)) == NULL) {
+        if (expired(deadline))
+            stalled(step, "waiting for a packet from the heartbeat VSP");
+        cpu_relax();
+    }
+    if (d->type != VM_PKT_DATA_INBAND)
+        fail(step, "packet type %u, want %u (in-band)", d->type, VM_PKT_DATA_INBAND);
+    u32 len = (u32)(d->len8 - d->offset8) * 8;
+    if (len > sizeof(ic_buffer))
+        fail(step, "a %u-byte packet", len);
+    memcpy(ic_buffer, (const u8 *)d + d->offset8 * 8, len);
+    *trans_id = d->trans_id;
+    if (ring_consume(&inbound, d))
+        signal_host(step);
+    if (len < ICMSG_HDR)
+        fail(step, "a %u-byte packet: Linux drops anything under %u bytes", len, ICMSG_HDR);
+    if (ic_buffer[25] != 3)
+        fail(step, "icflags 0x%x, want 0x3 (TRANSACTION|REQUEST)", ic_buffer[25]);
+    return len;
+}
+
+static void ic_answer(const char *step, u64 trans_id, u32 len)
+{
+    ic_buffer[25] = 5; /* TRANSACTION|RESPONSE */
+    bool signal;
+    if (!ring_write_inband(&outbound, trans_id, 0, ic_buffer, len, &signal))
+        fail(step, "outbound ring full");
+    if (signal)
+        signal_host(step);
+}
+
+/* Picks the first of `mine` (newest first) that the host listed in entries [first, first + count). */
+static bool ic_pick(const u16 mine[][2], u32 n, u32 first, u32 count, u16 *major, u16 *minor)
+{
+    for (u32 i = 0; i < n; i++)
+        for (u32 j = first; j < first + count; j++)
+            if (get16(36 + 4 * j) == mine[i][0] && get16(38 + 4 * j) == mine[i][1]) {
+                *major = mine[i][0];
+                *minor = mine[i][1];
+                return true;
+            }
+    return false;
+}
+
+static void ic_negotiate(void)
+{
+    static const u16 framework[][2] = { { 3, 0 }, { 1, 0 } }, heartbeat[][2] = { { 3, 0 }, { 1, 0 } };
+    u64 id;
+    u32 len = ic_receive("negotiate", &id);
+    if (get16(12) != 0)
+        fail("negotiate", "first message of type %u, want 0 (version negotiation)", get16(12));
+    u32 fw_count = get16(28), msg_count = get16(30);
+    if (fw_count > 100 || msg_count > 100 || 36 + 4 * (fw_count + msg_count) > len)
+        fail("negotiate", "counts %u/%u in a %u-byte packet", fw_count, msg_count, len);
+    printf(PROG ": negotiate: %u bytes, host offers framework", len);
+    for (u32 j = 0; j < fw_count + msg_count; j++)
+        printf("%s %u.%u", j == fw_count ? ", heartbeat" : "", get16(36 + 4 * j), get16(38 + 4 * j));
+    printf("\n");
+    u16 fw_major, fw_minor, hb_major, hb_minor;
+    if (!ic_pick(framework, ARRAY_SIZE(framework), 0, fw_count, &fw_major, &fw_minor)
+        || !ic_pick(heartbeat, ARRAY_SIZE(heartbeat), fw_count, msg_count, &hb_major, &hb_minor))
+        fail("negotiate", "no framework/heartbeat version Linux accepts");
+    put16(18, 16);
+    put16(28, 1);
+    put16(30, 1);
+    put16(36, fw_major);
+    put16(38, fw_minor);
+    put16(40, hb_major);
+    put16(42, hb_minor);
+    ic_answer("negotiate", id, len);
+    printf(PROG ": negotiate: answered framework %u.%u, heartbeat %u.%u (Linux: \"Heartbeat IC version %u.%u\")\n",
+           fw_major, fw_minor, hb_major, hb_minor, hb_major, hb_minor);
+}
+
+/* One heartbeat: checks it and, if `answer`, sends seq_num + 1 back. Returns its seq_num. */
+static u64 ic_heartbeat(bool answer)
+{
+    u64 id;
+    u32 len = ic_receive("heartbeat", &id);
+    if (get16(12) != 1)
+        fail("heartbeat", "message of type %u, want 1 (heartbeat)", get16(12));
+    if (len < ICMSG_HDR + 8)
+        fail("heartbeat", "%u bytes: Linux needs %u", len, ICMSG_HDR + 8);
+    if (get16(8) != 3 || get16(10) != 0 || get16(14) != 3 || get16(16) != 0)
+        fail("heartbeat", "versions framework %u.%u, heartbeat %u.%u: want the negotiated 3.0/3.0", get16(8),
+             get16(10), get16(14), get16(16));
+    u64 seq;
+    memcpy(&seq, ic_buffer + ICMSG_HDR, sizeof(seq));
+    if (answer) {
+        u64 next = seq + 1;
+        memcpy(ic_buffer + ICMSG_HDR, &next, sizeof(next));
+        ic_answer("heartbeat", id, len);
+    }
+    return seq;
+}
+
+#define ANSWERED_FIRST 3
+#define IGNORED 3   /* the heartbeat plugin's default lost_after */
+#define ANSWERED_AGAIN 2
+
+static void run_test(void)
+{
+    if (echo.chn_flags != 0x11 || echo.pipe_mode != 4)
+        fail("offers", "heartbeat offer with channel flags 0x%x and pipe mode %u, want 0x11 and 4 (message mode)",
+             echo.chn_flags, echo.pipe_mode);
+    printf(PROG ": offers: channel flags 0x11 (enumerate device interface, named pipe), pipe mode 4 (message)\n");
+    ic_negotiate();
+    u64 first = ic_heartbeat(true);
+    for (u32 i = 1; i < ANSWERED_FIRST; i++)
+        if (ic_heartbeat(true) != first + i)
+            fail("heartbeat", "sequence numbers not consecutive from %lu", first);
+    printf(PROG ": heartbeat: answered %u heartbeats (seq %lu..%lu)\n", ANSWERED_FIRST, first, first + ANSWERED_FIRST - 1);
+    for (u32 i = 0; i < IGNORED; i++)
+        ic_heartbeat(false);
+    printf(PROG ": heartbeat: left %u heartbeats unanswered\n", IGNORED);
+    u64 again = ic_heartbeat(true);
+    for (u32 i = 1; i < ANSWERED_AGAIN; i++)
+        if (ic_heartbeat(true) != again + i)
+            fail("heartbeat", "sequence numbers not consecutive from %lu", again);
+    /* The next one is sent only after the host took the last answer in. */
+    ic_heartbeat(false);
+    printf(PROG ": heartbeat: answered %u more (seq %lu..%lu)\n", ANSWERED_AGAIN, again, again + ANSWERED_AGAIN - 1);
+}
+
+#elif !defined(BENCH)
 
 #define ECHO_PACKETS 10000
 #define MAX_PAYLOAD 1024
@@ -340,13 +493,13 @@ void kmain(u64 vcpu_index, u64 vcpu_count)
     check_hypercall_errors();
 
     vmbus_connect(hv.vp_index);
-    if (!vmbus_request_offers(echo_interface, &echo))
-        fail("offers", "no offer of the echo interface e6cf4b56-4cfc-4b3c-9b5d-5e2f0e6a3b21");
+    if (!vmbus_request_offers(device_interface, &echo))
+        fail("offers", "no offer of the " DEVICE_TEXT);
     if (echo.monitor_allocated || !echo.is_dedicated_interrupt || echo.connection_id == 0)
-        fail("offers", "echo offer with monitor_allocated %u, is_dedicated_interrupt %u, connection id 0x%x: "
+        fail("offers", DEVICE_NAME " offer with monitor_allocated %u, is_dedicated_interrupt %u, connection id 0x%x: "
                        "this guest signals with HvSignalEvent on a dedicated channel only",
              echo.monitor_allocated, echo.is_dedicated_interrupt, echo.connection_id);
-    printf(PROG ": offers: echo device is relid %u, connection id 0x%x\n", echo.child_relid, echo.connection_id);
+    printf(PROG ": offers: " DEVICE_NAME " device is relid %u, connection id 0x%x\n", echo.child_relid, echo.connection_id);
 
     setup_rings();
     u32 bodies = vmbus_create_gpadl(echo.child_relid, VMBUS_FIRST_GPADL, gpadl_pfns, GPADL_PAGES);
@@ -369,7 +522,9 @@ void kmain(u64 vcpu_index, u64 vcpu_count)
     printf(PROG ": teardown: GPADL_TORNDOWN 0x%x\n", VMBUS_FIRST_GPADL);
     vmbus_unload();
     printf(PROG ": unload: UNLOAD_RESPONSE\n");
-#ifndef BENCH
+#if defined(HEARTBEAT)
+    printf(PROG ": heartbeat IC negotiated and answered\n");
+#elif !defined(BENCH)
     printf(PROG ": %u packets echoed and verified\n", ECHO_PACKETS);
 #else
     printf(PROG ": done\n");

@@ -147,7 +147,7 @@ bool vmbus_request_offers(const u8 if_type[16], struct vmbus_offer_info *found)
             fail("offers", "relid %u has no event flag (1..2047)", o->child_relid);
         if (memcmp(o->if_type, if_type, 16) == 0) {
             if (have)
-                fail("offers", "two offers of the echo interface");
+                fail("offers", "two offers of the interface");
             have = true;
             memcpy(found->if_type, o->if_type, 16);
             memcpy(found->if_instance, o->if_instance, 16);
@@ -155,6 +155,8 @@ bool vmbus_request_offers(const u8 if_type[16], struct vmbus_offer_info *found)
             found->connection_id = o->connection_id;
             found->monitor_allocated = o->monitor_allocated & 1;
             found->is_dedicated_interrupt = o->is_dedicated_interrupt & 1;
+            found->chn_flags = o->chn_flags;
+            memcpy(&found->pipe_mode, o->user_def, sizeof(found->pipe_mode));
         }
     }
 }

@@ -168,6 +168,8 @@ struct vmbus_offer_info {
     u32 connection_id;
     u8 monitor_allocated;
     u16 is_dedicated_interrupt;
+    u16 chn_flags;
+    u32 pipe_mode;              /* the first u32 of user_def */
 };
 
 struct vmbus_connection {

@@ -44,7 +44,7 @@ enum FADT {
     static func build(facsAddress: UInt64, dsdtAddress: UInt64, devices: ACPIDeviceSet) -> [UInt8] {
         let pm = devices.powerManagement
         var body: [UInt8] = []
-        body += littleEndian(UInt32(exactly: facsAddress) ?? 0)          // 36 FIRMWARE_CTRL
+        body += littleEndian(UInt32(0))                                  // 36 FIRMWARE_CTRL: X_FIRMWARE_CTRL has it
         body += littleEndian(UInt32(exactly: dsdtAddress) ?? 0)          // 40 DSDT
         body.append(0)                                                   // 44 reserved
         body.append(0)                                                   // 45 preferred PM profile: unspecified

@@ -70,9 +70,9 @@ public enum ResourceDescriptor: Sendable, Equatable {
     }
 }
 
-/// A DWord or QWord address space descriptor (ACPI 6.5, 6.4.3.5.1-2).
+/// A Word, DWord or QWord address space descriptor (ACPI 6.5, 6.4.3.5.1-3).
 public struct AddressSpaceDescriptor: Sendable, Equatable {
-    public enum Width: Sendable, Equatable { case dword, qword }
+    public enum Width: Sendable, Equatable { case word, dword, qword }
     public enum Cacheability: UInt8, Sendable, Equatable {
         case nonCacheable = 0, cacheable = 1, writeCombining = 2, prefetchable = 3
     }
@@ -80,6 +80,8 @@ public struct AddressSpaceDescriptor: Sendable, Equatable {
         case memory(Cacheability, writable: Bool)
         /// I/O ports; the range flag is EntireRange (ISA and non-ISA addresses).
         case io
+        /// PCI bus numbers a host bridge decodes (WordBusNumber in ASL).
+        case busNumbers
     }
 
     public var width: Width
@@ -109,6 +111,9 @@ public struct AddressSpaceDescriptor: Sendable, Equatable {
         }
         let length = maximum - minimum + 1
         let fields = [granularity, minimum, maximum, translation, length]
+        if width == .word, let big = fields.first(where: { $0 > UInt64(UInt16.max) }) {
+            throw .invalidResource("Word address space field \(hex(big)) needs more than 16 bits; use DWord")
+        }
         if width == .dword, let big = fields.first(where: { $0 > UInt64(UInt32.max) }) {
             throw .invalidResource("DWord address space field \(hex(big)) needs 64 bits; use QWord")
         }
@@ -121,11 +126,17 @@ public struct AddressSpaceDescriptor: Sendable, Equatable {
         case .io:
             resourceType = 1
             typeFlags = 0x03
+        case .busNumbers:
+            resourceType = 2
+            typeFlags = 0
         }
         // General flags: bit 3 MaxFixed, bit 2 MinFixed, bit 1 subtractive decode, bit 0 consumer.
         let generalFlags: UInt8 = 0x0C | (producer ? 0 : 0x01)
         var bytes: [UInt8]
         switch width {
+        case .word:
+            bytes = [0x88] + littleEndian(UInt16(13)) + [resourceType, generalFlags, typeFlags]
+            for field in fields { bytes += littleEndian(UInt16(truncatingIfNeeded: field)) }
         case .dword:
             bytes = [0x87] + littleEndian(UInt16(23)) + [resourceType, generalFlags, typeFlags]
             for field in fields { bytes += littleEndian(UInt32(truncatingIfNeeded: field)) }
