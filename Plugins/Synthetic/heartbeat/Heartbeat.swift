@@ -10,7 +10,7 @@ import VeneerPluginKit
 /// A miss is a heartbeat without a correct answer before 3/4 of the interval has passed (so it is
 /// settled before the next one is due): no answer, a wrong sequence number, a failure status, an
 /// unusable answer, or a full ring that took no heartbeat at all.
-final class Heartbeat: VeneerDevice {
+final class Heartbeat: ICDevice {
     /// The channel's instance GUID. Fixed, so a guest sees the same device on every boot; chosen
     /// for Veneer (no public Hyper-V value is known, and Linux matches only the interface type).
     /// Its last group spells "Heart" in ASCII.
@@ -74,31 +74,11 @@ final class Heartbeat: VeneerDevice {
 
     // MARK: events
 
-    func channelOpened(_ channel: UInt32, userData: [UInt8]) {
-        guard channel == endpoint.channel else { return }
-        handle(endpoint.opened())
-    }
-
-    func channelSignalled(_ channel: UInt32) {
-        guard channel == endpoint.channel else { return }
-        handle(endpoint.signalled())
-    }
-
-    func channelClosed(_ channel: UInt32) {
-        guard channel == endpoint.channel else { return }
-        handle(endpoint.closed())
-    }
-
-    func timerFired(token: UInt64) {
-        if let events = endpoint.timerFired(token: token) { return handle(events) }
+    func serviceTimerFired(token: UInt64) {
         if token == Token.beat { beat() }
     }
 
-    func workPosted(token: UInt64) {
-        if let events = endpoint.workPosted(token: token) { handle(events) }
-    }
-
-    private func handle(_ events: [ICEvent]) {
+    func handle(_ events: [ICEvent]) {
         for event in events {
             switch event {
             case .negotiated:

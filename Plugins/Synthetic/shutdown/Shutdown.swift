@@ -11,7 +11,7 @@ import VeneerPluginKit
 /// Trigger: until veneerd has a management channel into plugins, a request is made by posted work
 /// with `Token.request` (parameter-free: the request's content is the instance's parameters).
 /// The ABI has no host-to-plugin request call yet; `request(_:)` is the entry point one would use.
-final class Shutdown: VeneerDevice {
+final class Shutdown: ICDevice {
     /// Hyper-V's instance GUID for the shutdown channel (as OpenVMM offers it).
     static let instance = "b6650ff7-33bc-4840-8048-e0676786f393"
 
@@ -80,34 +80,14 @@ final class Shutdown: VeneerDevice {
 
     // MARK: events
 
-    func channelOpened(_ channel: UInt32, userData: [UInt8]) {
-        guard channel == endpoint.channel else { return }
-        handle(endpoint.opened())
-    }
-
-    func channelSignalled(_ channel: UInt32) {
-        guard channel == endpoint.channel else { return }
-        handle(endpoint.signalled())
-    }
-
-    func channelClosed(_ channel: UInt32) {
-        guard channel == endpoint.channel else { return }
-        handle(endpoint.closed())
-    }
-
-    func timerFired(token: UInt64) {
-        if let events = endpoint.timerFired(token: token) { handle(events) }
-    }
-
-    func workPosted(token: UInt64) {
-        if let events = endpoint.workPosted(token: token) { return handle(events) }
+    func serviceWorkPosted(token: UInt64) {
         guard token == Token.request else { return }
         if case .failure(let why) = request(configured) {
             host.log(.warning, "shutdown: \(configured.action.rawValue) request not made: \(why)")
         }
     }
 
-    private func handle(_ events: [ICEvent]) {
+    func handle(_ events: [ICEvent]) {
         for event in events {
             switch event {
             case .negotiated, .negotiationFailed:

@@ -11,7 +11,7 @@ import VeneerPluginKit
 /// Each message carries the host's CLOCK_REALTIME as FILETIME and, from version 4.0, the
 /// partition reference counter at that instant, read from the core (ABI 1.5) — the counter the
 /// guest reads, never a second clock — so the guest corrects for the message's delay itself.
-final class TimeSync: VeneerDevice {
+final class TimeSync: ICDevice {
     /// Hyper-V's instance GUID for the time-sync channel (as OpenVMM offers it).
     static let instance = "2dd1ce17-079e-403c-b352-a1921ee207ee"
 
@@ -80,31 +80,11 @@ final class TimeSync: VeneerDevice {
 
     // MARK: events
 
-    func channelOpened(_ channel: UInt32, userData: [UInt8]) {
-        guard channel == endpoint.channel else { return }
-        handle(endpoint.opened())
-    }
-
-    func channelSignalled(_ channel: UInt32) {
-        guard channel == endpoint.channel else { return }
-        handle(endpoint.signalled())
-    }
-
-    func channelClosed(_ channel: UInt32) {
-        guard channel == endpoint.channel else { return }
-        handle(endpoint.closed())
-    }
-
-    func timerFired(token: UInt64) {
-        if let events = endpoint.timerFired(token: token) { return handle(events) }
+    func serviceTimerFired(token: UInt64) {
         if token == Token.sample { send(syncDue ? .sync : .sample) }   // a SYNC that could not go yet goes first
     }
 
-    func workPosted(token: UInt64) {
-        if let events = endpoint.workPosted(token: token) { handle(events) }
-    }
-
-    private func handle(_ events: [ICEvent]) {
+    func handle(_ events: [ICEvent]) {
         for event in events {
             switch event {
             case .negotiated:
