@@ -51,8 +51,8 @@ public enum InstructionFallback: String, Sendable, CaseIterable {
         regs.rip &+= length
         try cpu.setRegisters(regs)
         var events = try cpu.events()
-        let queuedUD = events.exception.injected != 0 || events.exception.pending != 0
-        if queuedUD && events.exception.nr == 6 {
+        let queuedUD = (events.exception.injected != 0 || events.exception.pending != 0) && events.exception.nr == 6
+        if queuedUD {
             events.exception.injected = 0
             events.exception.pending = 0
         }

@@ -77,11 +77,12 @@ public final class Machine {
             if enlightened, let first = vcpus.first {
                 ports.reserve(HyperVInterface.reservedPorts, owner: "the Hyper-V hypercall interface")
                 let tscOffset = try GuestTSCOffset.measure(first)
-                hyperv = try HyperVPartition(vm: vm, vpCount: config.vcpus, tscHz: try first.tscFrequency(),
+                let tscHz = try first.tscFrequency()
+                hyperv = try HyperVPartition(vm: vm, vpCount: config.vcpus, tscHz: tscHz,
                                              estimatedGuestTSC: { ckvm_rdtsc() &+ UInt64(bitPattern: tscOffset) },
                                              features: features, memory: memory, interrupts: interrupts,
                                              events: events, logger: logger)
-                logger.log(.debug, "hyperv", "reference time: guest TSC \(try first.tscFrequency()) Hz, scale \(hex(hyperv?.clock.scale.scale ?? 0)), invariant TSC \(features.invariantTSC ? "offered" : "not offered")")
+                logger.log(.debug, "hyperv", "reference time: guest TSC \(tscHz) Hz, scale \(hex(hyperv?.clock.scale.scale ?? 0)), invariant TSC \(features.invariantTSC ? "offered" : "not offered")")
             }
             services = MachineServices(vm: vm, memory: memory, ports: ports, mmio: MMIOBus(), interrupts: interrupts,
                                        events: events, stop: stop, hyperv: hyperv, logger: logger)
