@@ -70,6 +70,8 @@ let package = Package(
         .target(name: "VeneerPluginKit", dependencies: ["VeneerPluginABI", "VeneerSDKSupport"], path: "PluginSDK/Swift", swiftSettings: strict),
         // The IC framework every integration-service plugin builds on: negotiation, transactions, timeouts.
         .target(name: "VeneerIC", dependencies: ["VeneerPluginKit", "ICProtocol"], path: "PluginSDK/IC", swiftSettings: strict),
+        // Disk images (raw, VHDX) and the libaio engine that moves their data: used by storvsp and `veneer disk`.
+        .target(name: "VeneerDisk", path: "PluginSDK/Disk", swiftSettings: strict),
         .target(name: "VeneerHarness", dependencies: ["VeneerHost", "VeneerPluginABI"], path: "PluginSDK/Harness/Library", swiftSettings: strict),
         .executableTarget(name: "veneer-plugin-test", dependencies: ["VeneerHarness"], path: "PluginSDK/Harness/CLI", swiftSettings: strict),
         .testTarget(name: "HostTests", dependencies: ["VeneerHost", "VeneerHarness", "VeneerPluginKit", "VMBusProtocol"], path: "Tests/HostTests", swiftSettings: strict),

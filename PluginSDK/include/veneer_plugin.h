@@ -35,6 +35,13 @@
  *        sync). Taken from the host table's reserved tail; 1.4 plugins never call it.
  *   1.6  Parameters: VENEER_PARAM_PATH (a host file, resolved against the config file's directory)
  *        and enumerated integers (VENEER_PARAM_INT with `choices`).
+ *   1.7  What storage- and network-class VSPs need: offers added and rescinded while the VM runs
+ *        (vmbus_offer after create, vmbus_rescind), sub-channels at the guest's request
+ *        (vmbus_offer_subchannels), packets whose GPA-direct buffers arrive as bounded guest-RAM
+ *        segments (vmbus_read_segments), a GPADL's pages by id (vmbus_gpadl_segments), many
+ *        packets written with one signal (vmbus_write_batch); and parameter groups
+ *        (VENEER_PARAM_GROUP: an array of tables in the config, e.g. a controller's disks).
+ *        All taken from reserved tails: sizes unchanged.
  *
  * Threading
  *   Unless the descriptor sets VENEER_PLUGIN_CONCURRENT, the host serialises every callback into one
@@ -65,7 +72,7 @@ extern "C" {
 #endif
 
 #define VENEER_ABI_MAJOR 1
-#define VENEER_ABI_MINOR 6
+#define VENEER_ABI_MINOR 7
 
 /* The one symbol every plugin exports: `const veneer_plugin_descriptor *veneer_plugin_entry(void);`
  * It must be callable any number of times and return the same pointer each time. */
@@ -109,6 +116,12 @@ enum veneer_param_type {
                               * host resolves a relative path against the directory of the config
                               * file (as it does boot images); "" and the words listed in `choices`
                               * (e.g. "none,stdout") pass through unchanged.                      */
+    VENEER_PARAM_GROUP = 6,  /* (1.7) a TOML array of tables, `[[device.NAME]]` in a VM config:
+                              * each table is validated against `members` exactly as a device's
+                              * own keys are against its schema (unknown keys, types, bounds,
+                              * defaults). [min, max] bounds the number of tables (default_value
+                              * must be NULL: an absent group is zero tables, so min > 0 makes it
+                              * required). Members must not be groups themselves.              */
 };
 
 /* One parameter a plugin accepts. The host validates a VM config against this schema before any
@@ -125,7 +138,12 @@ typedef struct veneer_param_spec {
                                 * VENEER_PARAM_PATH: words that are not paths, e.g. "none,stdout";
                                 * VENEER_PARAM_INT (1.6): NULL, or the only values allowed, in
                                 * decimal, e.g. "1,2,4" (each within [min, max])                 */
-    uint64_t reserved[4];
+    /* 1.7, VENEER_PARAM_GROUP only: the schema of each table (stride param_spec_size of the
+     * descriptor), at most 64 members. */
+    const struct veneer_param_spec *members;
+    uint32_t member_count;
+    uint32_t reserved0;
+    uint64_t reserved[2];
 } veneer_param_spec;
 
 /* One validated parameter value handed to create. Every parameter of the schema is present, in
@@ -134,9 +152,13 @@ typedef struct veneer_param_value {
     uint32_t struct_size;
     uint32_t type;
     const char *name;
-    int64_t int_value;
+    int64_t int_value;          /* VENEER_PARAM_GROUP: the number of tables                     */
     const char *string_value;
-    uint64_t reserved[2];
+    /* 1.7, VENEER_PARAM_GROUP only: int_value * member_count values, table by table, each table's
+     * in member order with defaults filled in (stride: the create args' param_value_size). Valid
+     * for the duration of `create`, like strings. */
+    const struct veneer_param_value *items;
+    uint64_t reserved[1];
 } veneer_param_value;
 
 typedef struct veneer_create_args {
@@ -190,6 +212,51 @@ typedef struct veneer_vmbus_packet {
     uint32_t payload_length;
     uint64_t reserved[2];
 } veneer_vmbus_packet;
+
+/* VMBus channels of storage- and network-class VSPs (ABI 1.7)
+ *
+ * Offers at run time: vmbus_offer may be called from any callback once the VM runs (hot add); a
+ * connected guest sees the offer at once. vmbus_rescind withdraws one (hot remove): an open
+ * channel is closed first (vmbus_closed follows), and the id is invalid afterwards.
+ *
+ * Sub-channels: when the guest asks a device for more channels (storvsc's CREATE_SUB_CHANNELS,
+ * netvsc's subchannel request), the VSP calls vmbus_offer_subchannels on the open primary. Each
+ * sub-channel has the primary's type and instance and the next sub_channel_index (1, 2, ...); the
+ * guest opens each one (vmbus_opened), and each has its own rings, interrupt and target VP. They
+ * live as long as the primary is open: when it closes, the host closes and rescinds them
+ * (vmbus_closed for each open one first). With VENEER_PLUGIN_CONCURRENT the host may deliver
+ * events of different channels of one instance on different threads at once, never two events of
+ * one channel at once.
+ *
+ * Guest buffers: a GPA-direct packet's ranges are checked against guest RAM when the packet is
+ * read. vmbus_read_segments hands them over as segments (guest-physical runs, each entirely guest
+ * RAM, adjacent pages merged, in the guest's order, lengths summing to the ranges' byte counts),
+ * ready for mem_map; vmbus_gpadl_segments does the same for a GPADL (netvsc's receive and send
+ * buffers) by the id the guest gave it. Guest RAM stays mapped for the VM's life, so a segment
+ * stays safe to use after the guest tears the GPADL down: it is then merely the guest's memory
+ * again, and the guest's to corrupt. The layout of veneer_guest_segment is fixed in this major
+ * version. */
+typedef struct veneer_guest_segment {
+    uint64_t gpa;
+    uint64_t length;
+} veneer_guest_segment;
+
+/* One packet for vmbus_write_batch. `header` (may be NULL) is the type-specific part between the
+ * descriptor and the payload, e.g. a transfer-page packet's {u16 transfer_page_set_id;
+ * u8 sender_owns_set; u8 reserved; u32 range_count; {u32 byte_count; u32 byte_offset} ranges[]};
+ * its length must be a multiple of 8. */
+typedef struct veneer_vmbus_send {
+    uint32_t struct_size;
+    uint16_t type;             /* VENEER_VMBUS_INBAND, _TRANSFER_PAGES, _COMPLETION, ...         */
+    uint16_t flags;            /* VENEER_VMBUS_COMPLETION_REQUESTED                              */
+    uint64_t transaction_id;
+    const void *header;
+    uint32_t header_length;
+    uint32_t reserved0;
+    const void *payload;
+    uint64_t payload_length;
+    uint64_t reserved[2];
+} veneer_vmbus_send;
 
 /* ---------------------------------------------------------------------------------------------- */
 /* PCI (ABI 1.2)                                                                                   */
@@ -467,7 +534,33 @@ typedef struct veneer_host_api {
      * enlightened. May be called from any callback (and from create). */
     veneer_status (*hv_reference_time)(veneer_host *host, uint64_t *time_100ns);
 
-    void *reserved[13];
+    /* ABI 1.7: VMBus channels of storage- and network-class VSPs (see "VMBus channels ..." above).
+     * vmbus_rescind: VENEER_EINVAL for an id that is not the instance's (or a sub-channel: those
+     * go with their primary). vmbus_offer_subchannels offers `count` more sub-channels of the open
+     * primary `primary` and stores their ids in channels[0..count-1]: VENEER_EINVAL when `primary`
+     * is not an open primary of the instance, VENEER_ENOSPC when the sub-channels would exceed 64
+     * or no relid is free (nothing offered). vmbus_read_segments is vmbus_read except for a
+     * GPA-direct packet: `buffer` receives only the payload (header_length 0) and its ranges go to
+     * segments[0..*segment_count-1]; VENEER_ENOSPC (nothing consumed; payload_length and
+     * *segment_count say what is needed) when either capacity is too small. Other packets give
+     * *segment_count 0 and their header before the payload, as vmbus_read does.
+     * vmbus_gpadl_segments: the pages of the complete GPADL `gpadl` the guest created for
+     * `channel` (or for its primary, if `channel` is a sub-channel): VENEER_EINVAL when there is
+     * none, VENEER_ENOSPC (*count set) when `capacity` is too small. vmbus_write_batch writes
+     * packets[0..count-1] (stride `packet_size`) in order until one does not fit, signals the guest
+     * at most once, and sets *written: VENEER_ENOSPC when not all fit (vmbus_signalled follows
+     * when the guest made room), VENEER_EINVAL (nothing written) for a malformed packet. */
+    veneer_status (*vmbus_rescind)(veneer_host *host, uint32_t channel);
+    veneer_status (*vmbus_offer_subchannels)(veneer_host *host, uint32_t primary, uint32_t count, uint32_t *channels);
+    veneer_status (*vmbus_read_segments)(veneer_host *host, uint32_t channel, veneer_vmbus_packet *packet,
+                                         void *buffer, size_t capacity, veneer_guest_segment *segments,
+                                         uint32_t segment_capacity, uint32_t *segment_count);
+    veneer_status (*vmbus_gpadl_segments)(veneer_host *host, uint32_t channel, uint32_t gpadl,
+                                          veneer_guest_segment *segments, uint32_t capacity, uint32_t *count);
+    veneer_status (*vmbus_write_batch)(veneer_host *host, uint32_t channel, const veneer_vmbus_send *packets,
+                                       uint32_t count, uint32_t packet_size, uint32_t *written);
+
+    void *reserved[8];
 } veneer_host_api;
 
 /* ---------------------------------------------------------------------------------------------- */

@@ -47,3 +47,14 @@ static_assert(offsetof(veneer_host_api, hv_reference_time) == 224, "veneer_host_
 static_assert(VENEER_PARAM_PATH == 5, "veneer_param_type 1.6");
 static_assert(offsetof(veneer_param_spec, choices) == 48, "veneer_param_spec layout");
 static_assert(sizeof(veneer_param_spec) == 88, "veneer_param_spec layout");
+/* 1.7 (VSP channels, parameter groups) took its fields from the reserved tails: sizes unchanged. */
+static_assert(VENEER_PARAM_GROUP == 6, "veneer_param_type 1.7");
+static_assert(offsetof(veneer_param_spec, members) == 56, "veneer_param_spec 1.7 layout");
+static_assert(offsetof(veneer_param_spec, member_count) == 64, "veneer_param_spec 1.7 layout");
+static_assert(offsetof(veneer_param_value, items) == 32, "veneer_param_value 1.7 layout");
+static_assert(offsetof(veneer_host_api, vmbus_rescind) == 232, "veneer_host_api 1.7 layout");
+static_assert(offsetof(veneer_host_api, vmbus_write_batch) == 264, "veneer_host_api 1.7 layout");
+static_assert(sizeof(veneer_guest_segment) == 16, "veneer_guest_segment layout");
+static_assert(offsetof(veneer_vmbus_send, header) == 16, "veneer_vmbus_send layout");
+static_assert(offsetof(veneer_vmbus_send, payload) == 32, "veneer_vmbus_send layout");
+static_assert(sizeof(veneer_vmbus_send) == 64, "veneer_vmbus_send layout");
