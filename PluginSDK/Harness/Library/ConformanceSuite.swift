@@ -342,6 +342,7 @@ public struct ConformanceSuite: Sendable {
             case .bool(let b): .bool(b)
             case .int(let i): .int(i)
             case .string(let s): .string(s)
+            case .group: .group([])  // parse refuses groups: a group has no textual value
             }
         }
         return inputs
