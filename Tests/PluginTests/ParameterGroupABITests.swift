@@ -184,6 +184,27 @@ import VeneerHost
         #expect(members[1].kind == .path(words: ["none"]))
     }
 
+    // MARK: veneer-plugin-test
+
+    /// `--param disk[1].lun=4` gives a group's tables to the conformance suite; the plugin's
+    /// own refusal and a table that misses a required member fail create.
+    @Test func thePluginTestToolTakesGroupTables() throws {
+        let tool = TestSupport.productsDirectory + "/veneer-plugin-test"
+        let good = try TestSupport.run(tool, ["param-testdev", "--accesses", "200", "--param", "disk[0].lun=3", "--param", "disk[0].path=none",
+                                              "--param", "disk[1].lun=4", "--param", "disk[1].path=b.img", "--param", "disk[1].read_only=true"])
+        #expect(good.status == 0, "\(good.stdout)\(good.stderr)")
+        #expect(good.stdout.contains("PASS  create: instance created with defaults and disk[0].lun=3 disk[0].path=none disk[1].lun=4"), "\(good.stdout)")
+        let repeated = try TestSupport.run(tool, ["param-testdev", "--param", "disk[0].lun=3", "--param", "disk[0].path=a",
+                                                  "--param", "disk[1].lun=3", "--param", "disk[1].path=b"])
+        #expect(repeated.status == 1 && repeated.stdout.contains("FAIL  create: device 'dut' (plugin param-testdev): create failed: disk[1].lun: 3 is already disk[0]'s"),
+                "\(repeated.stdout)")
+        let gap = try TestSupport.run(tool, ["param-testdev", "--param", "disk[1].lun=3", "--param", "disk[1].path=b"])
+        #expect(gap.status == 1 && gap.stdout.contains("FAIL  create: disk[0].lun: required parameter missing"), "\(gap.stdout)")
+        let notAGroup = try TestSupport.run(tool, ["param-testdev", "--param", "port[0].x=1"])
+        #expect(notAGroup.status == 1 && notAGroup.stdout.contains("FAIL  create: port[0].x: 'port' is not a parameter group of this plugin"),
+                "\(notAGroup.stdout)")
+    }
+
     // MARK: veneer plugins --describe
 
     @Test func describeShowsTheGroupAndItsMembersIndented() throws {

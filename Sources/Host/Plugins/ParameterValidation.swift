@@ -23,6 +23,11 @@ public enum ParameterValidation {
         public var key: String
         public var reason: String
         public var description: String { "\(key): \(reason)" }
+
+        public init(key: String, reason: String) {
+            self.key = key
+            self.reason = reason
+        }
     }
 
     /// All parameters of `schema` in order, from `inputs` or defaults. Unknown keys, missing
