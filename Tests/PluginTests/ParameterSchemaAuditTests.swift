@@ -85,6 +85,17 @@ struct ParameterSchemaAuditTests {
         }
     }
 
+    /// At least one plugin (param-testdev) has a group, so the member audits below audit something.
+    @Test func theAuditSeesAGroup() {
+        let groups = Self.names.flatMap { name in
+            Self.schema(name).compactMap { spec -> String? in
+                if case .group = spec.kind { return "\(name).\(spec.name)" } else { return nil }
+            }
+        }
+        #expect(groups.contains("param-testdev.disk"), "\(groups)")
+        #expect(Self.probes("param-testdev").map(\.label).contains("param-testdev.disk[].cache"))
+    }
+
     @Test(arguments: names)
     func defaultsValidate(plugin: String) {
         let schema = Self.schema(plugin)
