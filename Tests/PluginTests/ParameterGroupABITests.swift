@@ -64,6 +64,40 @@ import VeneerHost
         #expect(line.hasPrefix("plugin \(path) has a malformed descriptor: \(field): ") && !line.contains("\n"), "\(line)")
     }
 
+    /// A table at 1.6's stride without the reserved tail (56 bytes) still loads; 1.7 took the
+    /// group's fields from that tail, so a group needs the full stride.
+    @Test func theShortStrideStillLoadsButCannotCarryAGroup() throws {
+        let source = #"""
+            #include "veneer_plugin.h"
+            #include <stdlib.h>
+            struct spec56 { uint32_t struct_size, type; const char *name, *doc, *default_value; int64_t min, max; const char *choices; };
+            _Static_assert(sizeof(struct spec56) == 56, "1.6's spec without its tail");
+            struct veneer_device { int unused; };
+            static const struct spec56 params[] = {
+                { 56, VENEER_PARAM_INT, "port", "first port", "0x600", 0, 0xffff, 0 },
+                { 56, TYPE, "disk", "disks", 0, 0, 4, 0 },
+            };
+            static veneer_device *create(const veneer_host_api *api, veneer_host *host, const veneer_create_args *args) {
+                (void)api; (void)host; (void)args;
+                return calloc(1, sizeof(veneer_device));
+            }
+            static void destroy(veneer_device *dev) { free(dev); }
+            static const veneer_plugin_descriptor descriptor = {
+                .struct_size = sizeof(veneer_plugin_descriptor), .abi_major = VENEER_ABI_MAJOR, .abi_minor = ABI_MINOR,
+                .name = "short", .version = "0.1", .summary = "56-byte parameter specs", .kind = VENEER_KIND_EMULATED,
+                .state_version = 1, .param_count = 2, .param_spec_size = 56, .params = (const veneer_param_spec *)params,
+                .create = create, .destroy = destroy,
+            };
+            const veneer_plugin_descriptor *veneer_plugin_entry(void) { return &descriptor; }
+            """#
+        let old = try PluginLibrary(path: try TestSupport.compilePlugin(source, defines: ["ABI_MINOR=6", "TYPE=VENEER_PARAM_BOOL"], name: "short"))
+        #expect(old.info.parameters.map(\.kind) == [.int(min: 0, max: 0xffff), .bool])
+        let path = try TestSupport.compilePlugin(source, defines: ["ABI_MINOR=7", "TYPE=VENEER_PARAM_GROUP"], name: "short")
+        let error = #expect(throws: PluginLoadError.self) { try PluginLibrary(path: path) }
+        #expect(error == .invalidField(path: path, field: "param_spec_size",
+                                       problem: "56 does not reach a group's members and member_count (a group needs 72)"))
+    }
+
     /// A plugin built for 1.6 or older cannot declare a group: type 6 meant nothing then, and
     /// its `members` bytes were reserved.
     @Test(arguments: 0...6)
