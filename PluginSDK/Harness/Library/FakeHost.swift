@@ -124,6 +124,10 @@ public final class FakeHost: DeviceHost, @unchecked Sendable {
     public struct Subchannel: Sendable, Equatable {
         public var channel: UInt32
         public var index: UInt16
+        public init(channel: UInt32, index: UInt16) {
+            self.channel = channel
+            self.index = index
+        }
     }
 
     struct Timer {
