@@ -288,6 +288,8 @@ public final class HyperVPartition: Sendable {
         }
         for (channel, fd) in zip(channels, fds) {
             do throws(MachineError) { try watchSignals(of: channel, fd) } catch {
+                // All or nothing: a sub-channel the guest could not signal must not stay offered.
+                channels.forEach { vmbus.unregister($0) }
                 throw .system(SystemError("watch VMBus sub-channel \(channel.relid)"))
             }
         }
