@@ -49,7 +49,7 @@ import Testing
         #expect(Set(all.map(\.token)).count == all.count, "each request completes once")
         for completion in all { #expect(completion.bytes == expected[completion.token], "token \(completion.token): \(completion.result)") }
         for write in written {
-            #expect(fileBytes(image.fd, offset: write.offset, count: write.count) == pattern(offset: write.offset, count: write.count, generation: 1))
+            #expect(mismatch(fileBytes(image.fd, offset: write.offset, count: write.count), pattern(offset: write.offset, count: write.count, generation: 1)) == nil)
         }
         #expect(image.log.withLock { $0.completedWrites.count } == written.count)
 
@@ -70,9 +70,9 @@ import Testing
             #expect(done.allSatisfy { $0.error == nil })
         }
         for write in written {
-            #expect(readMemory.bytes(at: Int(write.offset), count: write.count) == pattern(offset: write.offset, count: write.count, generation: 1))
+            #expect(mismatch(readMemory.bytes(at: Int(write.offset), count: write.count), pattern(offset: write.offset, count: write.count, generation: 1)) == nil)
             let rest = Int(slot) - write.count
-            #expect(readMemory.bytes(at: Int(write.offset) + write.count, count: rest) == [UInt8](repeating: 0, count: rest))
+            #expect(mismatch(readMemory.bytes(at: Int(write.offset) + write.count, count: rest), [UInt8](repeating: 0, count: rest)) == nil)
         }
         for queue in queues { queue.close() }
     }
@@ -115,15 +115,15 @@ import Testing
             } else {
                 want = [UInt8](repeating: 0, count: Int(block))
             }
-            #expect(got == want, "block \(index)")
+            #expect(mismatch(got, want) == nil, "block \(index)")
         }
         // The engine wrote only where the format mapped: the rest of the child is untouched.
-        #expect(fileBytes(image.childFD, offset: 0, count: Int(block)) == [UInt8](repeating: 0xEE, count: Int(block)))
+        #expect(mismatch(fileBytes(image.childFD, offset: 0, count: Int(block)), [UInt8](repeating: 0xEE, count: Int(block))) == nil)
 
         // A read entirely in unallocated blocks completes at once from submit.
         let zeros = queue.submit([DiskRequest(token: 7, operation: .read(offset: 6 * block, buffers: [target.buffer(count: Int(block))]))])
         #expect(zeros.map(\.bytes) == [block])
-        #expect(target.bytes(count: Int(block)) == [UInt8](repeating: 0, count: Int(block)))
+        #expect(mismatch(target.bytes(count: Int(block)), [UInt8](repeating: 0, count: Int(block))) == nil)
         queue.close()
     }
 
@@ -143,14 +143,14 @@ import Testing
         }
         let write = drain(queue, queue.submit([DiskRequest(token: 1, operation: .write(offset: 4096, buffers: sources.map { memory.buffer(at: $0.0, count: $0.1) }, fua: false))]))
         #expect(write.map(\.bytes) == [8192])
-        #expect(fileBytes(image.fd, offset: 4096, count: 8192) == data)
-        #expect(fileBytes(image.fd, offset: 0, count: 4096) == [UInt8](repeating: 0x11, count: 4096))
+        #expect(mismatch(fileBytes(image.fd, offset: 4096, count: 8192), data) == nil)
+        #expect(mismatch(fileBytes(image.fd, offset: 0, count: 4096), [UInt8](repeating: 0x11, count: 4096)) == nil)
 
         // Read it back into other odd places, split differently.
         let targets = [(20_003, 5000), (30_001, 3192)]
         let read = drain(queue, queue.submit([DiskRequest(token: 2, operation: .read(offset: 4096, buffers: targets.map { memory.buffer(at: $0.0, count: $0.1) }))]))
         #expect(read.map(\.bytes) == [8192])
-        #expect(memory.bytes(at: 20_003, count: 5000) + memory.bytes(at: 30_001, count: 3192) == data)
+        #expect(mismatch(memory.bytes(at: 20_003, count: 5000) + memory.bytes(at: 30_001, count: 3192), data) == nil)
         queue.close()
     }
 
@@ -173,7 +173,7 @@ import Testing
         #expect(queue.outstanding == 0)
         #expect(done.map(\.token).sorted() == (0..<40).map(UInt64.init))
         #expect(done.allSatisfy { $0.bytes == 4096 })
-        #expect(fileBytes(image.fd, offset: 0, count: 40 * 4096) == pattern(offset: 0, count: 40 * 4096, generation: 5))
+        #expect(mismatch(fileBytes(image.fd, offset: 0, count: 40 * 4096), pattern(offset: 0, count: 40 * 4096, generation: 5)) == nil)
         queue.close()
     }
 
@@ -191,7 +191,7 @@ import Testing
         #expect(queue.submit(requests).isEmpty)
         queue.close()
         #expect(image.log.withLock { $0.completedWrites.count } == 32, "every write was published before close returned")
-        #expect(fileBytes(image.fd, offset: 0, count: 32 * 65536) == pattern(offset: 0, count: 32 * 65536, generation: 9))
+        #expect(mismatch(fileBytes(image.fd, offset: 0, count: 32 * 65536), pattern(offset: 0, count: 32 * 65536, generation: 9)) == nil)
         let late = queue.submit([DiskRequest(token: 1, operation: .flush)])
         #expect(late.first?.error?.kind == .invalidRequest)
         #expect(queue.reap().isEmpty)

@@ -27,7 +27,7 @@ import Testing
         #expect(write(queue, memory, offset: 131_072, count: 8192, fua: true).map(\.bytes) == [8192])
         let log = image.log.withLock { $0.completedWrites.map { [$0.offset, $0.length, $0.durable ? 1 : 0] } }
         #expect(log == [[8192, 16384, durable ? 1 : 0], [65536, 4096, 0], [131_072, 8192, durable ? 1 : 0]])
-        #expect(fileBytes(image.fd, offset: 131_072, count: 8192) == pattern(offset: 131_072, count: 8192, generation: 2))
+        #expect(mismatch(fileBytes(image.fd, offset: 131_072, count: 8192), pattern(offset: 131_072, count: 8192, generation: 2)) == nil)
         queue.close()
     }
 
@@ -71,7 +71,7 @@ import Testing
         let memory = TestMemory(16384)
         let read = drain(queue, queue.submit([DiskRequest(token: 2, operation: .read(offset: 0, buffers: [memory.buffer(count: 16384)]))]))
         #expect(read.map(\.bytes) == [16384])
-        #expect(memory.bytes(count: 16384) == [UInt8](repeating: 0x77, count: 4096) + [UInt8](repeating: 0, count: 8192) + [UInt8](repeating: 0x77, count: 4096))
+        #expect(mismatch(memory.bytes(count: 16384), [UInt8](repeating: 0x77, count: 4096) + [UInt8](repeating: 0, count: 8192) + [UInt8](repeating: 0x77, count: 4096)) == nil)
         queue.close()
 
         let chain = ChainTestImage(directory: directory, size: 1 << 20, parentBlocks: [])
@@ -92,9 +92,9 @@ import Testing
         let length: UInt64 = (3 << 20) + 4096
         let done = drain(queue, queue.submit([DiskRequest(token: 1, operation: .writeZeroes(offset: 8192, length: length))]))
         #expect(done.map(\.bytes) == [length])
-        #expect(fileBytes(image.fd, offset: 0, count: 8192) == [UInt8](repeating: 0xAB, count: 8192))
-        #expect(fileBytes(image.fd, offset: 8192, count: Int(length)) == [UInt8](repeating: 0, count: Int(length)))
-        #expect(fileBytes(image.fd, offset: 8192 + length, count: 4096) == [UInt8](repeating: 0xAB, count: 4096))
+        #expect(mismatch(fileBytes(image.fd, offset: 0, count: 8192), [UInt8](repeating: 0xAB, count: 8192)) == nil)
+        #expect(mismatch(fileBytes(image.fd, offset: 8192, count: Int(length)), [UInt8](repeating: 0, count: Int(length))) == nil)
+        #expect(mismatch(fileBytes(image.fd, offset: 8192 + length, count: 4096), [UInt8](repeating: 0xAB, count: 4096)) == nil)
         #expect(image.log.withLock { $0.completedWrites.map { [$0.offset, $0.length, $0.durable ? 1 : 0] } } == [[8192, length, 0]])
         queue.close()
 
@@ -106,7 +106,7 @@ import Testing
         #expect(drain(chainQueue, chainQueue.submit([DiskRequest(token: 2, operation: .writeZeroes(offset: 2 * block, length: 2 * block))])).map(\.bytes) == [2 * block])
         let memory = TestMemory(Int(4 * block))
         #expect(drain(chainQueue, chainQueue.submit([DiskRequest(token: 3, operation: .read(offset: block, buffers: [memory.buffer(count: Int(4 * block))]))])).map(\.bytes) == [4 * block])
-        #expect(memory.bytes(count: Int(4 * block)) == [UInt8](repeating: 0, count: Int(4 * block)))
+        #expect(mismatch(memory.bytes(count: Int(4 * block)), [UInt8](repeating: 0, count: Int(4 * block))) == nil)
         chainQueue.close()
     }
 
@@ -124,9 +124,9 @@ import Testing
         ])
         #expect(refused.map(\.token) == [1, 2, 3])
         #expect(refused.allSatisfy { $0.error?.kind == .invalidRequest && $0.error?.message.contains("read-only") == true })
-        #expect(fileBytes(image.fd, offset: 0, count: 4096) == [UInt8](repeating: 0x42, count: 4096))
+        #expect(mismatch(fileBytes(image.fd, offset: 0, count: 4096), [UInt8](repeating: 0x42, count: 4096)) == nil)
         #expect(drain(queue, queue.submit([DiskRequest(token: 4, operation: .read(offset: 0, buffers: [memory.buffer(count: 4096)]))])).map(\.bytes) == [4096])
-        #expect(memory.bytes(count: 4096) == [UInt8](repeating: 0x42, count: 4096))
+        #expect(mismatch(memory.bytes(count: 4096), [UInt8](repeating: 0x42, count: 4096)) == nil)
         #expect(queue.submit([DiskRequest(token: 5, operation: .flush)]).map(\.bytes) == [0])
         queue.close()
     }
@@ -168,7 +168,7 @@ import Testing
         #expect(done.count == 1)
         #expect(done.first?.error?.kind == .io(errno: EIO))
         #expect(done.first?.error?.message.contains("end of the file") == true, "\(done)")
-        #expect(memory.bytes(count: 4096) == [UInt8](repeating: 0x33, count: 4096), "the part that existed was read")
+        #expect(mismatch(memory.bytes(count: 4096), [UInt8](repeating: 0x33, count: 4096)) == nil, "the part that existed was read")
         queue.close()
     }
 

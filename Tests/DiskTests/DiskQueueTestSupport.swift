@@ -256,3 +256,11 @@ extension DiskCompletion {
         return nil
     }
 }
+
+/// nil when the bytes are equal, else where they first differ: a short message, where comparing
+/// the arrays themselves would print (and diff) megabytes.
+func mismatch(_ got: [UInt8], _ want: [UInt8]) -> String? {
+    guard got.count == want.count else { return "\(got.count) bytes where \(want.count) were expected" }
+    guard let index = got.indices.first(where: { got[$0] != want[$0] }) else { return nil }
+    return "byte \(index) is \(got[index]), expected \(want[index])"
+}
