@@ -42,6 +42,8 @@ public final class DiskQueue {
     var usesAIODataSync = true
     /// writeZeroes as fallocate(ZERO_RANGE) where the file system has it; without it, zeros written.
     var usesZeroRange = true
+    /// fdatasyncs of data files done (through AIO or directly): what tests of FUA and flush observe.
+    private(set) var dataSyncs = 0
 
     /// IOV_MAX: the most iovecs one iocb takes.
     private static let maximumSegments = 1024
@@ -447,6 +449,7 @@ public final class DiskQueue {
                     usesAIODataSync = false
                     code = fdatasync(file.ioFD) == 0 ? 0 : errno
                     if code == 0 {
+                        dataSyncs += 1
                         pieceDone(piece.request, error: nil, &completed)
                         return
                     }
@@ -457,6 +460,7 @@ public final class DiskQueue {
         }
 
         guard piece.kind != .dataSync else {
+            dataSyncs += 1
             pieceDone(piece.request, error: nil, &completed)
             return
         }
@@ -514,6 +518,7 @@ public final class DiskQueue {
 
     private func syncNow(_ index: Int) throws(DiskError) {
         guard fdatasync(files[index].ioFD) == 0 else { throw failure(errno, file: index, "fdatasync") }
+        dataSyncs += 1
     }
 
     private func failure(_ code: Int32, file index: Int, _ what: String) -> DiskError {

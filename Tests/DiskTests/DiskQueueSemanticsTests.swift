@@ -22,9 +22,11 @@ import Testing
         let memory = TestMemory(65536)
         #expect(write(queue, memory, offset: 8192, count: 16384, fua: true).map(\.bytes) == [16384])
         #expect(write(queue, memory, offset: 65536, count: 4096, fua: false).map(\.bytes) == [4096])
+        #expect(queue.dataSyncs == 0, "RWF_DSYNC makes the write itself durable")
         // Without RWF_DSYNC: the write, then an fdatasync of the file, then the publication.
         queue.usesDSyncWrites = false
         #expect(write(queue, memory, offset: 131_072, count: 8192, fua: true).map(\.bytes) == [8192])
+        #expect(queue.dataSyncs == (durable ? 1 : 0))
         let log = image.log.withLock { $0.completedWrites.map { [$0.offset, $0.length, $0.durable ? 1 : 0] } }
         #expect(log == [[8192, 16384, durable ? 1 : 0], [65536, 4096, 0], [131_072, 8192, durable ? 1 : 0]])
         #expect(mismatch(fileBytes(image.fd, offset: 131_072, count: 8192), pattern(offset: 131_072, count: 8192, generation: 2)) == nil)
@@ -42,11 +44,13 @@ import Testing
         #expect(immediate.isEmpty, "an IOCB_CMD_FDSYNC completes through reap")
         #expect(drain(queue, immediate).map(\.bytes) == [0])
         #expect(image.log.withLock { $0.flushes } == 1)
+        #expect(queue.dataSyncs == 1, "the child only: the parent is read-only")
 
         // Without IOCB_CMD_FDSYNC the flush is an fdatasync inside submit.
         queue.usesAIODataSync = false
         #expect(queue.submit([DiskRequest(token: 6, operation: .flush)]).map(\.bytes) == [0])
         #expect(image.log.withLock { $0.flushes } == 2)
+        #expect(queue.dataSyncs == 2)
         queue.close()
     }
 
@@ -58,6 +62,7 @@ import Testing
         #expect(queue.submit([DiskRequest(token: 1, operation: .flush)]).map(\.bytes) == [0])
         #expect(queue.outstanding == 0)
         #expect(image.log.withLock { $0.flushes } == 0)
+        #expect(queue.dataSyncs == 0)
         queue.close()
     }
 
