@@ -76,3 +76,63 @@ final class MisbehavingImage: DiskImage {
         queue.close()
     }
 }
+
+/// The first half of the disk is a regular file; the second half names a directory, which the
+/// kernel refuses for AIO at io_submit.
+final class HalfDirectoryImage: DiskImage {
+    let path: String
+    let geometry = DiskGeometry(virtualSize: 1 << 20, logicalBlockSize: 512, physicalBlockSize: 4096)
+    let isReadOnly = false
+    let supportsDiscard = false
+    let fd: Int32
+    let directoryFD: Int32
+    let directoryPath: String
+
+    init(directory: TempDirectory) {
+        path = directory.file("half.img")
+        fd = makeFile(path, size: 1 << 19, fill: 0x21)
+        directoryPath = directory.file("subdirectory")
+        mkdir(directoryPath, 0o700)
+        directoryFD = open(directoryPath, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+    }
+
+    deinit {
+        close(fd)
+        close(directoryFD)
+    }
+
+    var dataFiles: [DiskDataFile] {
+        [DiskDataFile(fd: fd, path: path, writable: true), DiskDataFile(fd: directoryFD, path: directoryPath, writable: false)]
+    }
+
+    func mapForRead(offset: UInt64, length: UInt64) throws(DiskError) -> [DiskExtent] {
+        offset < 1 << 19 ? [.file(fd: fd, offset: offset, length: length)] : [.file(fd: directoryFD, offset: offset - (1 << 19), length: length)]
+    }
+    func mapForWrite(offset: UInt64, length: UInt64) throws(DiskError) -> DiskWriteMapping { DiskWriteMapping(extents: [.file(fd: fd, offset: offset, length: length)]) }
+    func completeWrite(_ mapping: DiskWriteMapping, durable: Bool) throws(DiskError) {}
+    func discard(offset: UInt64, length: UInt64) throws(DiskError) {}
+    func flush() throws(DiskError) {}
+}
+
+extension DiskQueueFormatCheckTests {
+    @Test func aRequestTheKernelRefusesFailsAloneAndTheRestOfTheBatchRuns() throws {
+        let directory = TempDirectory()
+        defer { directory.remove() }
+        let image = HalfDirectoryImage(directory: directory)
+        let queue = try DiskQueue(image: image, cache: .writeback, depth: 8)
+        let memory = TestMemory(3 * 4096)
+        let immediate = queue.submit([
+            DiskRequest(token: 1, operation: .read(offset: 0, buffers: [memory.buffer(at: 0, count: 4096)])),
+            DiskRequest(token: 2, operation: .read(offset: 1 << 19, buffers: [memory.buffer(at: 4096, count: 4096)])),
+            DiskRequest(token: 3, operation: .read(offset: 4096, buffers: [memory.buffer(at: 8192, count: 4096)])),
+        ])
+        let all = drain(queue, immediate)
+        #expect(all.count == 3)
+        let refused = all.first { $0.token == 2 }
+        #expect(refused?.error?.kind == .io(errno: EINVAL), "\(all)")
+        #expect(refused?.error?.path == image.directoryPath)
+        #expect(all.filter { $0.token != 2 }.allSatisfy { $0.bytes == 4096 })
+        #expect(mismatch(memory.bytes(at: 0, count: 4096) + memory.bytes(at: 8192, count: 4096), [UInt8](repeating: 0x21, count: 8192)) == nil)
+        queue.close()
+    }
+}
