@@ -242,7 +242,17 @@ public final class DiskQueue {
                 guard let zeros = ZeroBlock.shared else {
                     throw DiskError(.io(errno: ENOMEM), path: image.path, "no memory for a block of zeros")
                 }
-                pieces += try plan(.write, request: id, fd: fd, fileOffset: fileOffset, slices: zeros.slices(extentLength), dsync: false)
+                // One IOV_MAX run of the zero block at a time: a guest's WRITE SAME over a whole
+                // disk must not become one array of millions of iovecs.
+                let run = UInt64(Self.maximumSegments * ZeroBlock.size)
+                let fullRun = extentLength >= run ? zeros.slices(run) : []
+                var done: UInt64 = 0
+                while done < extentLength {
+                    let part = min(run, extentLength - done)
+                    pieces += try plan(.write, request: id, fd: fd, fileOffset: fileOffset + done,
+                                       slices: part == run ? fullRun : zeros.slices(part), dsync: false)
+                    done += part
+                }
             }
         } catch {
             release(id)
@@ -318,7 +328,7 @@ public final class DiskQueue {
         var at = fileOffset
         var start = 0
         while start < slices.count {
-            let chunk = Array(slices[start..<min(start + Self.maximumSegments, slices.count)])
+            let chunk = slices.count <= Self.maximumSegments ? slices : Array(slices[start..<min(start + Self.maximumSegments, slices.count)])
             start += chunk.count
             let length = chunk.reduce(UInt64(0)) { $0 + UInt64($1.count) }
             var piece = Piece(kind: kind, request: request, file: index, fileOffset: at, slices: chunk, length: length, dsync: dsync)
