@@ -17,9 +17,9 @@ final class MisbehavingImage: DiskImage {
     let fd: Int32
     let readOnlyFD: Int32
 
-    init(directory: TempDirectory, fault: Fault) {
+    init(directory: ScratchDirectory, fault: Fault) {
         path = directory.file("bad.img")
-        fd = makeFile(path, size: 1 << 20, fill: 0x99)
+        fd = makeTestFile(path, size: 1 << 20, fill: 0x99)
         readOnlyFD = open(path, O_RDONLY | O_CLOEXEC)
         self.fault = fault
     }
@@ -53,7 +53,7 @@ final class MisbehavingImage: DiskImage {
 @Suite struct DiskQueueFormatCheckTests {
     @Test(arguments: MisbehavingImage.Fault.allCases)
     func badMappingsFailTheRequest(fault: MisbehavingImage.Fault) throws {
-        let directory = TempDirectory()
+        let directory = ScratchDirectory()
         defer { directory.remove() }
         let image = MisbehavingImage(directory: directory, fault: fault)
         let queue = try DiskQueue(image: image, cache: .writeback)
@@ -65,7 +65,7 @@ final class MisbehavingImage: DiskImage {
         ])
         #expect(results.map(\.token) == [1, 2], "refused at once")
         #expect(results.allSatisfy { $0.error != nil }, "\(results)")
-        #expect(mismatch(fileBytes(image.fd, offset: 0, count: 1 << 16), [UInt8](repeating: 0x99, count: 1 << 16)) == nil, "nothing was written")
+        #expect(mismatch(preadBytes(image.fd, offset: 0, count: 1 << 16), [UInt8](repeating: 0x99, count: 1 << 16)) == nil, "nothing was written")
         if fault != .writeToZeroExtent && fault != .writeToReadOnlyFile {
             let read = drain(queue, queue.submit([DiskRequest(token: 3, operation: .read(offset: 4096, buffers: [memory.buffer(count: 8192)]))]))
             #expect(read.count == 1)
@@ -88,9 +88,9 @@ final class HalfDirectoryImage: DiskImage {
     let directoryFD: Int32
     let directoryPath: String
 
-    init(directory: TempDirectory) {
+    init(directory: ScratchDirectory) {
         path = directory.file("half.img")
-        fd = makeFile(path, size: 1 << 19, fill: 0x21)
+        fd = makeTestFile(path, size: 1 << 19, fill: 0x21)
         directoryPath = directory.file("subdirectory")
         mkdir(directoryPath, 0o700)
         directoryFD = open(directoryPath, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
@@ -116,7 +116,7 @@ final class HalfDirectoryImage: DiskImage {
 
 extension DiskQueueFormatCheckTests {
     @Test func aRequestTheKernelRefusesFailsAloneAndTheRestOfTheBatchRuns() throws {
-        let directory = TempDirectory()
+        let directory = ScratchDirectory()
         defer { directory.remove() }
         let image = HalfDirectoryImage(directory: directory)
         let queue = try DiskQueue(image: image, cache: .writeback, depth: 8)

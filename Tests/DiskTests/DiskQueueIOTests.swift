@@ -12,14 +12,14 @@ import Testing
 
     @Test(arguments: caches)
     func severalQueuesWithManyRequestsInFlight(cache: DiskCacheMode) throws {
-        let directory = TempDirectory()
+        let directory = ScratchDirectory()
         defer { directory.remove() }
         let region: UInt64 = 2 << 20
         let slot: UInt64 = 64 * 1024
         let image = IdentityTestImage(path: directory.file("disk.img"), size: 3 * region, fill: 0)
         let queues = try (0..<3).map { _ in try DiskQueue(image: image, cache: cache, depth: 16) }
         let memories = (0..<3).map { _ in TestMemory(Int(region)) }
-        var random = SplitMix64(seed: 0x51DE)
+        var random = DiskQueueRandom(seed: 0x51DE)
         var expected: [UInt64: UInt64] = [:]  // token: bytes
         var written: [(offset: UInt64, count: Int)] = []
         var completions: [[DiskCompletion]] = [[], [], []]
@@ -31,7 +31,7 @@ import Testing
                 let count = (1 + random.below(16)) * 4096
                 let offset = UInt64(q) * region + UInt64(index) * slot
                 let memoryOffset = index * Int(slot)
-                memories[q].store(pattern(offset: offset, count: count, generation: 1), at: memoryOffset)
+                memories[q].store(testPattern(offset: offset, count: count, generation: 1), at: memoryOffset)
                 let split = count > 4096 ? 4096 : count
                 var buffers = [memories[q].buffer(at: memoryOffset, count: split)]
                 if count > split { buffers.append(memories[q].buffer(at: memoryOffset + split, count: count - split)) }
@@ -49,7 +49,7 @@ import Testing
         #expect(Set(all.map(\.token)).count == all.count, "each request completes once")
         for completion in all { #expect(completion.bytes == expected[completion.token], "token \(completion.token): \(completion.result)") }
         for write in written {
-            #expect(mismatch(fileBytes(image.fd, offset: write.offset, count: write.count), pattern(offset: write.offset, count: write.count, generation: 1)) == nil)
+            #expect(mismatch(preadBytes(image.fd, offset: write.offset, count: write.count), testPattern(offset: write.offset, count: write.count, generation: 1)) == nil)
         }
         #expect(image.log.withLock { $0.completedWrites.count } == written.count)
 
@@ -70,7 +70,7 @@ import Testing
             #expect(done.allSatisfy { $0.error == nil })
         }
         for write in written {
-            #expect(mismatch(readMemory.bytes(at: Int(write.offset), count: write.count), pattern(offset: write.offset, count: write.count, generation: 1)) == nil)
+            #expect(mismatch(readMemory.bytes(at: Int(write.offset), count: write.count), testPattern(offset: write.offset, count: write.count, generation: 1)) == nil)
             let rest = Int(slot) - write.count
             #expect(mismatch(readMemory.bytes(at: Int(write.offset) + write.count, count: rest), [UInt8](repeating: 0, count: rest)) == nil)
         }
@@ -79,7 +79,7 @@ import Testing
 
     @Test(arguments: caches)
     func chainReadsChildParentAndZeroExtents(cache: DiskCacheMode) throws {
-        let directory = TempDirectory()
+        let directory = ScratchDirectory()
         defer { directory.remove() }
         let block = ChainTestImage.blockSize
         let image = ChainTestImage(directory: directory, size: 16 * block, parentBlocks: [1, 3, 4, 9])
@@ -91,7 +91,7 @@ import Testing
         for (first, count) in [(UInt64(3), 1), (5, 1), (10, 2)] {
             let offset = first * block
             let length = Int(block) * count
-            memory.store(pattern(offset: offset, count: length, generation: 1), at: Int(offset))
+            memory.store(testPattern(offset: offset, count: length, generation: 1), at: Int(offset))
             requests.append(DiskRequest(token: first, operation: .write(offset: offset, buffers: [memory.buffer(at: Int(offset), count: length)], fua: false)))
         }
         let writes = drain(queue, queue.submit(requests))
@@ -109,16 +109,16 @@ import Testing
             let got = target.bytes(at: Int(index * block), count: Int(block))
             let want: [UInt8]
             if [3, 5, 10, 11].contains(index) {
-                want = pattern(offset: index * block, count: Int(block), generation: 1)
+                want = testPattern(offset: index * block, count: Int(block), generation: 1)
             } else if [1, 4, 9].contains(index) {
-                want = pattern(offset: index * block, count: Int(block), generation: 7)
+                want = testPattern(offset: index * block, count: Int(block), generation: 7)
             } else {
                 want = [UInt8](repeating: 0, count: Int(block))
             }
             #expect(mismatch(got, want) == nil, "block \(index)")
         }
         // The engine wrote only where the format mapped: the rest of the child is untouched.
-        #expect(mismatch(fileBytes(image.childFD, offset: 0, count: Int(block)), [UInt8](repeating: 0xEE, count: Int(block))) == nil)
+        #expect(mismatch(preadBytes(image.childFD, offset: 0, count: Int(block)), [UInt8](repeating: 0xEE, count: Int(block))) == nil)
 
         // A read entirely in unallocated blocks completes at once from submit.
         let zeros = queue.submit([DiskRequest(token: 7, operation: .read(offset: 6 * block, buffers: [target.buffer(count: Int(block))]))])
@@ -128,14 +128,14 @@ import Testing
     }
 
     @Test func unalignedGuestMemoryUnderODirect() throws {
-        let directory = TempDirectory()
+        let directory = ScratchDirectory()
         defer { directory.remove() }
         let image = IdentityTestImage(path: directory.file("disk.img"), size: 1 << 20, fill: 0x11)
         let queue = try DiskQueue(image: image, cache: .none, depth: 4)
         let memory = TestMemory(64 * 1024)
         // 8 KiB at disk offset 4096 from three odd addresses and lengths (100 + 4508 + 3584).
         let sources = [(1, 100), (700, 4508), (9001, 3584)]
-        let data = pattern(offset: 4096, count: 8192, generation: 3)
+        let data = testPattern(offset: 4096, count: 8192, generation: 3)
         var at = 0
         for (offset, count) in sources {
             memory.store(Array(data[at..<at + count]), at: offset)
@@ -143,8 +143,8 @@ import Testing
         }
         let write = drain(queue, queue.submit([DiskRequest(token: 1, operation: .write(offset: 4096, buffers: sources.map { memory.buffer(at: $0.0, count: $0.1) }, fua: false))]))
         #expect(write.map(\.bytes) == [8192])
-        #expect(mismatch(fileBytes(image.fd, offset: 4096, count: 8192), data) == nil)
-        #expect(mismatch(fileBytes(image.fd, offset: 0, count: 4096), [UInt8](repeating: 0x11, count: 4096)) == nil)
+        #expect(mismatch(preadBytes(image.fd, offset: 4096, count: 8192), data) == nil)
+        #expect(mismatch(preadBytes(image.fd, offset: 0, count: 4096), [UInt8](repeating: 0x11, count: 4096)) == nil)
 
         // Read it back into other odd places, split differently.
         let targets = [(20_003, 5000), (30_001, 3192)]
@@ -155,7 +155,7 @@ import Testing
     }
 
     @Test func backlogBeyondDepthCompletesEveryRequest() throws {
-        let directory = TempDirectory()
+        let directory = ScratchDirectory()
         defer { directory.remove() }
         let image = IdentityTestImage(path: directory.file("disk.img"), size: 1 << 20, fill: 0)
         let queue = try DiskQueue(image: image, cache: .none, depth: 2)
@@ -163,7 +163,7 @@ import Testing
         var requests: [DiskRequest] = []
         for index in 0..<40 {
             let offset = UInt64(index) * 4096
-            memory.store(pattern(offset: offset, count: 4096, generation: 5), at: index * 4096)
+            memory.store(testPattern(offset: offset, count: 4096, generation: 5), at: index * 4096)
             requests.append(DiskRequest(token: UInt64(index), operation: .write(offset: offset, buffers: [memory.buffer(at: index * 4096, count: 4096)], fua: false)))
         }
         let first = queue.submit(requests)
@@ -173,33 +173,33 @@ import Testing
         #expect(queue.outstanding == 0)
         #expect(done.map(\.token).sorted() == (0..<40).map(UInt64.init))
         #expect(done.allSatisfy { $0.bytes == 4096 })
-        #expect(mismatch(fileBytes(image.fd, offset: 0, count: 40 * 4096), pattern(offset: 0, count: 40 * 4096, generation: 5)) == nil)
+        #expect(mismatch(preadBytes(image.fd, offset: 0, count: 40 * 4096), testPattern(offset: 0, count: 40 * 4096, generation: 5)) == nil)
         queue.close()
     }
 
     @Test(arguments: caches)
     func closeWaitsForInFlightAndBackloggedWrites(cache: DiskCacheMode) throws {
-        let directory = TempDirectory()
+        let directory = ScratchDirectory()
         defer { directory.remove() }
         let image = IdentityTestImage(path: directory.file("disk.img"), size: 4 << 20, fill: 0)
         let queue = try DiskQueue(image: image, cache: cache, depth: 4)
         let memory = TestMemory(32 * 65536)
-        memory.store(pattern(offset: 0, count: 32 * 65536, generation: 9))
+        memory.store(testPattern(offset: 0, count: 32 * 65536, generation: 9))
         let requests = (0..<32).map { index in
             DiskRequest(token: UInt64(index), operation: .write(offset: UInt64(index) * 65536, buffers: [memory.buffer(at: index * 65536, count: 65536)], fua: false))
         }
         #expect(queue.submit(requests).isEmpty)
         queue.close()
         #expect(image.log.withLock { $0.completedWrites.count } == 32, "every write was published before close returned")
-        #expect(mismatch(fileBytes(image.fd, offset: 0, count: 32 * 65536), pattern(offset: 0, count: 32 * 65536, generation: 9)) == nil)
+        #expect(mismatch(preadBytes(image.fd, offset: 0, count: 32 * 65536), testPattern(offset: 0, count: 32 * 65536, generation: 9)) == nil)
         let late = queue.submit([DiskRequest(token: 1, operation: .flush)])
         #expect(late.first?.error?.kind == .invalidRequest)
         #expect(queue.reap().isEmpty)
     }
 }
 
-/// SplitMix64: the whole state is the seed, so a seed names one exact run.
-struct SplitMix64 {
+/// DiskQueueRandom: the whole state is the seed, so a seed names one exact run.
+struct DiskQueueRandom {
     var state: UInt64
     init(seed: UInt64) { state = seed }
     mutating func next() -> UInt64 {

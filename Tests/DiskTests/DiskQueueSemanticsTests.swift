@@ -9,13 +9,13 @@ import Testing
 
 @Suite struct DiskQueueSemanticsTests {
     private func write(_ queue: DiskQueue, _ memory: TestMemory, offset: UInt64, count: Int, fua: Bool, token: UInt64 = 1) -> [DiskCompletion] {
-        memory.store(pattern(offset: offset, count: count, generation: 2))
+        memory.store(testPattern(offset: offset, count: count, generation: 2))
         return drain(queue, queue.submit([DiskRequest(token: token, operation: .write(offset: offset, buffers: [memory.buffer(count: count)], fua: fua))]))
     }
 
     @Test(arguments: [(DiskCacheMode.none, true), (.writeback, true), (.unsafe, false)])
     func fuaWritesArePublishedDurablyExceptWhenUnsafe(cache: DiskCacheMode, durable: Bool) throws {
-        let directory = TempDirectory()
+        let directory = ScratchDirectory()
         defer { directory.remove() }
         let image = IdentityTestImage(path: directory.file("disk.img"), size: 1 << 20, fill: 0)
         let queue = try DiskQueue(image: image, cache: cache)
@@ -29,12 +29,12 @@ import Testing
         #expect(queue.dataSyncs == (durable ? 1 : 0))
         let log = image.log.withLock { $0.completedWrites.map { [$0.offset, $0.length, $0.durable ? 1 : 0] } }
         #expect(log == [[8192, 16384, durable ? 1 : 0], [65536, 4096, 0], [131_072, 8192, durable ? 1 : 0]])
-        #expect(mismatch(fileBytes(image.fd, offset: 131_072, count: 8192), pattern(offset: 131_072, count: 8192, generation: 2)) == nil)
+        #expect(mismatch(preadBytes(image.fd, offset: 131_072, count: 8192), testPattern(offset: 131_072, count: 8192, generation: 2)) == nil)
         queue.close()
     }
 
     @Test func flushSyncsDataFilesThenTheFormat() throws {
-        let directory = TempDirectory()
+        let directory = ScratchDirectory()
         defer { directory.remove() }
         let image = ChainTestImage(directory: directory, size: 1 << 20, parentBlocks: [0])
         let queue = try DiskQueue(image: image, cache: .writeback)
@@ -55,7 +55,7 @@ import Testing
     }
 
     @Test func unsafeFlushIsANoOp() throws {
-        let directory = TempDirectory()
+        let directory = ScratchDirectory()
         defer { directory.remove() }
         let image = IdentityTestImage(path: directory.file("disk.img"), size: 1 << 20)
         let queue = try DiskQueue(image: image, cache: .unsafe)
@@ -67,7 +67,7 @@ import Testing
     }
 
     @Test func discardGoesToFormatsThatSupportIt() throws {
-        let directory = TempDirectory()
+        let directory = ScratchDirectory()
         defer { directory.remove() }
         let image = IdentityTestImage(path: directory.file("disk.img"), size: 1 << 20, fill: 0x77)
         let queue = try DiskQueue(image: image, cache: .none)
@@ -87,7 +87,7 @@ import Testing
 
     @Test(arguments: [(DiskCacheMode.none, true), (.none, false), (.writeback, true), (.writeback, false)])
     func writeZeroesReadsBackAsZeros(cache: DiskCacheMode, zeroRange: Bool) throws {
-        let directory = TempDirectory()
+        let directory = ScratchDirectory()
         defer { directory.remove() }
         let size: UInt64 = 8 << 20
         let image = IdentityTestImage(path: directory.file("disk.img"), size: size, fill: 0xAB)
@@ -97,9 +97,9 @@ import Testing
         let length: UInt64 = (3 << 20) + 4096
         let done = drain(queue, queue.submit([DiskRequest(token: 1, operation: .writeZeroes(offset: 8192, length: length))]))
         #expect(done.map(\.bytes) == [length])
-        #expect(mismatch(fileBytes(image.fd, offset: 0, count: 8192), [UInt8](repeating: 0xAB, count: 8192)) == nil)
-        #expect(mismatch(fileBytes(image.fd, offset: 8192, count: Int(length)), [UInt8](repeating: 0, count: Int(length))) == nil)
-        #expect(mismatch(fileBytes(image.fd, offset: 8192 + length, count: 4096), [UInt8](repeating: 0xAB, count: 4096)) == nil)
+        #expect(mismatch(preadBytes(image.fd, offset: 0, count: 8192), [UInt8](repeating: 0xAB, count: 8192)) == nil)
+        #expect(mismatch(preadBytes(image.fd, offset: 8192, count: Int(length)), [UInt8](repeating: 0, count: Int(length))) == nil)
+        #expect(mismatch(preadBytes(image.fd, offset: 8192 + length, count: 4096), [UInt8](repeating: 0xAB, count: 4096)) == nil)
         #expect(image.log.withLock { $0.completedWrites.map { [$0.offset, $0.length, $0.durable ? 1 : 0] } } == [[8192, length, 0]])
         queue.close()
 
@@ -117,7 +117,7 @@ import Testing
 
     @Test(arguments: [DiskCacheMode.none, .writeback])
     func readOnlyDisksRefuseEveryChange(cache: DiskCacheMode) throws {
-        let directory = TempDirectory()
+        let directory = ScratchDirectory()
         defer { directory.remove() }
         let image = IdentityTestImage(path: directory.file("disk.img"), size: 1 << 20, fill: 0x42, readOnly: true)
         let queue = try DiskQueue(image: image, cache: cache)
@@ -129,7 +129,7 @@ import Testing
         ])
         #expect(refused.map(\.token) == [1, 2, 3])
         #expect(refused.allSatisfy { $0.error?.kind == .invalidRequest && $0.error?.message.contains("read-only") == true })
-        #expect(mismatch(fileBytes(image.fd, offset: 0, count: 4096), [UInt8](repeating: 0x42, count: 4096)) == nil)
+        #expect(mismatch(preadBytes(image.fd, offset: 0, count: 4096), [UInt8](repeating: 0x42, count: 4096)) == nil)
         #expect(drain(queue, queue.submit([DiskRequest(token: 4, operation: .read(offset: 0, buffers: [memory.buffer(count: 4096)]))])).map(\.bytes) == [4096])
         #expect(mismatch(memory.bytes(count: 4096), [UInt8](repeating: 0x42, count: 4096)) == nil)
         #expect(queue.submit([DiskRequest(token: 5, operation: .flush)]).map(\.bytes) == [0])
@@ -137,7 +137,7 @@ import Testing
     }
 
     @Test func requestsOutsideTheDiskOrOffTheBlockGridAreRefused() throws {
-        let directory = TempDirectory()
+        let directory = ScratchDirectory()
         defer { directory.remove() }
         let size: UInt64 = 1 << 20
         let image = IdentityTestImage(path: directory.file("disk.img"), size: size, logicalBlockSize: 4096)
@@ -162,10 +162,10 @@ import Testing
     }
 
     @Test func aFileShorterThanTheDiskFailsTheReadRatherThanReturningShort() throws {
-        let directory = TempDirectory()
+        let directory = ScratchDirectory()
         defer { directory.remove() }
         let path = directory.file("short.img")
-        let fd = makeFile(path, size: 65536 + 4096, fill: 0x33)
+        let fd = makeTestFile(path, size: 65536 + 4096, fill: 0x33)
         let image = IdentityTestImage(path: path, fd: fd, size: 1 << 20)
         let queue = try DiskQueue(image: image, cache: .writeback)
         let memory = TestMemory(16384)
@@ -179,7 +179,7 @@ import Testing
 
     @Test(arguments: [DiskCacheMode.writeback, .none])
     func aFullFileSystemIsNoSpace(cache: DiskCacheMode) throws {
-        let directory = TempDirectory()
+        let directory = ScratchDirectory()
         defer { directory.remove() }
         let mountPoint = directory.file("tiny")
         mkdir(mountPoint, 0o700)

@@ -16,7 +16,7 @@ struct ImageLog: Sendable {
 }
 
 /// A temporary directory, removed with everything in it by `remove`.
-struct TempDirectory {
+struct ScratchDirectory {
     let path: String
 
     init() {
@@ -31,7 +31,7 @@ struct TempDirectory {
 }
 
 /// Creates `path` of `size` bytes, every byte `fill` (or sparse when `fill` is nil); returns an O_RDWR fd.
-func makeFile(_ path: String, size: UInt64, fill: UInt8? = nil) -> Int32 {
+func makeTestFile(_ path: String, size: UInt64, fill: UInt8? = nil) -> Int32 {
     let fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
     precondition(fd >= 0, "cannot create \(path): \(errno)")
     precondition(ftruncate(fd, off_t(size)) == 0)
@@ -48,19 +48,19 @@ func makeFile(_ path: String, size: UInt64, fill: UInt8? = nil) -> Int32 {
 }
 
 /// Reads `count` bytes of `fd` at `offset` with pread (the page cache: what any reader sees).
-func fileBytes(_ fd: Int32, offset: UInt64, count: Int) -> [UInt8] {
+func preadBytes(_ fd: Int32, offset: UInt64, count: Int) -> [UInt8] {
     var bytes = [UInt8](repeating: 0, count: count)
     let got = bytes.withUnsafeMutableBytes { pread(fd, $0.baseAddress, count, off_t(offset)) }
     return got == count ? bytes : []
 }
 
 /// The bytes the tests write at absolute disk offset `offset`: different at every offset and generation.
-func patternByte(_ offset: UInt64, generation: UInt8) -> UInt8 {
+func testPatternByte(_ offset: UInt64, generation: UInt8) -> UInt8 {
     UInt8(truncatingIfNeeded: (offset &* 2_654_435_761) >> 11) ^ generation &+ UInt8(truncatingIfNeeded: offset >> 9)
 }
 
-func pattern(offset: UInt64, count: Int, generation: UInt8) -> [UInt8] {
-    (0..<count).map { patternByte(offset + UInt64($0), generation: generation) }
+func testPattern(offset: UInt64, count: Int, generation: UInt8) -> [UInt8] {
+    (0..<count).map { testPatternByte(offset + UInt64($0), generation: generation) }
 }
 
 /// Page-aligned memory that outlives the requests using it.
@@ -120,7 +120,7 @@ final class IdentityTestImage: DiskImage {
 
     init(path: String, size: UInt64, fill: UInt8? = nil, readOnly: Bool = false, logicalBlockSize: UInt32 = 512) {
         self.path = path
-        fd = makeFile(path, size: size, fill: fill)
+        fd = makeTestFile(path, size: size, fill: fill)
         geometry = DiskGeometry(virtualSize: size, logicalBlockSize: logicalBlockSize, physicalBlockSize: 4096)
         isReadOnly = readOnly
     }
@@ -181,18 +181,18 @@ final class ChainTestImage: DiskImage {
     let childBlocks = Mutex(Set<UInt64>())
     let log = Mutex(ImageLog())
 
-    /// The parent holds `pattern(generation: 7)` in `parentBlocks`, zeros elsewhere.
-    init(directory: TempDirectory, size: UInt64, parentBlocks: Set<UInt64>) {
+    /// The parent holds `testPattern(generation: 7)` in `parentBlocks`, zeros elsewhere.
+    init(directory: ScratchDirectory, size: UInt64, parentBlocks: Set<UInt64>) {
         parentPath = directory.file("parent.img")
         path = directory.file("child.img")
-        let writer = makeFile(parentPath, size: size)
+        let writer = makeTestFile(parentPath, size: size)
         for block in parentBlocks {
-            let bytes = pattern(offset: block * Self.blockSize, count: Int(Self.blockSize), generation: 7)
+            let bytes = testPattern(offset: block * Self.blockSize, count: Int(Self.blockSize), generation: 7)
             precondition(pwrite(writer, bytes, bytes.count, off_t(block * Self.blockSize)) == bytes.count)
         }
         close(writer)
         parentFD = open(parentPath, O_RDONLY | O_CLOEXEC)
-        childFD = makeFile(path, size: size, fill: 0xEE)
+        childFD = makeTestFile(path, size: size, fill: 0xEE)
         self.parentBlocks = parentBlocks
         geometry = DiskGeometry(virtualSize: size, logicalBlockSize: 512, physicalBlockSize: 4096)
     }

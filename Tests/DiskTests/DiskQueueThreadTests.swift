@@ -11,7 +11,7 @@ import Testing
 @Suite struct DiskQueueThreadTests {
     @Test(arguments: [DiskCacheMode.none, .writeback])
     func queuesOnSeparateThreadsShareOneImage(cache: DiskCacheMode) throws {
-        let directory = TempDirectory()
+        let directory = ScratchDirectory()
         defer { directory.remove() }
         let threads = 4
         let region = 1 << 20
@@ -33,7 +33,7 @@ import Testing
         #expect(failures.withLock { $0 } == [])
         for index in 0..<threads {
             let offset = UInt64(index * region)
-            #expect(mismatch(fileBytes(image.fd, offset: offset, count: region), pattern(offset: offset, count: region, generation: UInt8(index))) == nil)
+            #expect(mismatch(preadBytes(image.fd, offset: offset, count: region), testPattern(offset: offset, count: region, generation: UInt8(index))) == nil)
         }
         #expect(image.log.withLock { $0.completedWrites.count } == threads * (region / 65536) * 2)
     }
@@ -50,7 +50,7 @@ import Testing
         defer { queue.close() }
         let base = UInt64(region * regionSize)
         let memory = TestMemory(regionSize)
-        memory.store(pattern(offset: base, count: regionSize, generation: UInt8(region)))
+        memory.store(testPattern(offset: base, count: regionSize, generation: UInt8(region)))
         var requests: [DiskRequest] = []
         for half in stride(from: 0, to: regionSize, by: 32768).reversed() {
             requests.append(DiskRequest(token: UInt64(half), operation: .write(offset: base + UInt64(half), buffers: [memory.buffer(at: half, count: 32768)], fua: half % 65536 == 0)))
