@@ -10,6 +10,11 @@ import Glibc
 ///
 /// Not thread-safe: one thread at a time (one queue per VMBus channel). Several queues may share
 /// one image, which is thread-safe.
+///
+/// Use from an event loop: `fd_watch(queue.eventFD)`; hand each batch of guest requests to
+/// `submit` and answer the completions it returns at once; when the eventfd is readable, `reap`
+/// and answer those. Tokens are the caller's (a VMBus transaction id, say); each request gets
+/// exactly one completion, from `submit` or from a later `reap`. Buffers must stay mapped until then.
 public final class DiskQueue {
     public let depth: Int
     /// Readable while completions wait to be reaped: watch it with fd_watch, then call `reap`.
