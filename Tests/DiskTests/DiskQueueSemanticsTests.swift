@@ -161,6 +161,26 @@ import Testing
         queue.close()
     }
 
+    @Test func emptyRequestsCompleteAtOnceWithNoBytes() throws {
+        let directory = ScratchDirectory()
+        defer { directory.remove() }
+        let image = IdentityTestImage(path: directory.file("disk.img"), size: 1 << 20, fill: 0x55)
+        let queue = try DiskQueue(image: image, cache: .none)
+        let memory = TestMemory(4096)
+        let done = queue.submit([
+            DiskRequest(token: 1, operation: .read(offset: 4096, buffers: [])),
+            DiskRequest(token: 2, operation: .write(offset: 1 << 20, buffers: [memory.buffer(count: 0)], fua: true)),
+            DiskRequest(token: 3, operation: .writeZeroes(offset: 0, length: 0)),
+            DiskRequest(token: 4, operation: .discard(offset: 0, length: 0)),
+        ])
+        #expect(done.map(\.token) == [1, 2, 3, 4])
+        #expect(done.allSatisfy { $0.bytes == 0 }, "\(done)")
+        #expect(queue.outstanding == 0)
+        #expect(image.log.withLock { $0.completedWrites.isEmpty && $0.discards.isEmpty })
+        #expect(mismatch(preadBytes(image.fd, offset: 0, count: 8192), [UInt8](repeating: 0x55, count: 8192)) == nil)
+        queue.close()
+    }
+
     @Test func aFileShorterThanTheDiskFailsTheReadRatherThanReturningShort() throws {
         let directory = ScratchDirectory()
         defer { directory.remove() }
