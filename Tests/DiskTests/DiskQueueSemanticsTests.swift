@@ -207,7 +207,7 @@ import Testing
             print("SKIPPED: cannot mount a 256 KiB tmpfs at \(mountPoint) (needs root)")
             return
         }
-        defer { _ = run("/usr/bin/umount", [mountPoint]) }
+        defer { _ = run("/usr/bin/umount", ["--lazy", mountPoint]) }
         let image = IdentityTestImage(path: "\(mountPoint)/disk.img", size: 4 << 20)
         let queue: DiskQueue
         do {
@@ -222,6 +222,32 @@ import Testing
         #expect(done.first?.error?.kind == .noSpace, "\(done)")
         #expect(done.first?.error?.path == image.path)
         #expect(image.log.withLock { $0.completedWrites.isEmpty }, "a failed write is not published")
+        queue.close()
+    }
+
+    @Test func cacheNoneOnAFileSystemWithoutODirectIsUnsupportedNamingTheFile() throws {
+        let directory = ScratchDirectory()
+        defer { directory.remove() }
+        let mountPoint = directory.file("ramfs")
+        mkdir(mountPoint, 0o700)
+        // ramfs has no O_DIRECT at all.
+        guard run("/usr/bin/mount", ["-t", "ramfs", "veneer-disktest", mountPoint]) else {
+            print("SKIPPED: cannot mount a ramfs at \(mountPoint) (needs root)")
+            return
+        }
+        defer { _ = run("/usr/bin/umount", ["--lazy", mountPoint]) }
+        let image = IdentityTestImage(path: "\(mountPoint)/disk.img", size: 1 << 20, fill: 0x66)
+        #expect {
+            _ = try DiskQueue(image: image, cache: .none)
+        } throws: { error in
+            guard let error = error as? DiskError else { return false }
+            return error.kind == .unsupported && error.path == image.path && error.message.contains("O_DIRECT")
+        }
+        // The page cache works there.
+        let queue = try DiskQueue(image: image, cache: .writeback)
+        let memory = TestMemory(4096)
+        #expect(drain(queue, queue.submit([DiskRequest(token: 1, operation: .read(offset: 0, buffers: [memory.buffer(count: 4096)]))])).map(\.bytes) == [4096])
+        #expect(mismatch(memory.bytes(count: 4096), [UInt8](repeating: 0x66, count: 4096)) == nil)
         queue.close()
     }
 
