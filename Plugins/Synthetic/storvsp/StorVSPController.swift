@@ -1,0 +1,184 @@
+import SCSIProtocol
+import StorVSPProtocol
+import VeneerDisk
+import VeneerPluginABI
+import VeneerPluginKit
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A synthetic SCSI controller: one VMBus offer (plus the sub-channels the guest asks for), up
+/// to 2 targets × 64 LUNs behind it.
+final class StorVSPController: VeneerDevice {
+    typealias DiskOpener = @Sendable (DiskConfiguration) throws(DiskError) -> (any DiskImage)?
+
+    let host: HostServices
+    let name: String
+    let instance: String
+    let controller: ControllerState
+    let primary: UInt32
+    private let opener: DiskOpener
+    private var sessions: [UInt32: ChannelSession] = [:]
+    private var subChannels: Set<UInt32> = []
+
+    init(host: HostServices, name: String, instance: String, limits: ControllerState.Limits, disks: [DiskConfiguration],
+         opener: @escaping DiskOpener) throws(PluginError) {
+        self.host = host
+        self.name = name
+        self.instance = instance
+        self.opener = opener
+        var map = LUNMap()
+        for disk in disks {
+            guard map.unit(path: 0, target: UInt8(disk.target), lun: UInt8(disk.lun)) == nil else {
+                throw PluginError("device '\(name)': two disks at target \(disk.target) LUN \(disk.lun)")
+            }
+            map.attach(try Self.makeUnit(disk, device: name, instance: instance, maxTransfer: limits.maxTransferBytes, opener: opener))
+        }
+        controller = ControllerState(limits: limits, luns: map, queueFactory: SynchronousQueueFactory())
+        primary = try host.offerChannel(interfaceType: StorageInterface.scsiController, interfaceInstance: instance)
+    }
+
+    static func makeUnit(_ disk: DiskConfiguration, device: String, instance: String, maxTransfer: UInt32,
+                         opener: DiskOpener) throws(PluginError) -> LogicalUnit {
+        let image: (any DiskImage)?
+        do { image = try opener(disk) } catch {
+            throw PluginError("device '\(device)': LUN \(disk.lun) (target \(disk.target)): \(error)")
+        }
+        if disk.kind == .disk && image == nil {
+            throw PluginError("device '\(device)': LUN \(disk.lun): no image")
+        }
+        return LogicalUnit(kind: disk.kind, target: disk.target, lun: disk.lun, image: image, readOnly: disk.readOnly,
+                           cache: disk.cache,
+                           serial: disk.serial ?? StableIdentity.serial(instance: instance, target: disk.target, lun: disk.lun),
+                           naaIdentifier: StableIdentity.naa(instance: instance, target: disk.target, lun: disk.lun),
+                           maxTransferBytes: maxTransfer)
+    }
+
+    // MARK: Hot add and remove (for the management API)
+
+    /// Attaches a LUN while the VM runs and tells the guest to rescan.
+    func attach(_ disk: DiskConfiguration) throws(PluginError) {
+        let unit = try Self.makeUnit(disk, device: name, instance: instance, maxTransfer: controller.limits.maxTransferBytes, opener: opener)
+        let added = controller.update { map in
+            guard map.unit(path: 0, target: UInt8(unit.target), lun: UInt8(unit.lun)) == nil else { return false }
+            map.attach(unit)
+            return true
+        }
+        guard added else { throw PluginError("device '\(name)': target \(disk.target) LUN \(disk.lun) is already attached") }
+        sessions[primary]?.announceBusChange()
+    }
+
+    /// Detaches a LUN: later I/O to it completes with SRB INVALID_LUN, and the guest rescans.
+    func detach(target: Int, lun: Int) throws(PluginError) {
+        let removed = controller.update { map in map.detach(target: target, lun: lun) != nil }
+        guard removed else { throw PluginError("device '\(name)': no LUN \(lun) at target \(target)") }
+        sessions[primary]?.announceBusChange()
+    }
+
+    var attachedLUNs: [LogicalUnit] { controller.snapshot().0.all }
+
+    // MARK: Device
+
+    func reset() {
+        for (_, session) in sessions { session.close() }
+        sessions = [:]
+        subChannels = []
+    }
+
+    func start() {
+        if let bytes = try? host.machineFact(.vcpuCount), bytes.count >= 4 {
+            controller.setVCPUCount(Int(UInt32(bytes[0]) | UInt32(bytes[1]) << 8 | UInt32(bytes[2]) << 16 | UInt32(bytes[3]) << 24))
+        }
+    }
+
+    func io(_ access: IOAccess, data: inout UInt64) {}
+
+    func channelOpened(_ channel: UInt32, userData: [UInt8]) {
+        guard channel == primary || subChannels.contains(channel) else { return }
+        sessions[channel]?.close()
+        let session = ChannelSession(channel: channel, isPrimary: channel == primary, controller: controller,
+                                     transport: HostChannelTransport(host: host, channel: channel), hooks: hooks(for: channel))
+        sessions[channel] = session
+        session.signalled()
+    }
+
+    func channelSignalled(_ channel: UInt32) { sessions[channel]?.signalled() }
+
+    func channelClosed(_ channel: UInt32) {
+        sessions[channel]?.close()
+        sessions[channel] = nil
+        if channel == primary {
+            // The host closes and rescinds the primary's sub-channels with it.
+            for sub in subChannels { sessions[sub]?.close(); sessions[sub] = nil }
+            subChannels = []
+        }
+    }
+
+    func fdReady(token: UInt64, events: FDEvents) {
+        sessions[UInt32(truncatingIfNeeded: token >> 32)]?.completionsReady(key: Int(token & 0xFFFF_FFFF))
+    }
+
+    private func hooks(for channel: UInt32) -> ChannelSession.Hooks {
+        let host = self.host, name = self.name, primary = self.primary
+        return ChannelSession.Hooks(
+            offerSubChannels: { [weak self] count in
+                guard let self, let offer = host.api.pointee.vmbus_offer_subchannels, host.api.pointee.abi_minor >= 7 else { return false }
+                var ids = [UInt32](repeating: 0, count: count)
+                let status = ids.withUnsafeMutableBufferPointer { offer(host.host, primary, UInt32(count), $0.baseAddress) }
+                guard status == veneer_status(VENEER_OK) else {
+                    host.log(.warning, "\(name): cannot offer \(count) sub-channels: \(statusName(status))")
+                    return false
+                }
+                self.subChannels.formUnion(ids)
+                return true
+            },
+            watch: { fd, key in
+                (try? host.watch(fd: fd, events: .readable, token: UInt64(channel) << 32 | UInt64(key))) != nil
+            },
+            unwatch: { fd in host.unwatch(fd: fd) },
+            log: { message in host.log(.warning, "\(name): \(message)") })
+    }
+
+    // MARK: State
+
+    /// Version 1: per open channel its initialization state. Replies still waiting for room are
+    /// not kept: a VM is saved stopped, after the guest drained its rings.
+    func save(to state: inout StateWriter) {
+        let open = sessions.values.sorted { $0.channel < $1.channel }
+        state.write(UInt32(open.count))
+        for session in open {
+            state.write(session.channel)
+            state.write(session.phase.rawValue)
+            state.write(session.version?.rawValue ?? 0)
+            state.write(UInt32(session.subChannelsOffered))
+        }
+    }
+
+    func load(version: UInt32, from state: inout StateReader) throws(StateError) {
+        guard version == 1 else { throw StateError("unknown state version \(version)") }
+        let count: UInt32 = try state.read()
+        guard count <= 65 else { throw StateError("\(count) channels: a controller has at most 65") }
+        var restored: [(UInt32, ChannelSession.Phase, UInt16, UInt32)] = []
+        for _ in 0..<count {
+            let channel: UInt32 = try state.read()
+            let raw: UInt8 = try state.read()
+            guard let phase = ChannelSession.Phase(rawValue: raw) else { throw StateError("channel \(channel): phase \(raw) unknown") }
+            let version: UInt16 = try state.read()
+            let offered: UInt32 = try state.read()
+            guard version == 0 || StorageProtocolVersion.supported.contains(StorageProtocolVersion(rawValue: version)) else {
+                throw StateError("channel \(channel): protocol version \(version) unknown")
+            }
+            guard offered <= 64 else { throw StateError("channel \(channel): \(offered) sub-channels") }
+            restored.append((channel, phase, version, offered))
+        }
+        try state.finish()
+        reset()
+        for (channel, phase, version, offered) in restored {
+            if channel != primary { subChannels.insert(channel) }
+            let session = ChannelSession(channel: channel, isPrimary: channel == primary, controller: controller,
+                                         transport: HostChannelTransport(host: host, channel: channel), hooks: hooks(for: channel))
+            session.restore(phase: phase, version: version == 0 ? nil : StorageProtocolVersion(rawValue: version), subChannelsOffered: Int(offered))
+            sessions[channel] = session
+        }
+    }
+}
