@@ -4,9 +4,9 @@ import VeneerDisk
 
 /// One VMBus channel of a controller (the primary or a sub-channel): its initialization state,
 /// its copy of the LUN table, its I/O engines and the commands in flight on it. Everything here
-/// is touched only from that channel's events, so it needs no lock; what channels share lives in
-/// `ControllerState`.
-final class ChannelSession {
+/// is touched only under its slot's lock in `ChannelTable` (`@unchecked Sendable` rests on that),
+/// never by another channel; what channels share lives in `ControllerState`.
+final class ChannelSession: @unchecked Sendable {
     enum Phase: UInt8, Sendable {
         /// Opened; waiting for BEGIN_INITIALIZATION (primary) or for the primary to be ready.
         case awaitingBegin = 0

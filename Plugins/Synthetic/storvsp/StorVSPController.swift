@@ -18,8 +18,7 @@ final class StorVSPController: VeneerDevice {
     let controller: ControllerState
     let primary: UInt32
     private let opener: DiskOpener
-    private var sessions: [UInt32: ChannelSession] = [:]
-    private var subChannels: Set<UInt32> = []
+    private let channels: ChannelTable
 
     init(host: HostServices, name: String, instance: String, limits: ControllerState.Limits, disks: [DiskConfiguration],
          opener: @escaping DiskOpener) throws(PluginError) {
@@ -36,6 +35,7 @@ final class StorVSPController: VeneerDevice {
         }
         controller = ControllerState(limits: limits, luns: map, queueFactory: SynchronousQueueFactory())
         primary = try host.offerChannel(interfaceType: StorageInterface.scsiController, interfaceInstance: instance)
+        channels = ChannelTable(primary: primary)
     }
 
     static func makeUnit(_ disk: DiskConfiguration, device: String, instance: String, maxTransfer: UInt32,
@@ -65,14 +65,14 @@ final class StorVSPController: VeneerDevice {
             return true
         }
         guard added else { throw PluginError("device '\(name)': target \(disk.target) LUN \(disk.lun) is already attached") }
-        sessions[primary]?.announceBusChange()
+        channels.with(primary) { $0.announceBusChange() }
     }
 
     /// Detaches a LUN: later I/O to it completes with SRB INVALID_LUN, and the guest rescans.
     func detach(target: Int, lun: Int) throws(PluginError) {
         let removed = controller.update { map in map.detach(target: target, lun: lun) != nil }
         guard removed else { throw PluginError("device '\(name)': no LUN \(lun) at target \(target)") }
-        sessions[primary]?.announceBusChange()
+        channels.with(primary) { $0.announceBusChange() }
     }
 
     var attachedLUNs: [LogicalUnit] { controller.snapshot().0.all }
@@ -80,9 +80,11 @@ final class StorVSPController: VeneerDevice {
     // MARK: Device
 
     func reset() {
-        for (_, session) in sessions { session.close() }
-        sessions = [:]
-        subChannels = []
+        channels.clearSubChannels()
+        channels.slots[0].session.withLock { session in
+            session?.close()
+            session = nil
+        }
     }
 
     func start() {
@@ -94,43 +96,47 @@ final class StorVSPController: VeneerDevice {
     func io(_ access: IOAccess, data: inout UInt64) {}
 
     func channelOpened(_ channel: UInt32, userData: [UInt8]) {
-        guard channel == primary || subChannels.contains(channel) else { return }
-        sessions[channel]?.close()
-        let session = ChannelSession(channel: channel, isPrimary: channel == primary, controller: controller,
-                                     transport: HostChannelTransport(host: host, channel: channel), hooks: hooks(for: channel))
-        sessions[channel] = session
-        session.signalled()
-    }
-
-    func channelSignalled(_ channel: UInt32) { sessions[channel]?.signalled() }
-
-    func channelClosed(_ channel: UInt32) {
-        sessions[channel]?.close()
-        sessions[channel] = nil
-        if channel == primary {
-            // The host closes and rescinds the primary's sub-channels with it.
-            for sub in subChannels { sessions[sub]?.close(); sessions[sub] = nil }
-            subChannels = []
+        guard let slot = channels.slot(of: channel) else { return }
+        let fresh = makeSession(channel)
+        slot.session.withLock { session in
+            session?.close()
+            session = fresh
+            fresh.signalled()
         }
     }
 
+    func channelSignalled(_ channel: UInt32) { channels.with(channel) { $0.signalled() } }
+
+    func channelClosed(_ channel: UInt32) {
+        channels.slot(of: channel)?.session.withLock { session in
+            session?.close()
+            session = nil
+        }
+        // The host closes and rescinds the primary's sub-channels with it.
+        if channel == primary { channels.clearSubChannels() }
+    }
+
     func fdReady(token: UInt64, events: FDEvents) {
-        sessions[UInt32(truncatingIfNeeded: token >> 32)]?.completionsReady(key: Int(token & 0xFFFF_FFFF))
+        channels.with(UInt32(truncatingIfNeeded: token >> 32)) { $0.completionsReady(key: Int(token & 0xFFFF_FFFF)) }
+    }
+
+    private func makeSession(_ channel: UInt32) -> ChannelSession {
+        ChannelSession(channel: channel, isPrimary: channel == primary, controller: controller,
+                       transport: HostChannelTransport(host: host, channel: channel), hooks: hooks(for: channel))
     }
 
     private func hooks(for channel: UInt32) -> ChannelSession.Hooks {
         let host = self.host, name = self.name, primary = self.primary
         return ChannelSession.Hooks(
-            offerSubChannels: { [weak self] count in
-                guard let self, let offer = host.api.pointee.vmbus_offer_subchannels, host.api.pointee.abi_minor >= 7 else { return false }
+            offerSubChannels: { [channels] count in
+                guard let offer = host.api.pointee.vmbus_offer_subchannels, host.api.pointee.abi_minor >= 7 else { return false }
                 var ids = [UInt32](repeating: 0, count: count)
                 let status = ids.withUnsafeMutableBufferPointer { offer(host.host, primary, UInt32(count), $0.baseAddress) }
                 guard status == veneer_status(VENEER_OK) else {
                     host.log(.warning, "\(name): cannot offer \(count) sub-channels: \(statusName(status))")
                     return false
                 }
-                self.subChannels.formUnion(ids)
-                return true
+                return channels.addSubChannels(ids)
             },
             watch: { fd, key in
                 (try? host.watch(fd: fd, events: .readable, token: UInt64(channel) << 32 | UInt64(key))) != nil
@@ -144,20 +150,26 @@ final class StorVSPController: VeneerDevice {
     /// Version 1: per open channel its initialization state. Replies still waiting for room are
     /// not kept: a VM is saved stopped, after the guest drained its rings.
     func save(to state: inout StateWriter) {
-        let open = sessions.values.sorted { $0.channel < $1.channel }
+        var open: [(UInt32, ChannelSession.Phase, UInt16, UInt32)] = []
+        for slot in channels.slots {
+            slot.session.withLock { session in
+                guard let session else { return }
+                open.append((session.channel, session.phase, session.version?.rawValue ?? 0, UInt32(session.subChannelsOffered)))
+            }
+        }
         state.write(UInt32(open.count))
-        for session in open {
-            state.write(session.channel)
-            state.write(session.phase.rawValue)
-            state.write(session.version?.rawValue ?? 0)
-            state.write(UInt32(session.subChannelsOffered))
+        for (channel, phase, version, offered) in open {
+            state.write(channel)
+            state.write(phase.rawValue)
+            state.write(version)
+            state.write(offered)
         }
     }
 
     func load(version: UInt32, from state: inout StateReader) throws(StateError) {
         guard version == 1 else { throw StateError("unknown state version \(version)") }
         let count: UInt32 = try state.read()
-        guard count <= 65 else { throw StateError("\(count) channels: a controller has at most 65") }
+        guard count <= UInt32(ChannelTable.capacity) else { throw StateError("\(count) channels: a controller has at most 65") }
         var restored: [(UInt32, ChannelSession.Phase, UInt16, UInt32)] = []
         for _ in 0..<count {
             let channel: UInt32 = try state.read()
@@ -173,12 +185,11 @@ final class StorVSPController: VeneerDevice {
         }
         try state.finish()
         reset()
+        guard channels.addSubChannels(restored.map(\.0).filter { $0 != primary }) else { throw StateError("too many sub-channels") }
         for (channel, phase, version, offered) in restored {
-            if channel != primary { subChannels.insert(channel) }
-            let session = ChannelSession(channel: channel, isPrimary: channel == primary, controller: controller,
-                                         transport: HostChannelTransport(host: host, channel: channel), hooks: hooks(for: channel))
+            let session = makeSession(channel)
             session.restore(phase: phase, version: version == 0 ? nil : StorageProtocolVersion(rawValue: version), subChannelsOffered: Int(offered))
-            sessions[channel] = session
+            channels.slot(of: channel)?.session.withLock { $0 = session }
         }
     }
 }
