@@ -1,6 +1,9 @@
 import SCSIProtocol
 import StorVSPProtocol
 import VeneerDisk
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// One VMBus channel of a controller (the primary or a sub-channel): its initialization state,
 /// its copy of the LUN table, its I/O engines and the commands in flight on it. Everything here
@@ -115,11 +118,37 @@ final class ChannelSession: @unchecked Sendable {
     }
 
     /// Puts back what `StorVSPController.save` kept.
-    func restore(phase: Phase, version: StorageProtocolVersion?, subChannelsOffered: Int) {
+    func restore(phase: Phase, version: StorageProtocolVersion?, subChannelsOffered: Int, waiting: [OutgoingPacket]) {
         self.phase = phase
         self.version = version
         self.subChannelsOffered = subChannelsOffered
+        self.waiting = waiting
         if isPrimary && phase == .ready { controller.setReady(version) }
+    }
+
+    /// For a save: waits until every command in flight completed, and returns the replies not yet
+    /// written (those completions included), so that nothing the guest asked for is lost.
+    func quiesce() -> [OutgoingPacket] {
+        var replies: [OutgoingPacket] = []
+        while !inFlight.isEmpty {
+            var progressed = false
+            for (_, queue) in queues where queue.outstanding > 0 {
+                if queue.eventFD >= 0 {
+                    var descriptor = pollfd(fd: queue.eventFD, events: Int16(POLLIN), revents: 0)
+                    _ = poll(&descriptor, 1, 1000)
+                }
+                let completions = queue.reap()
+                progressed = progressed || !completions.isEmpty
+                complete(completions, into: &replies)
+            }
+            if !progressed && queues.values.allSatisfy({ $0.outstanding == 0 }) {
+                // Nothing can complete any more: the engines lost these commands.
+                hooks.log("channel \(channel): \(inFlight.count) commands lost by the I/O engine")
+                inFlight = [:]
+            }
+        }
+        waiting += replies
+        return waiting
     }
 
     // MARK: The ring

@@ -147,49 +147,76 @@ final class StorVSPController: VeneerDevice {
 
     // MARK: State
 
-    /// Version 1: per open channel its initialization state. Replies still waiting for room are
-    /// not kept: a VM is saved stopped, after the guest drained its rings.
+    /// Version 1: per open channel its initialization state and the replies it has not written
+    /// yet. Commands in flight are completed first (the save waits for their I/O), so their
+    /// replies are among those kept and nothing the guest asked for is lost.
     func save(to state: inout StateWriter) {
-        var open: [(UInt32, ChannelSession.Phase, UInt16, UInt32)] = []
+        var open: [(ChannelSession, [OutgoingPacket])] = []
         for slot in channels.slots {
             slot.session.withLock { session in
                 guard let session else { return }
-                open.append((session.channel, session.phase, session.version?.rawValue ?? 0, UInt32(session.subChannelsOffered)))
+                open.append((session, session.quiesce()))
             }
         }
         state.write(UInt32(open.count))
-        for (channel, phase, version, offered) in open {
-            state.write(channel)
-            state.write(phase.rawValue)
-            state.write(version)
-            state.write(offered)
+        for (session, replies) in open {
+            state.write(session.channel)
+            state.write(session.phase.rawValue)
+            state.write(session.version?.rawValue ?? 0)
+            state.write(UInt32(session.subChannelsOffered))
+            state.write(UInt32(replies.count))
+            for reply in replies {
+                state.write(reply.type)
+                state.write(reply.transactionID)
+                state.write(bytes: reply.payload)
+            }
         }
+    }
+
+    private struct SavedChannel {
+        var channel: UInt32
+        var phase: ChannelSession.Phase
+        var version: StorageProtocolVersion?
+        var offered: Int
+        var waiting: [OutgoingPacket]
     }
 
     func load(version: UInt32, from state: inout StateReader) throws(StateError) {
         guard version == 1 else { throw StateError("unknown state version \(version)") }
         let count: UInt32 = try state.read()
         guard count <= UInt32(ChannelTable.capacity) else { throw StateError("\(count) channels: a controller has at most 65") }
-        var restored: [(UInt32, ChannelSession.Phase, UInt16, UInt32)] = []
+        var restored: [SavedChannel] = []
         for _ in 0..<count {
             let channel: UInt32 = try state.read()
             let raw: UInt8 = try state.read()
             guard let phase = ChannelSession.Phase(rawValue: raw) else { throw StateError("channel \(channel): phase \(raw) unknown") }
-            let version: UInt16 = try state.read()
-            let offered: UInt32 = try state.read()
-            guard version == 0 || StorageProtocolVersion.supported.contains(StorageProtocolVersion(rawValue: version)) else {
-                throw StateError("channel \(channel): protocol version \(version) unknown")
+            let rawVersion: UInt16 = try state.read()
+            let version = StorageProtocolVersion(rawValue: rawVersion)
+            guard rawVersion == 0 || StorageProtocolVersion.supported.contains(version) else {
+                throw StateError("channel \(channel): protocol version \(rawVersion) unknown")
             }
+            let offered: UInt32 = try state.read()
             guard offered <= 64 else { throw StateError("channel \(channel): \(offered) sub-channels") }
-            restored.append((channel, phase, version, offered))
+            let replyCount: UInt32 = try state.read()
+            guard replyCount <= 4096 else { throw StateError("channel \(channel): \(replyCount) waiting replies") }
+            var waiting: [OutgoingPacket] = []
+            for _ in 0..<replyCount {
+                let type: UInt16 = try state.read()
+                let id: UInt64 = try state.read()
+                let payload = try state.readBytes(maxCount: VStorPacket.size)
+                waiting.append(OutgoingPacket(type: type, transactionID: id, payload: payload))
+            }
+            restored.append(SavedChannel(channel: channel, phase: phase, version: rawVersion == 0 ? nil : version,
+                                         offered: Int(offered), waiting: waiting))
         }
         try state.finish()
+        guard restored.filter({ $0.channel == primary }).count <= 1 else { throw StateError("the primary channel saved twice") }
         reset()
-        guard channels.addSubChannels(restored.map(\.0).filter { $0 != primary }) else { throw StateError("too many sub-channels") }
-        for (channel, phase, version, offered) in restored {
-            let session = makeSession(channel)
-            session.restore(phase: phase, version: version == 0 ? nil : StorageProtocolVersion(rawValue: version), subChannelsOffered: Int(offered))
-            channels.slot(of: channel)?.session.withLock { $0 = session }
+        guard channels.addSubChannels(restored.map(\.channel).filter { $0 != primary }) else { throw StateError("too many sub-channels") }
+        for saved in restored {
+            let session = makeSession(saved.channel)
+            session.restore(phase: saved.phase, version: saved.version, subChannelsOffered: saved.offered, waiting: saved.waiting)
+            channels.slot(of: saved.channel)?.session.withLock { $0 = session }
         }
     }
 }
