@@ -84,7 +84,7 @@ let package = Package(
         .testTarget(name: "PluginTests", dependencies: ["VeneerHarness", "ICProtocol"], path: "Tests/PluginTests", swiftSettings: strict),
         .testTarget(name: "ICTests", dependencies: ["ICProtocol", "VeneerIC"], path: "Tests/ICTests", swiftSettings: strict),
         // storvsp's wire formats and its SCSI target and channel logic, below the plugin ABI.
-        .testTarget(name: "StorVSPTests", dependencies: ["StorVSP", "StorVSPProtocol", "SCSIProtocol", "VeneerDisk"],
+        .testTarget(name: "StorVSPTests", dependencies: ["StorVSP", "StorVSPProtocol", "SCSIProtocol", "VeneerDisk", "VeneerPluginKit", "VeneerPluginABI"],
                     path: "Tests/StorVSPTests", swiftSettings: strict),
         .testTarget(name: "IntegrationTests", dependencies: ["VeneerHost"], path: "Tests/IntegrationTests", swiftSettings: strict),
     ] + plugins.map {

@@ -112,7 +112,8 @@ final class ChannelSession: @unchecked Sendable {
     /// Sends an unsolicited ENUMERATE_BUS (transaction id 0) so the guest rescans after a LUN
     /// was added or removed. Only a ready primary does.
     func announceBusChange() {
-        guard isPrimary, phase == .ready, !broken else { return }
+        // Hosts send it from Windows 7's protocol on (older guests do not expect it).
+        guard isPrimary, phase == .ready, !broken, let version, version >= .win7 else { return }
         let packet = VStorPacket(operation: .enumerateBus).encode()
         send([OutgoingPacket(type: IncomingPacket.inBand, transactionID: 0, payload: packet)])
     }

@@ -76,6 +76,7 @@ final class StorVSPController: VeneerDevice {
     }
 
     var attachedLUNs: [LogicalUnit] { controller.snapshot().0.all }
+    var controllerStateForTests: ControllerState { controller }
 
     // MARK: Device
 
