@@ -195,3 +195,37 @@ func makeDisk(lun: Int = 0, target: Int = 0, blocks: Int = 2048, blockSize: UInt
                            maxTransferBytes: 512 * 1024)
     return (unit, path)
 }
+
+/// An engine whose requests complete only when the test says so (at `reap`), like libaio's: it
+/// lets tests see commands in flight, the queue-depth limit and the completion path.
+final class DeferredQueue: LUNQueue {
+    let inner: SynchronousLUNQueue
+    var held: [LUNRequest] = []
+    var submitted = 0
+    /// Requests `reap` completes per call (nil: all).
+    var perReap: Int?
+    init(image: any DiskImage) { inner = SynchronousLUNQueue(image: image, cache: .writeback) }
+    var eventFD: Int32 { -1 }
+    var outstanding: Int { held.count }
+    func submit(_ requests: [LUNRequest]) -> [LUNCompletion] {
+        submitted += requests.count
+        held += requests
+        return []
+    }
+    func reap() -> [LUNCompletion] {
+        let take = min(perReap ?? held.count, held.count)
+        let now = Array(held.prefix(take))
+        held.removeFirst(take)
+        return inner.submit(now)
+    }
+    func close() { _ = reap() }
+}
+
+final class DeferredFactory: LUNQueueFactory, @unchecked Sendable {
+    var queues: [DeferredQueue] = []
+    func makeQueue(for unit: LogicalUnit, image: any DiskImage) throws(DiskError) -> any LUNQueue {
+        let queue = DeferredQueue(image: image)
+        queues.append(queue)
+        return queue
+    }
+}
