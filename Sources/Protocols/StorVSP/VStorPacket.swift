@@ -42,8 +42,8 @@ public struct VStorPacket: Sendable, Equatable {
         }
     }
 
-    /// Decodes a guest payload: at least the header; a shorter union reads as zeros, and
-    /// `payloadSize` keeps how much the guest really sent (replies echo that size).
+    /// Decodes a guest payload: at least the header; a shorter union reads as zeros (the caller
+    /// knows how much the guest really sent and sizes its reply by that).
     public static func decode(_ bytes: [UInt8]) throws(DecodeError) -> VStorPacket {
         guard bytes.count >= headerSize else { throw .tooShort(bytes.count) }
         return VStorPacket(rawOperation: bytes.le(UInt32.self, at: 0), flags: bytes.le(UInt32.self, at: 4),
