@@ -79,6 +79,24 @@ struct StorVSPChannelTests {
         #expect(try SRBCompletion(replies[1]).srb == 1 && replies[1].transactionID == 6)
     }
 
+    @Test func windows7sShortRequestBlockGetsShortReplies() throws {
+        let f = fixture(units: [try makeDisk()])
+        _ = f.send([Guest.control(.beginInitialization), Guest.version(0x0402)])
+        let properties = ChannelProperties(union: try VStorPacket.decode(f.send([Guest.control(.queryProperties)])[0].payload).union)
+        #expect(!properties.supportsMultiChannel && properties.maxSubChannels == 0)
+        _ = f.send([Guest.control(.endInitialization)])
+        let replies = f.send([Guest.srb([0xC5, 0, 0, 0, 0, 0], requestSize: VMSCSIRequest.shortSize)])
+        #expect(replies.count == 1 && replies[0].payload.count == 12 + 0x24)
+        let packet = try VStorPacket.decode(replies[0].payload)
+        let request = VMSCSIRequest(union: packet.union, size: VMSCSIRequest.shortSize)
+        #expect(request.srbStatus == 0x84 && request.senseInfoLength == 18)
+        #expect(SenseData.decode(Array(request.cdbOrSense.prefix(18)))?.additional == .invalidCommandOperationCode)
+        // A Win8-sized request is still accepted (the extension is ignored), and answered at the guest's size.
+        let long = f.send([Guest.srb([0, 0, 0, 0, 0, 0])])
+        let longReply = try VStorPacket.decode(long[0].payload)
+        #expect(long[0].payload.count == 64 && VMSCSIRequest(union: longReply.union, size: 0x24).srbStatus == 1)
+    }
+
     // MARK: SCSI
 
     @Test func scanAnswersLikeAHyperVDisk() throws {
