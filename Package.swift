@@ -26,6 +26,7 @@ let plugins: [PluginTarget] = [
     PluginTarget(name: "shutdown", module: "Shutdown", path: "Plugins/Synthetic/shutdown", dependencies: ["VeneerIC"]),
     PluginTarget(name: "fw-cfg", module: "FirmwareConfig", path: "Plugins/Emulated/fw-cfg"),
     PluginTarget(name: "hv-testdev", module: "HyperVTestDevice", path: "Plugins/Synthetic/hv-testdev"),
+    PluginTarget(name: "param-testdev", module: "ParamTestDevice", path: "Plugins/Emulated/param-testdev"),
     PluginTarget(name: "storvsp", module: "StorVSP", path: "Plugins/Synthetic/storvsp",
                  dependencies: ["VeneerDisk", "StorVSPProtocol", "SCSIProtocol"]),
 ]

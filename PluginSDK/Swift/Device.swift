@@ -99,7 +99,7 @@ public enum PluginKind: UInt32, Sendable {
 }
 
 /// A parameter the plugin accepts; the host validates configs against these before calling `make`.
-public struct ParameterSpec: Sendable {
+public struct ParameterSpec: Sendable, Equatable {
     public enum Kind: Sendable, Equatable {
         case bool
         case int(min: Int64, max: Int64)
@@ -110,6 +110,11 @@ public struct ParameterSpec: Sendable {
         /// A host file: the host resolves a relative path against the config file's directory;
         /// "" and `words` (such as `none`, `stdout`) reach the plugin unchanged.
         case path(words: [String])
+        /// A parameter group (ABI 1.7): an array of tables in the config, `[[device.NAME]]`, between
+        /// `min` and `max` of them (at most 4096), each validated against `members` (at most 64,
+        /// none a group) with their defaults filled in. Give a group `default: nil`: an absent
+        /// group is zero tables, so `min > 0` makes it required. Read it with `Parameters.groups`.
+        case group(min: Int, max: Int, members: [ParameterSpec])
     }
 
     public var name: String
@@ -127,10 +132,12 @@ public struct ParameterSpec: Sendable {
 }
 
 /// Validated parameter values, one for every spec (defaults filled in by the host).
-public struct Parameters: Sendable {
+public struct Parameters: Sendable, Equatable {
     public enum Value: Sendable, Equatable {
         case int(Int64)
         case string(String)
+        /// A parameter group: one `Parameters` per table, in config order.
+        case group([Parameters])
     }
 
     public var values: [String: Value]
@@ -146,6 +153,14 @@ public struct Parameters: Sendable {
     public func string(_ name: String) -> String {
         if case .string(let s)? = values[name] { return s }
         return ""
+    }
+
+    /// The tables of group `name`, each with every member present (defaults filled in), so
+    /// `.int("lun")`, `.string("path")` and `.bool("read_only")` work on each. Empty when the
+    /// config gave none.
+    public func groups(_ name: String) -> [Parameters] {
+        if case .group(let tables)? = values[name] { return tables }
+        return []
     }
 }
 

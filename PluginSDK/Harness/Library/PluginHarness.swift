@@ -21,6 +21,8 @@ public final class PluginHarness {
     public let host: FakeHost
 
     /// Plugin `nameOrPath` (a name found through the plugin search path, or a path to a .so).
+    /// `parameters` are validated as a config's are; a parameter group takes one dictionary per
+    /// table: `["disk": .group([["lun": .int(0), "path": .string("a.img")]])]`.
     /// `pciBus`: a bus shared with other harnesses (e.g. a `pci-host` harness that should reach
     /// this device's functions); by default the instance gets a bus of its own.
     public init(

@@ -16,7 +16,9 @@ public struct PluginDeviceError: Error, CustomStringConvertible, Sendable, Equat
 /// Unsafe-pointer invariants: `device` is the plugin's handle from `create`, used until `destroy`
 /// and never after; callbacks are read from the descriptor once, at init. Unless the plugin is
 /// concurrent every call into it holds `lock`, as the ABI promises. Every call into it marks the
-/// thread with its crash site (`PluginCrashGuard`); `sites` lives as long as this object.
+/// thread with its crash site (`PluginCrashGuard`); `sites` lives as long as this object. The
+/// create arguments (value arrays, groups' items, strings) are allocated for that one call and
+/// freed after it returns, as the ABI says they are valid only during `create`.
 public final class PluginDevice: @unchecked Sendable {
     public typealias IOCallback = @convention(c) (OpaquePointer?, UInt32, UInt64, UInt32, UInt32, UnsafeMutablePointer<UInt64>?) -> Void
     public typealias PCIConfigCallback = @convention(c) (OpaquePointer?, UInt32, UInt32, UInt32, UInt32, UnsafeMutablePointer<UInt32>?) -> Void
@@ -106,8 +108,9 @@ public final class PluginDevice: @unchecked Sendable {
     public func create(parameters: [ParameterValue], vcpuCount: UInt32) throws(PluginDeviceError) {
         guard let create = descriptor.create else { throw failure("create", "no create callback") }
         clearError()
-        // C strings for names and string values must outlive the call only.
+        // C strings for names and string values, and groups' item arrays, must outlive the call only.
         var cStrings: [UnsafeMutablePointer<CChar>] = []
+        var itemArrays: [UnsafeMutableBufferPointer<veneer_param_value>] = []
         func keep(_ s: String) -> UnsafePointer<CChar> {
             let utf8 = Array(s.utf8CString)
             let p = UnsafeMutablePointer<CChar>.allocate(capacity: utf8.count)
@@ -115,8 +118,11 @@ public final class PluginDevice: @unchecked Sendable {
             cStrings.append(p)
             return UnsafePointer(p)
         }
-        defer { cStrings.forEach { $0.deallocate() } }
-        let values: [veneer_param_value] = parameters.map { p in
+        defer {
+            cStrings.forEach { $0.deallocate() }
+            itemArrays.forEach { $0.deallocate() }
+        }
+        func cValue(_ p: ParameterValue, _ kind: ParameterSchema.Kind?) -> veneer_param_value {
             var v = veneer_param_value()
             v.struct_size = UInt32(MemoryLayout<veneer_param_value>.size)
             v.name = keep(p.name)
@@ -124,15 +130,29 @@ public final class PluginDevice: @unchecked Sendable {
             case .bool(let b): v.type = VENEER_PARAM_BOOL.rawValue; v.int_value = b ? 1 : 0
             case .int(let i): v.type = VENEER_PARAM_INT.rawValue; v.int_value = i
             case .string(let s):
-                v.type = switch info.parameters.first(where: { $0.name == p.name })?.kind {
+                v.type = switch kind {
                 case .choice?: VENEER_PARAM_CHOICE.rawValue
                 case .path?: VENEER_PARAM_PATH.rawValue
                 default: VENEER_PARAM_STRING.rawValue
                 }
                 v.string_value = keep(s)
+            case .group(let tables):
+                // Table-major, member order: validation produced every member of every table.
+                v.type = VENEER_PARAM_GROUP.rawValue
+                v.int_value = Int64(tables.count)
+                let members: [ParameterSchema] = if case .group(_, _, let m)? = kind { m } else { [] }
+                let flat = tables.flatMap { $0 }
+                guard !flat.isEmpty else { break }
+                let items = UnsafeMutableBufferPointer<veneer_param_value>.allocate(capacity: flat.count)
+                itemArrays.append(items)
+                for (i, item) in flat.enumerated() {
+                    items.initializeElement(at: i, to: cValue(item, members.first { $0.name == item.name }?.kind))
+                }
+                v.items = UnsafePointer(items.baseAddress)
             }
             return v
         }
+        let values: [veneer_param_value] = parameters.map { p in cValue(p, info.parameters.first { $0.name == p.name }?.kind) }
         let instance = keep(instanceName)
         let handle: OpaquePointer? = values.withUnsafeBufferPointer { buffer in
             var args = veneer_create_args()
