@@ -211,7 +211,7 @@ struct StorVSPControllerTests {
 
     @Test func parametersAndIdentities() {
         let names = StorVSPController.definition.parameters.map(\.name)
-        #expect(names == ["instance", "max_subchannels", "max_transfer_bytes", "queue_depth"])
+        #expect(names == ["instance", "max_subchannels", "max_transfer_bytes", "queue_depth", "disk"])
         #expect(DiskConfiguration.members.map(\.name) == ["lun", "target", "path", "format", "read_only", "cache", "serial",
                                                           "logical_block_size", "physical_block_size", "type"])
         let guid = StableIdentity.instanceGUID(for: "scsi0")

@@ -20,6 +20,8 @@ extension StorVSPController {
                           doc: "largest transfer per command, a multiple of 4096 (Linux: max_sectors = this / 512)"),
             ParameterSpec("queue_depth", .int(min: 1, max: 1024), default: "128",
                           doc: "commands in flight per channel before the VSP stops reading that channel's ring"),
+            ParameterSpec("disk", .group(min: 0, max: LUNMap.targets * LUNMap.lunsPerTarget, members: DiskConfiguration.members),
+                          default: nil, doc: "one [[device.disk]] table per LUN (none: an empty controller)"),
         ]
     ) { host, params, name throws(PluginError) in
         let transfer = params.int("max_transfer_bytes")
@@ -29,7 +31,9 @@ extension StorVSPController {
         let instance = params.string("instance").isEmpty ? StableIdentity.instanceGUID(for: name) : params.string("instance")
         let limits = ControllerState.Limits(subChannelCap: Int(params.int("max_subchannels")), maxTransferBytes: UInt32(transfer),
                                             queueDepth: Int(params.int("queue_depth")))
-        return try StorVSPController(host: host, name: name, instance: instance, limits: limits, disks: [], opener: openImage)
+        var disks: [DiskConfiguration] = []
+        for table in params.groups("disk") { disks.append(try DiskConfiguration(table, device: name)) }
+        return try StorVSPController(host: host, name: name, instance: instance, limits: limits, disks: disks, opener: openImage)
     }
 
     /// Opens a LUN's image (nil for an empty CD/DVD drive).

@@ -62,7 +62,7 @@ struct DiskConfiguration: Sendable, Equatable {
     static let members: [ParameterSpec] = [
         ParameterSpec("lun", .int(min: 0, max: 63), default: nil, doc: "the LUN the guest sees (0-63)"),
         ParameterSpec("target", .int(min: 0, max: 1), default: "0", doc: "the SCSI target id (0-1)"),
-        ParameterSpec("path", .path(words: []), default: "", doc: "the image file (raw or VHDX; an ISO for a CD/DVD; \"\" for an empty drive)"),
+        ParameterSpec("path", .path(words: []), default: nil, doc: "the image file: raw or VHDX, an ISO for a CD/DVD (\"\": a drive without a medium)"),
         ParameterSpec("format", .choice(["auto", "raw", "vhdx"]), default: "auto", doc: "the image format (auto: by signature)"),
         ParameterSpec("read_only", .bool, default: "false", doc: "refuse guest writes (a CD/DVD always is)"),
         ParameterSpec("cache", .choice(["none", "writeback", "unsafe"]), default: "none",
