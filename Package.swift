@@ -79,10 +79,10 @@ let package = Package(
         .target(name: "VeneerIC", dependencies: ["VeneerPluginKit", "ICProtocol"], path: "PluginSDK/IC", swiftSettings: strict),
         // Disk images (raw, VHDX) and the libaio engine that moves their data: used by storvsp and `veneer disk`.
         .target(name: "VeneerDisk", path: "PluginSDK/Disk", swiftSettings: strict),
-        .target(name: "VeneerHarness", dependencies: ["VeneerHost", "VeneerPluginABI"], path: "PluginSDK/Harness/Library", swiftSettings: strict),
+        .target(name: "VeneerHarness", dependencies: ["VeneerHost", "VeneerPluginABI", "VMBusProtocol"], path: "PluginSDK/Harness/Library", swiftSettings: strict),
         .executableTarget(name: "veneer-plugin-test", dependencies: ["VeneerHarness"], path: "PluginSDK/Harness/CLI", swiftSettings: strict),
         .testTarget(name: "HostTests", dependencies: ["VeneerHost", "VeneerHarness", "VeneerPluginKit", "VMBusProtocol"], path: "Tests/HostTests", swiftSettings: strict),
-        .testTarget(name: "PluginTests", dependencies: ["VeneerHarness", "ICProtocol"], path: "Tests/PluginTests", swiftSettings: strict),
+        .testTarget(name: "PluginTests", dependencies: ["VeneerHarness", "ICProtocol", "VMBusProtocol"], path: "Tests/PluginTests", swiftSettings: strict),
         .testTarget(name: "ICTests", dependencies: ["ICProtocol", "VeneerIC"], path: "Tests/ICTests", swiftSettings: strict),
         // storvsp's wire formats and its SCSI target and channel logic, below the plugin ABI.
         .testTarget(name: "StorVSPTests", dependencies: ["StorVSP", "StorVSPProtocol", "SCSIProtocol", "VeneerDisk", "VeneerPluginKit", "VeneerPluginABI"],

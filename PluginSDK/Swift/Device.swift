@@ -2,7 +2,8 @@ import VeneerPluginABI
 
 /// A device instance written in Swift. The SDK turns a type conforming to this protocol into a
 /// plugin that speaks the C ABI (see `PluginExport`). Every method is called with the instance's
-/// lock held unless the definition is declared concurrent, so instances need no locking of their own.
+/// lock held unless the definition is declared concurrent (`PluginDefinition.concurrent`), so
+/// instances need no locking of their own; a concurrent one must lock what its channels share.
 public protocol VeneerDevice: AnyObject {
     /// Power-on state. Called once after creation and again on every VM reset.
     func reset()
@@ -178,11 +179,16 @@ public struct PluginDefinition: Sendable {
     public var kind: PluginKind
     public var stateVersion: UInt32
     public var parameters: [ParameterSpec]
+    /// VENEER_PLUGIN_CONCURRENT: the device does its own locking. The host may then call it from
+    /// several threads at once; VMBus events of different channels may run in parallel (a
+    /// storage or network VSP serving each sub-channel on its own), never two of one channel.
+    /// Off by default: every callback holds the instance's lock.
+    public var concurrent: Bool
     public var make: @Sendable (HostServices, Parameters, _ instanceName: String) throws(PluginError) -> any VeneerDevice
 
     public init(
         name: String, version: String, summary: String, kind: PluginKind = .emulated,
-        stateVersion: UInt32 = 1, parameters: [ParameterSpec],
+        stateVersion: UInt32 = 1, parameters: [ParameterSpec], concurrent: Bool = false,
         make: @escaping @Sendable (HostServices, Parameters, _ instanceName: String) throws(PluginError) -> any VeneerDevice
     ) {
         self.name = name
@@ -191,6 +197,7 @@ public struct PluginDefinition: Sendable {
         self.kind = kind
         self.stateVersion = stateVersion
         self.parameters = parameters
+        self.concurrent = concurrent
         self.make = make
     }
 }

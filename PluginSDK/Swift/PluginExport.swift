@@ -136,6 +136,7 @@ private func makeDescriptor(_ definition: PluginDefinition) -> UnsafeMutablePoin
     d.summary = cString(definition.summary)
     d.kind = definition.kind.rawValue
     d.state_version = definition.stateVersion
+    d.flags = definition.concurrent ? UInt32(VENEER_PLUGIN_CONCURRENT) : 0
     d.param_count = UInt32(definition.parameters.count)
     d.param_spec_size = UInt32(MemoryLayout<veneer_param_spec>.size)
     d.params = UnsafePointer(specs)

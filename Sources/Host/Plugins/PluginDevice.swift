@@ -28,6 +28,11 @@ public final class PluginDevice: @unchecked Sendable {
     public let binding: HostBinding
     private let lock = Mutex(())
     private let serialised: Bool
+    /// A concurrent plugin's VMBus events: one lock per channel, so events of different channels
+    /// may run at once but never two of one channel (ABI 1.7). Channel ids are relids (at most
+    /// 2047), which bounds the table.
+    private let channelLocks = Mutex<[UInt32: ChannelLock]>([:])
+    private final class ChannelLock: Sendable { let mutex = Mutex(()) }
     private let descriptor: veneer_plugin_descriptor
     private let ioCallback: IOCallback?
     private let pciConfigCallback: PCIConfigCallback?
@@ -240,19 +245,33 @@ public final class PluginDevice: @unchecked Sendable {
 
     // MARK: ABI 1.1 VMBus events
 
+    /// A VMBus event: under the instance's lock for a serialised plugin (as every callback), under
+    /// the channel's own lock for a concurrent one.
+    @inline(__always)
+    private func channelEvent(_ channel: UInt32, _ callback: PluginCallback, _ body: () -> Void) {
+        guard !serialised else { return serially(callback, body) }
+        let channelLock = channelLocks.withLock { locks -> ChannelLock in
+            if let existing = locks[channel] { return existing }
+            let created = ChannelLock()
+            locks[channel] = created
+            return created
+        }
+        channelLock.mutex.withLock { _ in serially(callback, body) }
+    }
+
     public func vmbusOpened(channel: UInt32, userData: [UInt8]) {
         guard let device, let call = descriptor.vmbus_opened else { return }
-        userData.withUnsafeBufferPointer { buffer in serially(.vmbusOpened) { call(device, channel, buffer.baseAddress, buffer.count) } }
+        userData.withUnsafeBufferPointer { buffer in channelEvent(channel, .vmbusOpened) { call(device, channel, buffer.baseAddress, buffer.count) } }
     }
 
     public func vmbusSignalled(channel: UInt32) {
         guard let device, let call = descriptor.vmbus_signalled else { return }
-        serially(.vmbusSignalled) { call(device, channel) }
+        channelEvent(channel, .vmbusSignalled) { call(device, channel) }
     }
 
     public func vmbusClosed(channel: UInt32) {
         guard let device, let call = descriptor.vmbus_closed else { return }
-        serially(.vmbusClosed) { call(device, channel) }
+        channelEvent(channel, .vmbusClosed) { call(device, channel) }
     }
 
     public static let maxStateBytes = 64 << 20
