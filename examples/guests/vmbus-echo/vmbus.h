@@ -170,6 +170,7 @@ struct vmbus_offer_info {
     u16 is_dedicated_interrupt;
     u16 chn_flags;
     u32 pipe_mode;              /* the first u32 of user_def */
+    u16 sub_channel_index;      /* 0: a primary channel */
 };
 
 struct vmbus_connection {
@@ -183,6 +184,12 @@ void vmbus_connect(u32 vp_index);
 /* REQUESTOFFERS; returns whether an offer of interface `if_type` arrived before
  * ALLOFFERS_DELIVERED, and fills `found` with it. */
 bool vmbus_request_offers(const u8 if_type[16], struct vmbus_offer_info *found);
+/* REQUESTOFFERS; stores up to `max` offers of `if_type` that arrive before ALLOFFERS_DELIVERED
+ * in `found` and returns how many there were (possibly more than `max`). */
+u32 vmbus_request_offers_of(const u8 if_type[16], struct vmbus_offer_info *found, u32 max);
+/* Waits for the next channel message, which must be an OFFERCHANNEL (e.g. a sub-channel the
+ * device offers after the guest asked for it). */
+void vmbus_wait_offer(struct vmbus_offer_info *found, const char *step);
 /* Returns how many GPADL_BODY messages it took. */
 u32 vmbus_create_gpadl(u32 relid, u32 gpadl, const u64 *pfns, u32 count);
 void vmbus_open(u32 relid, u32 gpadl, u32 downstream_page_offset);
