@@ -452,9 +452,10 @@ static void expect_good(const struct scsi_result *r, const char *step, const cha
 
 static void expect_check_condition(const struct scsi_result *r, u8 key, u8 asc, const char *step, const char *what)
 {
-    if (r->scsi_status != SAM_STAT_CHECK_CONDITION || SRB_STATUS(r->srb_status) == SRB_STATUS_SUCCESS
-        || !(r->srb_status & SRB_STATUS_AUTOSENSE_VALID) || r->sense_length < 14 || sense_key(r) != key
-        || sense_asc(r) != asc)
+    /* What Linux needs to see the sense: CHECK CONDITION and the autosense flag (Hyper-V also says
+     * SRB_STATUS_ERROR; storvsc copies the sense either way). */
+    if (r->scsi_status != SAM_STAT_CHECK_CONDITION || !(r->srb_status & SRB_STATUS_AUTOSENSE_VALID)
+        || r->sense_length < 14 || sense_key(r) != key || sense_asc(r) != asc)
         fail(step, "%s: srb status 0x%x, scsi status 0x%x, %u sense bytes, key 0x%x asc 0x%x ascq 0x%x; want CHECK "
                    "CONDITION with autosense, key 0x%x asc 0x%x",
              what, r->srb_status, r->scsi_status, r->sense_length, sense_key(r), sense_asc(r), sense_ascq(r), key, asc);
@@ -602,14 +603,15 @@ static void check_vpd_page(const struct expected_lun *e, u8 page, const u8 *d, u
         break;
     }
     case 0xB0:
-        if (length < 0x3C)
-            fail(step, "LUN %u page 0xB0 (block limits) of %u bytes, want 0x3C", e->lun, length);
-        printf(PROG ": vpd: LUN %u page 0xB0: max transfer %u blocks, optimal %u, max unmap %u LBAs\n", e->lun,
-               be32(d + 8), be32(d + 12), be32(d + 20));
+        /* sd reads the transfer limits from bytes 8..15 and the unmap limits only if 0x3C long. */
+        if (length < 0x0C)
+            fail(step, "LUN %u page 0xB0 (block limits) of %u bytes, want at least 12", e->lun, length);
+        printf(PROG ": vpd: LUN %u page 0xB0 (%u bytes): max transfer %u blocks, optimal %u, max unmap %u LBAs\n",
+               e->lun, length, be32(d + 8), be32(d + 12), length >= 0x3C ? be32(d + 20) : 0);
         break;
     case 0xB1:
-        if (length < 0x3C)
-            fail(step, "LUN %u page 0xB1 (characteristics) of %u bytes, want 0x3C", e->lun, length);
+        if (length < 2)
+            fail(step, "LUN %u page 0xB1 (characteristics) of %u bytes: no rotation rate", e->lun, length);
         printf(PROG ": vpd: LUN %u page 0xB1: rotation rate %u\n", e->lun, be16(d + 4));
         break;
     case 0xB2:
