@@ -335,8 +335,11 @@ static void create_subchannels(struct channel *primary, u64 vcpus)
         for (u32 j = 0; j < k; j++)
             if (channels[j].offer.child_relid == c->offer.child_relid)
                 fail("subchannels", "relid %u offered twice", c->offer.child_relid);
-        open_channel(c, k, "subchannels");
     }
+    /* The offers come in a burst: take them all before the GPADL and open replies (Linux handles
+     * each offer in its own work item). */
+    for (u32 k = 1; k <= n; k++)
+        open_channel(&channels[k], k, "subchannels");
     channel_count = 1 + n;
 }
 
@@ -1086,17 +1089,21 @@ void kmain(u64 vcpu_index, u64 vcpu_count)
 
     run_user(scsi_phase, 0, user_stack_top());
 
-    for (u32 k = channel_count; k-- > 0;)
+    /* vmbus_close of the primary as Linux does it: the sub-channels first. A VSP may withdraw
+     * the closed sub-channels (RESCIND_CHANNELOFFER): released as Linux does. */
+    vmbus.accept_rescinds = true;
+    for (u32 k = channel_count; k-- > 0;) {
         vmbus_close(channels[k].offer.child_relid);
-    for (u32 k = channel_count; k-- > 0;)
         vmbus_teardown_gpadl(channels[k].offer.child_relid, channels[k].gpadl);
+    }
+    vmbus_release_rescinded();
     vmbus_unload();
     u64 signals = 0;
     for (u32 k = 0; k < channel_count; k++)
         signals += channels[k].signals;
-    printf(PROG ": close: %u channels closed, GPADLs torn down, unloaded; %lu host signals, %lu SINT2 interrupts, "
-                "%lu unsolicited packets\n",
-           channel_count, signals, sint_interrupts, unsolicited_packets);
+    printf(PROG ": close: %u channels closed, GPADLs torn down, %u rescinds released, unloaded; %lu host signals, "
+                "%lu SINT2 interrupts, %lu unsolicited packets\n",
+           channel_count, vmbus.rescinds, signals, sint_interrupts, unsolicited_packets);
     printf(PROG ": all checks passed\n");
     guest_exit(0);
 }

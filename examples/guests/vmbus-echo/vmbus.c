@@ -32,19 +32,54 @@ static void post(u32 connection_id, const void *message, u32 size, const char *s
              ((const struct vmbus_msg_header *)message)->msgtype, size, connection_id, status);
 }
 
-/* Waits for the next channel message; it must be `want` and at least `size` bytes long. */
+/* Rescinds of channels this guest is closing (a VSP withdraws its sub-channels when they close),
+ * kept until vmbus_release_rescinded: Linux sends RELID_RELEASED only once the channel's close
+ * and GPADL teardown are done (hv_process_channel_removal). */
+static u32 rescinded[64];
+
+static bool note_rescind(const struct hv_message *m, const char *step)
+{
+    const struct vmbus_msg_header *h = (const void *)m->payload;
+    if (h->msgtype != CHANNELMSG_RESCIND_CHANNELOFFER || m->payload_size < sizeof(struct vmbus_rescind_offer))
+        return false;
+    u32 relid = ((const struct vmbus_rescind_offer *)m->payload)->child_relid;
+    if (vmbus.rescinds >= ARRAY_SIZE(rescinded))
+        fail(step, "more than %lu rescinds", ARRAY_SIZE(rescinded));
+    for (u32 i = 0; i < vmbus.rescinds; i++)
+        if (rescinded[i] == relid)
+            fail(step, "relid %u rescinded twice", relid);
+    rescinded[vmbus.rescinds++] = relid;
+    printf(PROG ": %s: host rescinded relid %u\n", step, relid);
+    return true;
+}
+
+void vmbus_release_rescinded(void)
+{
+    for (u32 i = 0; i < vmbus.rescinds; i++) {
+        struct vmbus_relid_released released = { .header.msgtype = CHANNELMSG_RELID_RELEASED,
+                                                  .child_relid = rescinded[i] };
+        post(vmbus.msg_conn_id, &released, sizeof(released), "release");
+    }
+}
+
+/* Waits for the next channel message; it must be `want` and at least `size` bytes long. With
+ * `vmbus.accept_rescinds`, rescinds that come first are noted and skipped. */
 static const void *receive(struct hv_message *m, u32 want, u32 size, const char *step)
 {
     u64 deadline = deadline_ms(REPLY_TIMEOUT_MS);
-    while (!hv_take_message(VMBUS_MESSAGE_SINT, m)) {
-        if (expired(deadline))
-            fail(step, "no reply (want msgtype %u) within %u ms", want, REPLY_TIMEOUT_MS);
-        cpu_relax();
+    for (;;) {
+        while (!hv_take_message(VMBUS_MESSAGE_SINT, m)) {
+            if (expired(deadline))
+                fail(step, "no reply (want msgtype %u) within %u ms", want, REPLY_TIMEOUT_MS);
+            cpu_relax();
+        }
+        if (m->message_type != VMBUS_MESSAGE_TYPE)
+            fail(step, "SynIC message type 0x%x, want %u (VMBus)", m->message_type, VMBUS_MESSAGE_TYPE);
+        if (m->payload_size < sizeof(struct vmbus_msg_header))
+            fail(step, "channel message of %u bytes", m->payload_size);
+        if (!(vmbus.accept_rescinds && want != CHANNELMSG_RESCIND_CHANNELOFFER && note_rescind(m, step)))
+            break;
     }
-    if (m->message_type != VMBUS_MESSAGE_TYPE)
-        fail(step, "SynIC message type 0x%x, want %u (VMBus)", m->message_type, VMBUS_MESSAGE_TYPE);
-    if (m->payload_size < sizeof(struct vmbus_msg_header))
-        fail(step, "channel message of %u bytes", m->payload_size);
     const struct vmbus_msg_header *h = (const void *)m->payload;
     if (h->msgtype != want)
         fail(step, "got msgtype %u, want %u", h->msgtype, want);

@@ -140,6 +140,16 @@ struct vmbus_gpadl_teardown {
     u32 gpadl;
 } PACKED;
 
+struct vmbus_rescind_offer {
+    struct vmbus_msg_header header;
+    u32 child_relid;
+} PACKED;
+
+struct vmbus_relid_released {
+    struct vmbus_msg_header header;
+    u32 child_relid;
+} PACKED;
+
 struct vmbus_gpadl_torndown {
     struct vmbus_msg_header header;
     u32 gpadl;
@@ -156,6 +166,8 @@ _Static_assert(sizeof(struct vmbus_open_result) == 20, "open result");
 _Static_assert(sizeof(struct vmbus_close_channel) == 12, "close");
 _Static_assert(sizeof(struct vmbus_gpadl_teardown) == 16, "teardown");
 _Static_assert(sizeof(struct vmbus_gpadl_torndown) == 12, "torndown");
+_Static_assert(sizeof(struct vmbus_rescind_offer) == 12, "rescind");
+_Static_assert(sizeof(struct vmbus_relid_released) == 12, "relid released");
 
 /* PFNs that fit in the first and in each further GPADL message (Linux create_gpadl_header). */
 #define GPADL_HEADER_PFNS ((240 - sizeof(struct vmbus_gpadl_header)) / 8)
@@ -177,6 +189,8 @@ struct vmbus_connection {
     u32 version;
     u32 msg_conn_id;            /* where channel messages go after INITIATE_CONTACT */
     u32 target_vp;
+    bool accept_rescinds;       /* note rescinds of closed channels while waiting for a reply */
+    u32 rescinds;               /* how many were noted */
 };
 extern struct vmbus_connection vmbus;
 
@@ -195,6 +209,9 @@ u32 vmbus_create_gpadl(u32 relid, u32 gpadl, const u64 *pfns, u32 count);
 void vmbus_open(u32 relid, u32 gpadl, u32 downstream_page_offset);
 void vmbus_close(u32 relid);
 void vmbus_teardown_gpadl(u32 relid, u32 gpadl);
+/* RELID_RELEASED for every rescind noted (with accept_rescinds), as Linux does once the
+ * channels are closed and their GPADLs torn down. */
+void vmbus_release_rescinded(void);
 void vmbus_unload(void);
 
 void print_guid(const u8 guid[16]);
