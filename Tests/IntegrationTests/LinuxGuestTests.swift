@@ -18,6 +18,8 @@ struct LinuxGuestTests {
         try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
         let console = scratch + "/console.txt"
         let config = try LinuxGuest.config(kernel: kernel, initrd: initrd, console: console, directory: scratch)
+        // The storvsp disks, fresh: the config's relative paths resolve inside the scratch directory.
+        let disks = try LinuxGuest.createDisks(directory: scratch)
 
         let started = Date()
         let run = try VeneerProcess.run(VeneerProcess.executable, ["run", config, "--log-level", "debug"], timeout: 600)
@@ -35,7 +37,8 @@ struct LinuxGuestTests {
         #expect(run.status == 0, "veneer run exit status; \(tail)")
         #expect(!log.contains { $0.contains("guest requested a reset") }, "the guest reset; \(tail)")
         #expect(report.contains("veneer-init: powering off"), "\(tail)")
-        for check in ["hyperv", "vmbus-version", "clocksource", "clock-advances", "vmbus-devices", "heartbeat"] {
+        for check in ["hyperv", "vmbus-version", "clocksource", "clock-advances", "vmbus-devices", "heartbeat",
+                      "storvsc", "disks", "mkfs", "filesystem", "direct-io", "read-only", "storvsc-log"] {
             let line = report.first { $0.hasPrefix("veneer-init: check \(check):") }
             #expect(line?.contains(": PASS ") == true, "\(line ?? "no line for check \(check)")")
         }
@@ -62,6 +65,15 @@ struct LinuxGuestTests {
         #expect(log.contains { $0.contains("host -> VP 0: OPENCHANNEL_RESULT relid \(heartbeat.relid) ") && $0.hasSuffix("status 0x0") })
         #expect(log.contains { $0.contains("[heartbeat]") && $0.contains("negotiated framework 3.0, heartbeat 3.0") })
         #expect(log.contains { $0.contains("[heartbeat]") && $0.contains("no contact -> ok") })
+
+        // storvsp: both controllers' offers were opened by hv_storvsc, and the disks hold what the
+        // guest wrote (checked from the host).
+        for controller in LinuxGuest.storageControllers {
+            let offer = offers.first { $0.instance == controller }
+            #expect(offer?.type == LinuxGuest.scsiType, "no SCSI controller offer with instance \(controller)")
+            #expect(devices.first { $0.instance == controller }?.driver == "hv_storvsc", "\(devices)")
+        }
+        try LinuxGuest.checkDisks(disks, report: report)
 
         // No protocol error from the real driver: nothing refused, dropped or faulted.
         let problems = log.filter(LinuxGuest.isProtocolProblem)
@@ -99,6 +111,92 @@ enum LinuxGuest {
         let path = directory + "/linux.toml"
         try text.write(toFile: path, atomically: true, encoding: .utf8)
         return path
+    }
+
+    static let scsiType = "ba6163d9-04a1-4d29-b605-72e2ffb1dc7f"
+    /// The instance GUIDs examples/linux.toml gives its two storvsp controllers (init.c knows them too).
+    static let storageControllers = ["d1e5c0a0-7e57-4a11-8d15-000000000001", "d1e5c0a0-7e57-4a11-8d15-000000000002"]
+
+    /// Creates linux/build/disks/{fs.raw, data.vhdx, ro4k.raw} under `directory` with `veneer disk
+    /// create`; returns that directory.
+    static func createDisks(directory: String) throws -> String {
+        let disks = directory + "/linux/build/disks"
+        try FileManager.default.createDirectory(atPath: disks, withIntermediateDirectories: true)
+        for arguments in [
+            ["disk", "create", disks + "/fs.raw", "--format", "raw", "--size", "16M"],
+            ["disk", "create", disks + "/data.vhdx", "--format", "vhdx", "--type", "dynamic", "--size", "32M",
+             "--logical-sector", "512", "--physical-sector", "4096"],
+            ["disk", "create", disks + "/ro4k.raw", "--format", "raw", "--size", "8M"],
+        ] {
+            let r = try VeneerProcess.run(VeneerProcess.executable, arguments)
+            guard r.status == 0 else { throw TestFailure("veneer \(arguments.joined(separator: " ")): \(r.stderr)") }
+        }
+        return disks
+    }
+
+    /// init.c's file contents: byte i of generated file k.
+    static func contentByte(_ k: UInt32, _ i: Int) -> UInt8 {
+        let x = (UInt32(truncatingIfNeeded: i) &+ 1) &* 0x9E37_79B1 ^ k &* 0x85EB_CA6B
+        return UInt8(truncatingIfNeeded: x >> 24 ^ x >> 7)
+    }
+
+    static let files: [(path: String, content: [UInt8])] = [
+        ("/hello.txt", Array("Hello from Veneer's Linux guest: ext2 on a storvsp disk.\n".utf8)),
+        ("/pattern.bin", (0..<256 * 1024).map { contentByte(1, $0) }),
+        ("/dir/nested.bin", (0..<100_000).map { contentByte(2, $0) }),
+    ]
+
+    static func tool(_ name: String) -> String? {
+        ["/usr/sbin", "/sbin", "/usr/bin", "/bin"].map { "\($0)/\(name)" }.first { FileManager.default.isExecutableFile(atPath: $0) }
+    }
+
+    /// The host's view of what the guest wrote: the ext2 file system passes `e2fsck -n` and
+    /// `debugfs` reads every file back as written; the O_DIRECT regions of the VHDX are there
+    /// (`qemu-img check`, `qemu-img convert`); the read-only disk is untouched.
+    static func checkDisks(_ disks: String, report: [String]) throws {
+        // The guest's own hashes of what it read back, for the record.
+        for (path, content) in files {
+            let line = report.first { $0.hasPrefix("veneer-init: file \(path) ") }
+            #expect(line?.contains(" \(content.count) bytes ") == true, "\(line ?? "no report for \(path)")")
+        }
+        if let e2fsck = tool("e2fsck"), let debugfs = tool("debugfs") {
+            let check = try VeneerProcess.run(e2fsck, ["-f", "-n", disks + "/fs.raw"])
+            #expect(check.status == 0, "e2fsck -f -n fs.raw: \(check.stdout)\(check.stderr)")
+            for (path, content) in files {
+                let out = disks + "/debugfs-out"
+                let r = try VeneerProcess.run(debugfs, ["-R", "dump \(path) \(out)", disks + "/fs.raw"])
+                #expect(r.status == 0, "debugfs dump \(path): \(r.stderr)")
+                let got = (try? Data(contentsOf: URL(fileURLWithPath: out))).map { [UInt8]($0) }
+                #expect(got == content, "debugfs: \(path) is \(got?.count ?? -1) bytes, differs from what the guest wrote")
+                try? FileManager.default.removeItem(atPath: out)
+            }
+        } else {
+            print("SKIPPED: e2fsck/debugfs (e2fsprogs) not installed: the file system is not checked from the host")
+        }
+
+        let ro = try Data(contentsOf: URL(fileURLWithPath: disks + "/ro4k.raw"))
+        #expect(ro.count == 8 << 20 && ro.allSatisfy { $0 == 0 }, "ro4k.raw (read-only LUN) was written")
+
+        guard let qemuImg = tool("qemu-img") else {
+            print("SKIPPED: qemu-img not installed: data.vhdx is not checked from the host")
+            return
+        }
+        let check = try VeneerProcess.run(qemuImg, ["check", "-f", "vhdx", disks + "/data.vhdx"])
+        #expect(check.status == 0, "qemu-img check data.vhdx: \(check.stdout)\(check.stderr)")
+        let converted = disks + "/data-vhdx.raw"
+        let convert = try VeneerProcess.run(qemuImg, ["convert", "-f", "vhdx", "-O", "raw", disks + "/data.vhdx", converted])
+        guard convert.status == 0 else { throw TestFailure("qemu-img convert data.vhdx: \(convert.stderr)") }
+        let data = try Data(contentsOf: URL(fileURLWithPath: converted))
+        #expect(data.count == 32 << 20)
+        // init.c's direct_word at the regions it wrote: 1 MiB at 4 MiB and the last 64 KiB.
+        for (offset, length) in [(4 << 20, 1 << 20), (data.count - 65536, 65536)] where data.count >= offset + length {
+            let bad = stride(from: offset, to: offset + length, by: 8).first { o in
+                let want = (UInt64(o) &+ 1) &* 0x9E37_79B9_7F4A_7C15 ^ 0x5E << 56
+                let got = data[o..<o + 8].enumerated().reduce(UInt64(0)) { $0 | UInt64($1.element) << (8 * $1.offset) }
+                return got != want
+            }
+            #expect(bad == nil, "data.vhdx: O_DIRECT region at \(offset) differs at byte \(bad ?? 0)")
+        }
     }
 
     struct Offer: CustomStringConvertible {

@@ -34,13 +34,15 @@ u32 ring_free_bytes(struct ring *r, const char *step)
     return r->size - used_bytes(r, read, r->control->write_index);
 }
 
-bool ring_write_inband(struct ring *r, u64 trans_id, u16 flags, const void *payload, u32 len, bool *signal)
+bool ring_write_packet(struct ring *r, u16 type, u64 trans_id, u16 flags, const void *header, u32 header_len,
+                       const void *payload, u32 len, bool *signal)
 {
-    u32 packet_len = (u32)sizeof(struct vmpacket_descriptor) + ((len + 7) & ~7u);
+    u32 offset = (u32)sizeof(struct vmpacket_descriptor) + header_len;
+    u32 packet_len = offset + ((len + 7) & ~7u);
     u32 total = packet_len + VMBUS_PKT_TRAILER;
     *signal = false;
-    if (packet_len / 8 > 0xFFFF || total >= r->size)
-        fail("ring", "packet of %u bytes cannot fit a %u-byte ring", packet_len, r->size);
+    if (header_len % 8 || offset / 8 > 0xFFFF || packet_len / 8 > 0xFFFF || total >= r->size)
+        fail("ring", "packet of %u bytes (%u-byte header) cannot fit a %u-byte ring", packet_len, header_len, r->size);
     /* Strictly more room than the packet: a completely full ring would read as empty. */
     if (ring_free_bytes(r, "ring") <= total)
         return false;
@@ -48,15 +50,17 @@ bool ring_write_inband(struct ring *r, u64 trans_id, u16 flags, const void *payl
     u32 old_write = r->control->write_index;
     u8 *p = r->data + old_write; /* double mapping: the packet may run past the end */
     struct vmpacket_descriptor d = {
-        .type = VM_PKT_DATA_INBAND,
-        .offset8 = sizeof(struct vmpacket_descriptor) / 8,
+        .type = type,
+        .offset8 = (u16)(offset / 8),
         .len8 = (u16)(packet_len / 8),
         .flags = flags,
         .trans_id = trans_id,
     };
     memcpy(p, &d, sizeof(d));
-    memcpy(p + sizeof(d), payload, len);
-    memset(p + sizeof(d) + len, 0, packet_len - sizeof(d) - len);
+    if (header_len)
+        memcpy(p + sizeof(d), header, header_len);
+    memcpy(p + offset, payload, len);
+    memset(p + offset + len, 0, packet_len - offset - len);
     u64 trailer = (u64)old_write << 32; /* previous packet start, as Linux writes it */
     memcpy(p + packet_len, &trailer, sizeof(trailer));
 
@@ -78,6 +82,11 @@ bool ring_write_inband(struct ring *r, u64 trans_id, u16 flags, const void *payl
         r->signals++;
     }
     return true;
+}
+
+bool ring_write_inband(struct ring *r, u64 trans_id, u16 flags, const void *payload, u32 len, bool *signal)
+{
+    return ring_write_packet(r, VM_PKT_DATA_INBAND, trans_id, flags, NULL, 0, payload, len, signal);
 }
 
 const struct vmpacket_descriptor *ring_peek(struct ring *r, const char *step)

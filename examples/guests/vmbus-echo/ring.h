@@ -28,6 +28,9 @@ struct vmpacket_descriptor {
 } PACKED;
 
 #define VM_PKT_DATA_INBAND 6
+#define VM_PKT_DATA_USING_GPA_DIRECT 9
+#define VM_PKT_COMP 11
+#define VMBUS_DATA_PACKET_FLAG_COMPLETION_REQUESTED 1
 #define VMBUS_PKT_TRAILER 8
 
 struct ring {
@@ -48,6 +51,11 @@ void ring_init(struct ring *r, void *control, u32 data_pages);
  * is never filled completely). Sets *signal when the host must be told (Linux
  * hv_signal_on_write: it was empty before this write and the host has not masked signals). */
 bool ring_write_inband(struct ring *r, u64 trans_id, u16 flags, const void *payload, u32 len, bool *signal);
+
+/* The general form: a packet of `type` whose descriptor is followed by `header_len` bytes (a
+ * multiple of 8: e.g. a GPA-direct range list) and then the payload at offset8 * 8. */
+bool ring_write_packet(struct ring *r, u16 type, u64 trans_id, u16 flags, const void *header, u32 header_len,
+                       const void *payload, u32 len, bool *signal);
 
 /* The next packet in an inbound ring, validated (type, offsets, length, trailer), or NULL when
  * the ring is empty. Does not consume it. */

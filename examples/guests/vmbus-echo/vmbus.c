@@ -32,19 +32,54 @@ static void post(u32 connection_id, const void *message, u32 size, const char *s
              ((const struct vmbus_msg_header *)message)->msgtype, size, connection_id, status);
 }
 
-/* Waits for the next channel message; it must be `want` and at least `size` bytes long. */
+/* Rescinds of channels this guest is closing (a VSP withdraws its sub-channels when they close),
+ * kept until vmbus_release_rescinded: Linux sends RELID_RELEASED only once the channel's close
+ * and GPADL teardown are done (hv_process_channel_removal). */
+static u32 rescinded[64];
+
+static bool note_rescind(const struct hv_message *m, const char *step)
+{
+    const struct vmbus_msg_header *h = (const void *)m->payload;
+    if (h->msgtype != CHANNELMSG_RESCIND_CHANNELOFFER || m->payload_size < sizeof(struct vmbus_rescind_offer))
+        return false;
+    u32 relid = ((const struct vmbus_rescind_offer *)m->payload)->child_relid;
+    if (vmbus.rescinds >= ARRAY_SIZE(rescinded))
+        fail(step, "more than %lu rescinds", ARRAY_SIZE(rescinded));
+    for (u32 i = 0; i < vmbus.rescinds; i++)
+        if (rescinded[i] == relid)
+            fail(step, "relid %u rescinded twice", relid);
+    rescinded[vmbus.rescinds++] = relid;
+    printf(PROG ": %s: host rescinded relid %u\n", step, relid);
+    return true;
+}
+
+void vmbus_release_rescinded(void)
+{
+    for (u32 i = 0; i < vmbus.rescinds; i++) {
+        struct vmbus_relid_released released = { .header.msgtype = CHANNELMSG_RELID_RELEASED,
+                                                  .child_relid = rescinded[i] };
+        post(vmbus.msg_conn_id, &released, sizeof(released), "release");
+    }
+}
+
+/* Waits for the next channel message; it must be `want` and at least `size` bytes long. With
+ * `vmbus.accept_rescinds`, rescinds that come first are noted and skipped. */
 static const void *receive(struct hv_message *m, u32 want, u32 size, const char *step)
 {
     u64 deadline = deadline_ms(REPLY_TIMEOUT_MS);
-    while (!hv_take_message(VMBUS_MESSAGE_SINT, m)) {
-        if (expired(deadline))
-            fail(step, "no reply (want msgtype %u) within %u ms", want, REPLY_TIMEOUT_MS);
-        cpu_relax();
+    for (;;) {
+        while (!hv_take_message(VMBUS_MESSAGE_SINT, m)) {
+            if (expired(deadline))
+                fail(step, "no reply (want msgtype %u) within %u ms", want, REPLY_TIMEOUT_MS);
+            cpu_relax();
+        }
+        if (m->message_type != VMBUS_MESSAGE_TYPE)
+            fail(step, "SynIC message type 0x%x, want %u (VMBus)", m->message_type, VMBUS_MESSAGE_TYPE);
+        if (m->payload_size < sizeof(struct vmbus_msg_header))
+            fail(step, "channel message of %u bytes", m->payload_size);
+        if (!(vmbus.accept_rescinds && want != CHANNELMSG_RESCIND_CHANNELOFFER && note_rescind(m, step)))
+            break;
     }
-    if (m->message_type != VMBUS_MESSAGE_TYPE)
-        fail(step, "SynIC message type 0x%x, want %u (VMBus)", m->message_type, VMBUS_MESSAGE_TYPE);
-    if (m->payload_size < sizeof(struct vmbus_msg_header))
-        fail(step, "channel message of %u bytes", m->payload_size);
     const struct vmbus_msg_header *h = (const void *)m->payload;
     if (h->msgtype != want)
         fail(step, "got msgtype %u, want %u", h->msgtype, want);
@@ -111,11 +146,44 @@ void vmbus_connect(u32 vp_index)
     fail("connect", "host refused every version from 5.3 down to 4.0");
 }
 
-bool vmbus_request_offers(const u8 if_type[16], struct vmbus_offer_info *found)
+static void offer_info_from(const struct vmbus_offer_channel *o, struct vmbus_offer_info *found)
+{
+    memcpy(found->if_type, o->if_type, 16);
+    memcpy(found->if_instance, o->if_instance, 16);
+    found->child_relid = o->child_relid;
+    found->connection_id = o->connection_id;
+    found->monitor_allocated = o->monitor_allocated & 1;
+    found->is_dedicated_interrupt = o->is_dedicated_interrupt & 1;
+    found->chn_flags = o->chn_flags;
+    found->sub_channel_index = o->sub_channel_index;
+    memcpy(&found->pipe_mode, o->user_def, sizeof(found->pipe_mode));
+}
+
+/* A channel message known to be at least a header: an OFFERCHANNEL, printed and checked. */
+static const struct vmbus_offer_channel *checked_offer(const struct hv_message *m, const char *step)
+{
+    const struct vmbus_msg_header *h = (const void *)m->payload;
+    if (m->message_type != VMBUS_MESSAGE_TYPE || m->payload_size < sizeof(struct vmbus_offer_channel)
+        || h->msgtype != CHANNELMSG_OFFERCHANNEL)
+        fail(step, "SynIC type %u msgtype %u (%u bytes) while collecting offers", m->message_type,
+             m->payload_size >= sizeof(*h) ? h->msgtype : 0, m->payload_size);
+    const struct vmbus_offer_channel *o = (const void *)m->payload;
+    printf(PROG ": %s: type ", step);
+    print_guid(o->if_type);
+    printf(" instance ");
+    print_guid(o->if_instance);
+    printf(" relid %u connection 0x%x monitor %u dedicated %u sub-channel %u\n", o->child_relid, o->connection_id,
+           o->monitor_allocated & 1, o->is_dedicated_interrupt & 1, o->sub_channel_index);
+    if (o->child_relid == 0 || o->child_relid > 2047)
+        fail(step, "relid %u has no event flag (1..2047)", o->child_relid);
+    return o;
+}
+
+u32 vmbus_request_offers_of(const u8 if_type[16], struct vmbus_offer_info *found, u32 max)
 {
     struct vmbus_msg_header request = { .msgtype = CHANNELMSG_REQUESTOFFERS };
     post(vmbus.msg_conn_id, &request, sizeof(request), "offers");
-    bool have = false;
+    u32 matching = 0;
     for (u32 offers = 0;; offers++) {
         if (offers > MAX_OFFERS)
             fail("offers", "more than %u offers without ALLOFFERS_DELIVERED", MAX_OFFERS);
@@ -130,35 +198,35 @@ bool vmbus_request_offers(const u8 if_type[16], struct vmbus_offer_info *found)
         if (m.message_type == VMBUS_MESSAGE_TYPE && m.payload_size >= sizeof(*h)
             && h->msgtype == CHANNELMSG_ALLOFFERS_DELIVERED) {
             printf(PROG ": offers: ALLOFFERS_DELIVERED after %u offer(s)\n", offers);
-            return have;
+            return matching;
         }
-        if (m.message_type != VMBUS_MESSAGE_TYPE || m.payload_size < sizeof(struct vmbus_offer_channel)
-            || h->msgtype != CHANNELMSG_OFFERCHANNEL)
-            fail("offers", "SynIC type %u msgtype %u (%u bytes) while collecting offers", m.message_type,
-                 m.payload_size >= sizeof(*h) ? h->msgtype : 0, m.payload_size);
-        const struct vmbus_offer_channel *o = (const void *)m.payload;
-        printf(PROG ": offers: type ");
-        print_guid(o->if_type);
-        printf(" instance ");
-        print_guid(o->if_instance);
-        printf(" relid %u connection 0x%x monitor %u dedicated %u\n", o->child_relid, o->connection_id,
-               o->monitor_allocated & 1, o->is_dedicated_interrupt & 1);
-        if (o->child_relid == 0 || o->child_relid > 2047)
-            fail("offers", "relid %u has no event flag (1..2047)", o->child_relid);
+        const struct vmbus_offer_channel *o = checked_offer(&m, "offers");
         if (memcmp(o->if_type, if_type, 16) == 0) {
-            if (have)
-                fail("offers", "two offers of the interface");
-            have = true;
-            memcpy(found->if_type, o->if_type, 16);
-            memcpy(found->if_instance, o->if_instance, 16);
-            found->child_relid = o->child_relid;
-            found->connection_id = o->connection_id;
-            found->monitor_allocated = o->monitor_allocated & 1;
-            found->is_dedicated_interrupt = o->is_dedicated_interrupt & 1;
-            found->chn_flags = o->chn_flags;
-            memcpy(&found->pipe_mode, o->user_def, sizeof(found->pipe_mode));
+            if (matching < max)
+                offer_info_from(o, &found[matching]);
+            matching++;
         }
     }
+}
+
+bool vmbus_request_offers(const u8 if_type[16], struct vmbus_offer_info *found)
+{
+    u32 n = vmbus_request_offers_of(if_type, found, 1);
+    if (n > 1)
+        fail("offers", "%u offers of the interface", n);
+    return n == 1;
+}
+
+void vmbus_wait_offer(struct vmbus_offer_info *found, const char *step)
+{
+    struct hv_message m;
+    u64 deadline = deadline_ms(REPLY_TIMEOUT_MS);
+    while (!hv_take_message(VMBUS_MESSAGE_SINT, &m)) {
+        if (expired(deadline))
+            fail(step, "no OFFERCHANNEL within %u ms", REPLY_TIMEOUT_MS);
+        cpu_relax();
+    }
+    offer_info_from(checked_offer(&m, step), found);
 }
 
 u32 vmbus_create_gpadl(u32 relid, u32 gpadl, const u64 *pfns, u32 count)

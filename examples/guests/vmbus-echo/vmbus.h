@@ -140,6 +140,16 @@ struct vmbus_gpadl_teardown {
     u32 gpadl;
 } PACKED;
 
+struct vmbus_rescind_offer {
+    struct vmbus_msg_header header;
+    u32 child_relid;
+} PACKED;
+
+struct vmbus_relid_released {
+    struct vmbus_msg_header header;
+    u32 child_relid;
+} PACKED;
+
 struct vmbus_gpadl_torndown {
     struct vmbus_msg_header header;
     u32 gpadl;
@@ -156,6 +166,8 @@ _Static_assert(sizeof(struct vmbus_open_result) == 20, "open result");
 _Static_assert(sizeof(struct vmbus_close_channel) == 12, "close");
 _Static_assert(sizeof(struct vmbus_gpadl_teardown) == 16, "teardown");
 _Static_assert(sizeof(struct vmbus_gpadl_torndown) == 12, "torndown");
+_Static_assert(sizeof(struct vmbus_rescind_offer) == 12, "rescind");
+_Static_assert(sizeof(struct vmbus_relid_released) == 12, "relid released");
 
 /* PFNs that fit in the first and in each further GPADL message (Linux create_gpadl_header). */
 #define GPADL_HEADER_PFNS ((240 - sizeof(struct vmbus_gpadl_header)) / 8)
@@ -170,12 +182,15 @@ struct vmbus_offer_info {
     u16 is_dedicated_interrupt;
     u16 chn_flags;
     u32 pipe_mode;              /* the first u32 of user_def */
+    u16 sub_channel_index;      /* 0: a primary channel */
 };
 
 struct vmbus_connection {
     u32 version;
     u32 msg_conn_id;            /* where channel messages go after INITIATE_CONTACT */
     u32 target_vp;
+    bool accept_rescinds;       /* note rescinds of closed channels while waiting for a reply */
+    u32 rescinds;               /* how many were noted */
 };
 extern struct vmbus_connection vmbus;
 
@@ -183,11 +198,20 @@ void vmbus_connect(u32 vp_index);
 /* REQUESTOFFERS; returns whether an offer of interface `if_type` arrived before
  * ALLOFFERS_DELIVERED, and fills `found` with it. */
 bool vmbus_request_offers(const u8 if_type[16], struct vmbus_offer_info *found);
+/* REQUESTOFFERS; stores up to `max` offers of `if_type` that arrive before ALLOFFERS_DELIVERED
+ * in `found` and returns how many there were (possibly more than `max`). */
+u32 vmbus_request_offers_of(const u8 if_type[16], struct vmbus_offer_info *found, u32 max);
+/* Waits for the next channel message, which must be an OFFERCHANNEL (e.g. a sub-channel the
+ * device offers after the guest asked for it). */
+void vmbus_wait_offer(struct vmbus_offer_info *found, const char *step);
 /* Returns how many GPADL_BODY messages it took. */
 u32 vmbus_create_gpadl(u32 relid, u32 gpadl, const u64 *pfns, u32 count);
 void vmbus_open(u32 relid, u32 gpadl, u32 downstream_page_offset);
 void vmbus_close(u32 relid);
 void vmbus_teardown_gpadl(u32 relid, u32 gpadl);
+/* RELID_RELEASED for every rescind noted (with accept_rescinds), as Linux does once the
+ * channels are closed and their GPADLs torn down. */
+void vmbus_release_rescinded(void);
 void vmbus_unload(void);
 
 void print_guid(const u8 guid[16]);
