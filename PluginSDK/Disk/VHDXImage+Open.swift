@@ -50,13 +50,17 @@ extension VHDXImage {
         guard header.logVersion == 0 else { throw unsupported("log version \(header.logVersion) (only 0 is supported)") }
         let logOffset = header.logOffset, logLength = UInt64(header.logLength)
         guard logOffset % VHDXLayout.miB == 0, logLength % VHDXLayout.miB == 0, logLength > 0, logOffset >= VHDXLayout.miB,
-              logOffset + logLength <= fileSize else {
+              logOffset <= fileSize, logLength <= fileSize - logOffset else {
             throw corrupt("log at offset \(logOffset), \(logLength) bytes, is not 1 MiB aligned inside the \(fileSize)-byte file")
         }
 
         // The log: replay whatever it holds before reading any structure it may change.
         var replayed = 0
-        var state = VHDXState(header: header, headerSlot: current.slot, bat: [], fileEnd: 0)
+        let journal = VHDXJournal(header: header, headerSlot: current.slot)
+        // Bounded so a hostile header cannot make the replay read gigabytes (Hyper-V and qemu use 1 MiB).
+        guard logLength <= VHDXLogReader.maximumLength else {
+            throw unsupported("log of \(logLength) bytes (Veneer reads logs up to \(VHDXLogReader.maximumLength >> 20) MiB)")
+        }
         if !header.logGUID.isZero {
             let log = VHDXLogReader(file: file, header: header, fileSize: fileSize)
             let sequence = try log.activeSequence()
@@ -70,6 +74,8 @@ extension VHDXImage {
             }
         }
         let sizeNow = try file.size().bytes
+        /// [start, start + length) lies inside the file (no overflow whatever the fields say).
+        func inFile(_ start: UInt64, _ length: UInt64) -> Bool { start <= sizeNow && length <= sizeNow - start }
 
         // Region table: the first valid copy.
         var regionTable: VHDXRegionTable?
@@ -101,7 +107,7 @@ extension VHDXImage {
                 name = "region \(entry.guid)"
             }
             guard entry.fileOffset % VHDXLayout.miB == 0, entry.length > 0, entry.length % UInt32(VHDXLayout.miB) == 0,
-                  entry.fileOffset >= VHDXLayout.miB, entry.fileOffset + UInt64(entry.length) <= sizeNow else {
+                  entry.fileOffset >= VHDXLayout.miB, inFile(entry.fileOffset, UInt64(entry.length)) else {
                 throw corrupt("\(name) at offset \(entry.fileOffset), \(entry.length) bytes, is not 1 MiB aligned inside the \(sizeNow)-byte file")
             }
             objects.append((entry.fileOffset, entry.fileOffset + UInt64(entry.length), name))
@@ -180,7 +186,7 @@ extension VHDXImage {
                     length = UInt64(blockSize)
                 }
             }
-            guard entry.fileOffset >= VHDXLayout.miB, entry.fileOffset + length <= sizeNow else {
+            guard entry.fileOffset >= VHDXLayout.miB, inFile(entry.fileOffset, length) else {
                 throw corrupt("\(what) points at offset \(entry.fileOffset), beyond the end of the \(sizeNow)-byte file")
             }
             objects.append((entry.fileOffset, entry.fileOffset + length, what))
@@ -206,21 +212,20 @@ extension VHDXImage {
             }
         }
 
-        state.bat = entries
-        state.fileEnd = fileEnd
+        let state = VHDXState(bat: entries, fileEnd: fileEnd)
         let type: DiskType = parameters.hasParent ? .differencing : parameters.leaveBlocksAllocated ? .fixed : .dynamic
         let image = VHDXImage(
             file: file, readOnly: readOnly,
             geometry: DiskGeometry(virtualSize: virtualSize, logicalBlockSize: logical, physicalBlockSize: max(physical, logical)),
             type: type, blockSize: blockSize, virtualDiskID: virtualDiskID, parent: parent, parentLocator: locator, replayed: replayed,
             creator: identifier.creator, layout: layout, batOffset: bat.fileOffset,
-            reservedRanges: objects.filter { $0.name.hasPrefix("the ") }.map { ($0.start, $0.end) }, state: state)
+            reservedRanges: objects.filter { $0.name.hasPrefix("the ") }.map { ($0.start, $0.end) }, state: state, journal: journal)
         if replayed > 0 || !header.logGUID.isZero {
             // The log is applied and flushed: a header without a log GUID says so.
-            try image.state.withLock { (s: inout VHDXState) throws(DiskError) in
-                var h = s.header
+            try image.journal.withLock { (j: inout VHDXJournal) throws(DiskError) in
+                var h = j.header
                 h.logGUID = .zero
-                try image.writeHeaders(&s, h)
+                try image.writeHeaders(&j, h)
             }
         }
         return image

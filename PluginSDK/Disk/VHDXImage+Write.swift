@@ -20,10 +20,19 @@ extension VHDXImage {
         guard offset <= geometry.virtualSize, length <= geometry.virtualSize - offset else {
             throw DiskError(.invalidRequest, path: path, "range \(offset)+\(length) is outside the \(geometry.virtualSize)-byte disk")
         }
+        if !guidsWritten.load(ordering: .acquiring) {
+            try journal.withLock { (j: inout VHDXJournal) throws(DiskError) in
+                if let failure = state.withLock({ $0.failure }) { throw failure }
+                do throws(DiskError) { try prepareForWrites(&j) } catch {
+                    state.withLock { $0.failure = error }
+                    throw error
+                }
+            }
+            guidsWritten.store(true, ordering: .releasing)
+        }
         return try state.withLock { (s: inout VHDXState) throws(DiskError) -> DiskWriteMapping in
             if let failure = s.failure { throw failure }
             guard !s.closed else { throw DiskError(.invalidRequest, path: path, "write after close") }
-            do throws(DiskError) { try prepareForWrites(&s) } catch { s.failure = error; throw error }
             var extents: [DiskExtent] = []
             var pending = VHDXPendingWrite()
             var at = offset
@@ -65,95 +74,106 @@ extension VHDXImage {
         }
     }
 
+    /// The metadata changes one completeWrite publishes, worked out under the state lock.
+    private struct Publication {
+        var entries: [Int: UInt64] = [:]
+        var bitmaps: [UInt64: [UInt8]] = [:]
+        var sectors: [(offset: UInt64, data: [UInt8])] = []
+        var fileEnd: UInt64 = 0
+    }
+
     public func completeWrite(_ mapping: DiskWriteMapping, durable: Bool) throws(DiskError) {
         guard let any = mapping.pending else { return }
         guard let pending = any as? VHDXPendingWrite else {
             throw DiskError(.invalidRequest, path: path, "completeWrite with a mapping this image did not make")
         }
-        try state.withLock { (s: inout VHDXState) throws(DiskError) in
-            if let failure = s.failure { throw failure }
-            var bat = s.bat
-            var bitmaps: [UInt64: [UInt8]] = [:]
-            var batSectors = Set<UInt64>()
-            var bitmapSectors = Set<UInt64>()  // file offsets of changed 4 KiB bitmap sectors
-            var fileEnd = s.fileEnd
-            func setEntry(_ index: UInt64, _ entry: VHDXBATEntry) {
-                bat[Int(index)] = entry.raw
-                batSectors.insert(index * 8 / 4096)
+        // Publishers take turns under the journal lock: the state they plan from cannot change
+        // until they commit, and lookups only wait for the short plan and commit steps.
+        try journal.withLock { (j: inout VHDXJournal) throws(DiskError) in
+            let publication = try state.withLock { (s: inout VHDXState) throws(DiskError) -> Publication in
+                if let failure = s.failure { throw failure }
+                do throws(DiskError) { return try plan(pending, &s) } catch {
+                    s.failure = error
+                    throw error
+                }
             }
-            do throws(DiskError) {
-                for b in pending.blocks {
-                    let index = layout.payloadEntryIndex(block: b.block)
-                    let current = VHDXBATEntry(raw: bat[Int(index)])
-                    if current.state == .fullyPresent { continue }
-                    if current.state == .partiallyPresent && !b.full { continue }
-                    setEntry(index, VHDXBATEntry(state: b.full ? .fullyPresent : .partiallyPresent, fileOffset: b.fileOffset))
-                }
-                for range in pending.sectorRanges {
-                    var sector = range.first
-                    while sector < range.first + range.count {
-                        let chunk = sector / VHDXLayout.sectorsPerChunk
-                        let block = sector * layout.logicalSectorSize / layout.blockSize
-                        let blockState = VHDXBATEntry(raw: bat[Int(layout.payloadEntryIndex(block: block))]).state
-                        let blockEndSector = (block + 1) * layout.sectorsPerBlock
-                        let stop = min(range.first + range.count, blockEndSector)
-                        defer { sector = stop }
-                        guard blockState == .partiallyPresent else { continue }
-                        var bitmap: [UInt8]
-                        if let changed = bitmaps[chunk] { bitmap = changed } else { bitmap = try sectorBitmap(&s, chunk: chunk) }
-                        let sbIndex = layout.sectorBitmapEntryIndex(chunk: chunk)
-                        var sbEntry = VHDXBATEntry(raw: bat[Int(sbIndex)])
-                        if sbEntry.state != .fullyPresent {
-                            // A new sector bitmap block at the end of the file, zeros from the
-                            // extension (made durable before the log entry that names it).
-                            sbEntry = VHDXBATEntry(state: .fullyPresent, fileOffset: fileEnd)
-                            try file.setSize(fileEnd + VHDXLayout.sectorBitmapBlockSize)
-                            fileEnd += VHDXLayout.sectorBitmapBlockSize
-                            setEntry(sbIndex, sbEntry)
-                        }
-                        for n in sector..<stop {
-                            let bit = n % VHDXLayout.sectorsPerChunk
-                            if bitmap[Int(bit / 8)] & (1 << (bit % 8)) == 0 {
-                                bitmap[Int(bit / 8)] |= 1 << (bit % 8)
-                                bitmapSectors.insert(sbEntry.fileOffset + bit / 8 / 4096 * 4096)
-                            }
-                        }
-                        bitmaps[chunk] = bitmap
-                    }
-                }
-                var sectors: [(offset: UInt64, data: [UInt8])] = []
-                for index in batSectors.sorted() {
-                    var data = [UInt8](repeating: 0, count: 4096)
-                    for i in 0..<512 where Int(index) * 512 + i < bat.count { data.putU64(bat[Int(index) * 512 + i], at: i * 8) }
-                    sectors.append((batOffset + index * 4096, data))
-                }
-                for offset in bitmapSectors.sorted() {
-                    guard let (chunk, start) = bitmapLocation(bat, offset) else { continue }
-                    sectors.append((offset, (bitmaps[chunk] ?? []).slice(Int(start), 4096)))
-                }
-                s.fileEnd = fileEnd
-                try logAndApply(&s, sectors)
-            } catch {
-                s.failure = error
+            guard !publication.sectors.isEmpty else { return }
+            do throws(DiskError) { try logAndApply(&j, publication.sectors, fileEnd: publication.fileEnd) } catch {
+                state.withLock { $0.failure = error }
                 throw error
             }
-            s.bat = bat
-            for (chunk, bitmap) in bitmaps { s.bitmaps[chunk] = bitmap }
-            for b in pending.blocks where VHDXBATEntry(raw: bat[Int(layout.payloadEntryIndex(block: b.block))]).state == .fullyPresent
-                || VHDXBATEntry(raw: bat[Int(layout.payloadEntryIndex(block: b.block))]).state == .partiallyPresent {
-                s.reserved[b.block] = nil
+            state.withLock { s in
+                for (index, raw) in publication.entries { s.bat[index] = raw }
+                for (chunk, bitmap) in publication.bitmaps { s.bitmaps[chunk] = bitmap }
+                for b in pending.blocks {
+                    let state = VHDXBATEntry(raw: s.bat[Int(layout.payloadEntryIndex(block: b.block))]).state
+                    if state == .fullyPresent || state == .partiallyPresent { s.reserved[b.block] = nil }
+                }
             }
         }
     }
 
-    /// The chunk whose bitmap block holds file offset `offset`, and the offset within it.
-    private func bitmapLocation(_ bat: [UInt64], _ offset: UInt64) -> (UInt64, UInt64)? {
-        for chunk in 0..<layout.sectorBitmapBlocks {
-            let e = VHDXBATEntry(raw: bat[Int(layout.sectorBitmapEntryIndex(chunk: chunk))])
-            if e.state == .fullyPresent, offset >= e.fileOffset, offset < e.fileOffset + VHDXLayout.sectorBitmapBlockSize {
-                return (chunk, offset - e.fileOffset)
+    /// New BAT entries and bitmap bits for `pending`, and the 4 KiB sectors that carry them.
+    private func plan(_ pending: VHDXPendingWrite, _ s: inout VHDXState) throws(DiskError) -> Publication {
+        var p = Publication()
+        var batSectors = Set<Int>()
+        var bitmapSectors = Set<UInt64>()  // file offsets of changed 4 KiB bitmap sectors
+        func entry(_ index: UInt64) -> VHDXBATEntry { VHDXBATEntry(raw: p.entries[Int(index)] ?? s.bat[Int(index)]) }
+        func set(_ index: UInt64, _ e: VHDXBATEntry) {
+            p.entries[Int(index)] = e.raw
+            batSectors.insert(Int(index) / 512)
+        }
+        for b in pending.blocks {
+            let index = layout.payloadEntryIndex(block: b.block)
+            let current = entry(index).state
+            if current == .fullyPresent || (current == .partiallyPresent && !b.full) { continue }
+            set(index, VHDXBATEntry(state: b.full ? .fullyPresent : .partiallyPresent, fileOffset: b.fileOffset))
+        }
+        var bitmapOffsets: [UInt64: UInt64] = [:]  // chunk -> file offset of its bitmap block
+        for range in pending.sectorRanges {
+            var sector = range.first
+            while sector < range.first + range.count {
+                let chunk = sector / VHDXLayout.sectorsPerChunk
+                let block = sector * layout.logicalSectorSize / layout.blockSize
+                let stop = min(range.first + range.count, (block + 1) * layout.sectorsPerBlock)
+                defer { sector = stop }
+                guard entry(layout.payloadEntryIndex(block: block)).state == .partiallyPresent else { continue }
+                var bitmap: [UInt8]
+                if let changed = p.bitmaps[chunk] { bitmap = changed } else { bitmap = try sectorBitmap(&s, chunk: chunk) }
+                let sbIndex = layout.sectorBitmapEntryIndex(chunk: chunk)
+                var sb = entry(sbIndex)
+                if sb.state != .fullyPresent {
+                    // A new sector bitmap block at the end of the file, zeros from the extension
+                    // (made durable before the log entry that names it).
+                    sb = VHDXBATEntry(state: .fullyPresent, fileOffset: s.fileEnd)
+                    try file.setSize(s.fileEnd + VHDXLayout.sectorBitmapBlockSize)
+                    s.fileEnd += VHDXLayout.sectorBitmapBlockSize
+                    set(sbIndex, sb)
+                }
+                bitmapOffsets[chunk] = sb.fileOffset
+                for n in sector..<stop {
+                    let bit = n % VHDXLayout.sectorsPerChunk
+                    if bitmap[Int(bit / 8)] & (1 << (bit % 8)) == 0 {
+                        bitmap[Int(bit / 8)] |= 1 << (bit % 8)
+                        bitmapSectors.insert(chunk << 8 | bit / 8 / 4096)  // chunk and sector within its 1 MiB block
+                    }
+                }
+                p.bitmaps[chunk] = bitmap
             }
         }
-        return nil
+        for index in batSectors.sorted() {
+            var data = [UInt8](repeating: 0, count: 4096)
+            for i in 0..<512 where index * 512 + i < s.bat.count {
+                data.putU64(p.entries[index * 512 + i] ?? s.bat[index * 512 + i], at: i * 8)
+            }
+            p.sectors.append((batOffset + UInt64(index) * 4096, data))
+        }
+        for key in bitmapSectors.sorted() {
+            let chunk = key >> 8, sectorInBlock = key & 0xFF
+            guard let base = bitmapOffsets[chunk], let bitmap = p.bitmaps[chunk] else { continue }
+            p.sectors.append((base + sectorInBlock * 4096, bitmap.slice(Int(sectorInBlock) * 4096, 4096)))
+        }
+        p.fileEnd = s.fileEnd
+        return p
     }
 }

@@ -38,10 +38,16 @@ public final class VHDXImage: DiskImage {
     let batOffset: UInt64
     /// Where nothing may be allocated: the first MiB, the log, the BAT and metadata regions.
     let reservedRanges: [(start: UInt64, end: UInt64)]
+    /// BAT, bitmaps, allocation: what readers and mappers look up, held only for lookups.
     let state: Mutex<VHDXState>
+    /// Headers and log: held by whoever publishes metadata, across its writes and flushes, so
+    /// publishers run one at a time while lookups go on. Taken before `state`, never after.
+    let journal: Mutex<VHDXJournal>
+    /// Set once this session's new FileWriteGuid/DataWriteGuid are on disk (skips the journal lock).
+    let guidsWritten = Atomic<Bool>(false)
 
     /// The header a child's parent_linkage must name.
-    public var dataWriteGUID: VHDXGUID { state.withLock { $0.header.dataWriteGUID } }
+    public var dataWriteGUID: VHDXGUID { journal.withLock { $0.header.dataWriteGUID } }
 
     /// Payload bytes the file holds (fully or partially present blocks), and sector bitmaps.
     public var allocatedBytes: UInt64 {
@@ -62,7 +68,7 @@ public final class VHDXImage: DiskImage {
 
     init(file: HostFile, readOnly: Bool, geometry: DiskGeometry, type: DiskType, blockSize: UInt32, virtualDiskID: VHDXGUID,
          parent: VHDXImage?, parentLocator: VHDXParentLocator?, replayed: Int, creator: String, layout: VHDXBATGeometry,
-         batOffset: UInt64, reservedRanges: [(start: UInt64, end: UInt64)], state: VHDXState) {
+         batOffset: UInt64, reservedRanges: [(start: UInt64, end: UInt64)], state: VHDXState, journal: VHDXJournal) {
         self.file = file
         self.path = file.path
         self.isReadOnly = readOnly
@@ -78,6 +84,7 @@ public final class VHDXImage: DiskImage {
         self.batOffset = batOffset
         self.reservedRanges = reservedRanges
         self.state = Mutex(state)
+        self.journal = Mutex(journal)
     }
 
     deinit {
@@ -88,14 +95,16 @@ public final class VHDXImage: DiskImage {
     /// Ends the session: clears the log GUID (every entry is already applied and flushed) so
     /// other tools see a clean file. Writes after this are refused. Idempotent.
     public func close() throws(DiskError) {
-        try state.withLock { (s: inout VHDXState) throws(DiskError) in
-            guard !s.closed else { return }
-            s.closed = true
-            guard !isReadOnly, s.failure == nil, !s.header.logGUID.isZero else { return }
+        try journal.withLock { (j: inout VHDXJournal) throws(DiskError) in
+            let (wasClosed, failed) = state.withLock { s in
+                defer { s.closed = true }
+                return (s.closed, s.failure != nil)
+            }
+            guard !wasClosed, !isReadOnly, !failed, !j.header.logGUID.isZero else { return }
             try file.sync()
-            var header = s.header
+            var header = j.header
             header.logGUID = .zero
-            try writeHeaders(&s, header)
+            try writeHeaders(&j, header)
         }
     }
 
@@ -204,11 +213,20 @@ public final class VHDXImage: DiskImage {
     }
 }
 
-/// What the lock guards.
-struct VHDXState: Sendable {
+/// What the journal lock guards: the headers and where the log goes on.
+struct VHDXJournal: Sendable {
     var header: VHDXHeader
     /// The slot (0 or 1) the current header is in.
     var headerSlot: Int
+    /// True once this session has changed FileWriteGuid/DataWriteGuid.
+    var wroteGUIDs = false
+    var logSequence: UInt64 = 0
+    /// Offset in the log of the next entry.
+    var logHead: UInt64 = 0
+}
+
+/// What the state lock guards.
+struct VHDXState: Sendable {
     /// The published BAT, payload and sector bitmap entries interleaved as on disk.
     var bat: [UInt64]
     /// Sector bitmaps read so far, by chunk.
@@ -217,11 +235,6 @@ struct VHDXState: Sendable {
     var fileEnd: UInt64
     /// Blocks given to writes whose metadata is not published yet, by payload block number.
     var reserved: [UInt64: UInt64] = [:]
-    /// True once this session has changed FileWriteGuid/DataWriteGuid.
-    var wroteGUIDs = false
-    var logSequence: UInt64 = 0
-    /// Offset in the log of the next entry.
-    var logHead: UInt64 = 0
     /// A metadata write failed: the image refuses further writes (its file is still consistent).
     var failure: DiskError?
     var closed = false

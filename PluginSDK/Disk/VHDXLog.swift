@@ -9,6 +9,7 @@ struct VHDXLogReader {
     let header: VHDXHeader
     let fileSize: UInt64
 
+    static let maximumLength: UInt64 = 256 << 20
     private var sector: UInt64 { UInt64(VHDXLayout.logSectorSize) }
     private var length: UInt64 { UInt64(header.logLength) }
 
@@ -67,12 +68,20 @@ struct VHDXLogReader {
                 switch d {
                 case .data(let offset, let data): try file.write(data, at: offset)
                 case .zero(let offset, let length):
-                    let chunk = [UInt8](repeating: 0, count: 1 << 20)
-                    var done: UInt64 = 0
-                    while done < length {
-                        let n = min(UInt64(chunk.count), length - done)
-                        try file.write(n == UInt64(chunk.count) ? chunk : Array(chunk.prefix(Int(n))), at: offset + done)
-                        done += n
+                    // Only the part inside the file needs zeroing (an extension reads as zeros);
+                    // a hole is punched so a huge range costs no time, zeros written if the
+                    // file system cannot.
+                    let size = try file.size().bytes
+                    guard offset < size else { continue }
+                    let inside = min(length, size - offset)
+                    if file.punchHole(at: offset, length: inside) != 0 {
+                        let chunk = [UInt8](repeating: 0, count: 1 << 20)
+                        var done: UInt64 = 0
+                        while done < inside {
+                            let n = min(UInt64(chunk.count), inside - done)
+                            try file.write(n == UInt64(chunk.count) ? chunk : Array(chunk.prefix(Int(n))), at: offset + done)
+                            done += n
+                        }
                     }
                 }
             }
@@ -85,61 +94,61 @@ struct VHDXLogReader {
 extension VHDXImage {
     /// Writes `header` with the next sequence numbers into both slots (the non-current one
     /// first), flushing after each: a crash leaves one valid header, old or new.
-    func writeHeaders(_ s: inout VHDXState, _ header: VHDXHeader) throws(DiskError) {
+    func writeHeaders(_ j: inout VHDXJournal, _ header: VHDXHeader) throws(DiskError) {
         var h = header
         for _ in 0..<2 {
-            h.sequenceNumber = s.header.sequenceNumber + 1
-            let slot = 1 - s.headerSlot
+            h.sequenceNumber = j.header.sequenceNumber + 1
+            let slot = 1 - j.headerSlot
             try file.write(h.encode(), at: VHDXLayout.headerOffsets[slot])
             try file.sync()
-            s.header = h
-            s.headerSlot = slot
+            j.header = h
+            j.headerSlot = slot
         }
     }
 
     /// Before the first change this session: new FileWriteGuid and DataWriteGuid ([MS-VHDX] 2.2.2).
-    func prepareForWrites(_ s: inout VHDXState) throws(DiskError) {
-        guard !s.wroteGUIDs else { return }
-        var h = s.header
+    func prepareForWrites(_ j: inout VHDXJournal) throws(DiskError) {
+        guard !j.wroteGUIDs else { return }
+        var h = j.header
         h.fileWriteGUID = .random()
         h.dataWriteGUID = .random()
-        try writeHeaders(&s, h)
-        s.wroteGUIDs = true
+        try writeHeaders(&j, h)
+        j.wroteGUIDs = true
     }
 
     /// Makes `sectors` (4 KiB each, file offset -> contents) durable through the log: the data
     /// the entry protects is flushed first, then the entry is written and flushed, then the
     /// sectors are written in place and flushed. Each entry is its own sequence (tail = itself):
     /// every earlier entry is already applied and on disk.
-    func logAndApply(_ s: inout VHDXState, _ sectors: [(offset: UInt64, data: [UInt8])]) throws(DiskError) {
+    func logAndApply(_ j: inout VHDXJournal, _ sectors: [(offset: UInt64, data: [UInt8])], fileEnd: UInt64) throws(DiskError) {
         guard !sectors.isEmpty else { return }
         try file.sync()
-        if s.header.logGUID.isZero {
-            var h = s.header
+        if j.header.logGUID.isZero {
+            var h = j.header
             h.logGUID = .random()
-            try writeHeaders(&s, h)
-            s.logHead = 0
+            try writeHeaders(&j, h)
+            j.logHead = 0
         }
-        let logLength = UInt64(s.header.logLength)
+        let logLength = UInt64(j.header.logLength)
         // Entries of at most 64 data sectors (260 KiB): any fits a 1 MiB log.
         var start = 0
         while start < sectors.count {
             let group = Array(sectors[start..<min(sectors.count, start + 64)])
             start += group.count
-            s.logSequence += 1
+            j.logSequence += 1
             let size = try file.size().bytes
-            var offset = s.logHead
-            let entry0 = VHDXLogEntry(sequenceNumber: s.logSequence, tail: 0, logGUID: s.header.logGUID, flushedFileOffset: size,
-                                      lastFileOffset: max(size, s.fileEnd), descriptors: group.map { .data(fileOffset: $0.offset, data: $0.data) })
+            var offset = j.logHead
+            let entry0 = VHDXLogEntry(sequenceNumber: j.logSequence, tail: 0, logGUID: j.header.logGUID, flushedFileOffset: size,
+                                      lastFileOffset: max(size, fileEnd), descriptors: group.map { .data(fileOffset: $0.offset, data: $0.data) })
             let length = UInt64(entry0.encodedLength)
             if offset + length > logLength { offset = 0 }
             var entry = entry0
             entry.tail = UInt32(offset)
-            try file.write(entry.encode(), at: s.header.logOffset + offset)
+            try file.write(entry.encode(), at: j.header.logOffset + offset)
             try file.sync()
             for sector in group { try file.write(sector.data, at: sector.offset) }
             try file.sync()
-            s.logHead = (offset + length) % logLength
+            j.logHead = (offset + length) % logLength
         }
     }
 }

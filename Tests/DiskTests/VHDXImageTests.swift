@@ -45,7 +45,7 @@ import VHDXFormat
         #expect(image.dataWriteGUID == before, "opening alone changes nothing")
         try DiskIO.write(image, at: 0, pattern(4096, seed: 9))
         #expect(image.dataWriteGUID != before)
-        #expect(image.state.withLock { !$0.header.logGUID.isZero }, "the block allocation went through the log")
+        #expect(image.journal.withLock { !$0.header.logGUID.isZero }, "the block allocation went through the log")
         try image.close()
         let headers = try VHDXLayout.headerOffsets.map { try VHDXHeader.decode(readFile(path, at: $0, count: 4096)) }
         #expect(headers.allSatisfy { $0.logGUID.isZero })
@@ -160,7 +160,7 @@ import VHDXFormat
         try VHDXImage.create(path: path, options: .init(type: .dynamic, virtualSize: 8 << 20))
         try patchFile(path, at: VHDXLayout.headerOffsets[1] + 200, [1])  // the newer one (sequence 2)
         let image = try VHDXImage.open(path: path, readOnly: false)
-        #expect(image.state.withLock { $0.header.sequenceNumber } == 1)
+        #expect(image.journal.withLock { $0.header.sequenceNumber } == 1)
         try DiskIO.write(image, at: 0, pattern(512, seed: 3))
         try image.close()
         #expect(try DiskIO.read(VHDXImage.open(path: path, readOnly: true), at: 0, count: 512) == pattern(512, seed: 3))
