@@ -27,6 +27,22 @@ struct HostFile: Sendable {
 
     func close() { _ = Glibc.close(fd) }
 
+    func unlock() { _ = flock(fd, LOCK_UN) }
+
+    /// An advisory lock for the image's lifetime: exclusive for a writable open, shared for a
+    /// read-only one (several children may share a parent), so two VMs never write one disk.
+    func lock(exclusive: Bool) throws(DiskError) {
+        while flock(fd, (exclusive ? LOCK_EX : LOCK_SH) | LOCK_NB) != 0 {
+            let e = errno
+            if e == EINTR { continue }
+            if e == EWOULDBLOCK {
+                throw DiskError(.io(errno: e), path: path, exclusive ? "in use by another process (it holds a lock on the file)"
+                                                            : "being written by another process (it holds an exclusive lock)")
+            }
+            throw error("flock", e)
+        }
+    }
+
     func error(_ what: String, _ e: Int32 = errno) -> DiskError {
         DiskError(e == ENOSPC || e == EDQUOT ? .noSpace : .io(errno: e), path: path, "\(what): \(String(cString: strerror(e)))")
     }

@@ -35,6 +35,7 @@ public final class RawImage: DiskImage {
     public static func open(path: String, readOnly: Bool, logicalBlockSize: UInt32?, physicalBlockSize: UInt32?) throws(DiskError) -> RawImage {
         let file = try HostFile.open(path, writable: !readOnly)
         do throws(DiskError) {
+            try file.lock(exclusive: !readOnly)
             let (size, isBlockDevice) = try file.size()
             var logical: UInt32 = 512, physical: UInt32 = 4096
             var discard = false

@@ -11,6 +11,7 @@ extension VHDXImage {
     static func open(path: String, readOnly: Bool, depth: Int) throws(DiskError) -> VHDXImage {
         let file = try HostFile.open(path, writable: !readOnly)
         do throws(DiskError) {
+            try file.lock(exclusive: !readOnly)
             return try open(file: file, readOnly: readOnly, depth: depth)
         } catch {
             file.close()

@@ -93,8 +93,10 @@ public final class VHDXImage: DiskImage {
     }
 
     /// Ends the session: clears the log GUID (every entry is already applied and flushed) so
-    /// other tools see a clean file. Writes after this are refused. Idempotent.
+    /// other tools see a clean file, and drops the file lock. Writes after this are refused.
+    /// Idempotent.
     public func close() throws(DiskError) {
+        defer { if !isReadOnly { file.unlock() } }
         try journal.withLock { (j: inout VHDXJournal) throws(DiskError) in
             let (wasClosed, failed) = state.withLock { s in
                 defer { s.closed = true }

@@ -62,4 +62,30 @@ private let veneer: String? = {
         #expect(lines.count == 2 && lines.allSatisfy { $0.hasPrefix("veneer: \(disk): ") })
         #expect(two.output.contains("BAT entry 0") && two.output.contains("beyond the end"))
     }
+
+    @Test func checkRepairReplaysAPendingLog() throws {
+        guard let veneer else { print("SKIPPED: .build/debug/veneer is not built (run swift build)"); return }
+        let dir = try TempDirectory()
+        defer { dir.remove() }
+        let disk = dir.file("d.vhdx")
+        #expect(runTool(veneer, ["disk", "create", disk, "--size", "16M", "--block-size", "1M"])?.status == 0)
+        // A pending log entry that allocates block 0 at 4 MiB (the data is already there).
+        try patchFile(disk, at: 4 << 20, pattern(1 << 20, seed: 3))
+        var bat = try readFile(disk, at: 3 << 20, count: 4096)
+        bat.putU64(6 | 4 << 20, at: 0)
+        let guid = VHDXGUID.random()
+        let entry = VHDXLogEntry(sequenceNumber: 1, tail: 0, logGUID: guid, flushedFileOffset: 4 << 20, lastFileOffset: 5 << 20,
+                                 descriptors: [.data(fileOffset: 3 << 20, data: bat)])
+        try patchFile(disk, at: 1 << 20, entry.encode())
+        var header = try VHDXHeader.decode(readFile(disk, at: VHDXLayout.headerOffsets[1], count: 4096))
+        header.logGUID = guid
+        header.sequenceNumber += 1
+        try patchFile(disk, at: VHDXLayout.headerOffsets[0], header.encode())
+
+        let dirty = try #require(runTool(veneer, ["disk", "check", disk]))
+        #expect(dirty.status == 65 && dirty.output.contains("not yet replayed") && dirty.output.split(separator: "\n").count == 1, "\(dirty.output)")
+        let repaired = try #require(runTool(veneer, ["disk", "check", "--repair", disk]))
+        #expect(repaired.status == 0, "\(repaired.output)")
+        #expect(runTool(veneer, ["disk", "info", "--json", disk])?.output.contains("\"allocated\": 1048576") == true)
+    }
 }

@@ -61,3 +61,23 @@ import Testing
         #expect(throws: DiskError.self) { try RawImage.open(path: dir.path, readOnly: true) }
     }
 }
+
+@Suite struct DiskLockTests {
+    @Test func aWritableImageIsExclusiveAndParentsAreShared() throws {
+        let dir = try TempDirectory()
+        defer { dir.remove() }
+        let raw = dir.file("r.img"), base = dir.file("base.vhdx"), child = dir.file("child.vhdx")
+        try RawImage.create(path: raw, size: 1 << 20)
+        let writer = try RawImage.open(path: raw, readOnly: false)
+        let busy = try #require(throws: DiskError.self) { try RawImage.open(path: raw, readOnly: true) }
+        #expect(busy.message.contains("another process"))
+        withExtendedLifetime(writer) {}
+        try VHDXImage.create(path: base, options: .init(type: .dynamic, virtualSize: 8 << 20))
+        try VHDXImage.create(path: child, options: .init(type: .differencing, virtualSize: 0, parentPath: base))
+        let one = try VHDXImage.open(path: child, readOnly: false)
+        let two = try VHDXImage.open(path: base, readOnly: true)  // shares the parent with the child
+        #expect(throws: DiskError.self) { try VHDXImage.open(path: base, readOnly: false) }
+        #expect(throws: DiskError.self) { try VHDXImage.open(path: child, readOnly: true) }
+        withExtendedLifetime((one, two)) {}
+    }
+}

@@ -52,32 +52,36 @@ import VHDXFormat
         #expect(throws: DiskError.self) { try DiskIO.write(image, at: 0, [UInt8](repeating: 1, count: 512)) }
     }
 
-    @Test func differencingReadsParentWhereChildHasNothing() throws {
+    @Test(arguments: [UInt32(512), 4096])
+    func differencingReadsParentWhereChildHasNothing(sectorSize: UInt32) throws {
         let dir = try TempDirectory()
         defer { dir.remove() }
         let base = dir.file("base.vhdx"), child = dir.file("child.vhdx")
-        try VHDXImage.create(path: base, options: .init(type: .dynamic, virtualSize: 16 << 20, blockSize: 1 << 20))
+        try VHDXImage.create(path: base, options: .init(type: .dynamic, virtualSize: 16 << 20, blockSize: 1 << 20,
+                                                        logicalSectorSize: sectorSize, physicalSectorSize: 4096))
         let p = pattern(4 << 20, seed: 5)
         do {
             let image = try VHDXImage.open(path: base, readOnly: false)
             try DiskIO.write(image, at: 0, p)
         }
         try VHDXImage.create(path: child, options: .init(type: .differencing, virtualSize: 0, blockSize: 2 << 20, parentPath: base))
-        let x = pattern(1024, seed: 6), y = pattern(2 << 20, seed: 7)
+        let x = pattern(Int(sectorSize) * 2, seed: 6), y = pattern(2 << 20, seed: 7)
+        let xAt = 3 * UInt64(sectorSize)
         do {
             let image = try VHDXImage.open(path: child, readOnly: false)
             #expect(image.type == .differencing)
+            #expect(image.geometry.logicalBlockSize == sectorSize)
             #expect(image.parent?.path == dir.path + "/base.vhdx")
             #expect(try DiskIO.read(image, at: 0, count: 4 << 20) == p)
-            try DiskIO.write(image, at: 1536, x)       // partial block: bitmap
+            try DiskIO.write(image, at: xAt, x)        // partial block: bitmap
             try DiskIO.write(image, at: 2 << 20, y)    // a whole block: fully present
             try DiskIO.write(image, at: 8 << 20, x)    // beyond the parent's data: zeros around it
         }
         let image = try VHDXImage.open(path: child, readOnly: true)
         var expected = p + [UInt8](repeating: 0, count: 12 << 20)
-        expected.replaceSubrange(1536..<2560, with: x)
+        expected.replaceSubrange(Int(xAt)..<Int(xAt) + x.count, with: x)
         expected.replaceSubrange((2 << 20)..<(4 << 20), with: y)
-        expected.replaceSubrange((8 << 20)..<((8 << 20) + 1024), with: x)
+        expected.replaceSubrange((8 << 20)..<((8 << 20) + x.count), with: x)
         #expect(try DiskIO.read(image, at: 0, count: 16 << 20) == expected)
         let parentNow = try VHDXImage.open(path: base, readOnly: true)
         #expect(try DiskIO.read(parentNow, at: 0, count: 4 << 20) == p, "the parent is never written")
