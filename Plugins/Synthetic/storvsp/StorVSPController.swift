@@ -87,7 +87,11 @@ final class StorVSPController: VeneerDevice {
         }
     }
 
-    func start() {
+    func start() { learnVCPUCount() }
+
+    /// Sub-channels follow the vCPU count, a machine fact known once the machine is built (asked
+    /// again when the guest opens the primary, in case it was not yet at start).
+    private func learnVCPUCount() {
         if let bytes = try? host.machineFact(.vcpuCount), bytes.count >= 4 {
             controller.setVCPUCount(Int(UInt32(bytes[0]) | UInt32(bytes[1]) << 8 | UInt32(bytes[2]) << 16 | UInt32(bytes[3]) << 24))
         }
@@ -97,6 +101,7 @@ final class StorVSPController: VeneerDevice {
 
     func channelOpened(_ channel: UInt32, userData: [UInt8]) {
         guard let slot = channels.slot(of: channel) else { return }
+        if channel == primary { learnVCPUCount() }
         let fresh = makeSession(channel)
         slot.session.withLock { session in
             session?.close()
