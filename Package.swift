@@ -78,12 +78,17 @@ let package = Package(
         // The IC framework every integration-service plugin builds on: negotiation, transactions, timeouts.
         .target(name: "VeneerIC", dependencies: ["VeneerPluginKit", "ICProtocol"], path: "PluginSDK/IC", swiftSettings: strict),
         // Disk images (raw, VHDX) and the libaio engine that moves their data: used by storvsp and `veneer disk`.
-        .target(name: "VeneerDisk", path: "PluginSDK/Disk", swiftSettings: strict),
+        // libaio (and the Linux calls around it Swift's Glibc lacks) for VeneerDisk's engine.
+        .target(name: "CLibAIO", path: "PluginSDK/CLibAIO", linkerSettings: [.linkedLibrary("aio")]),
+        .target(name: "VeneerDisk", dependencies: ["CLibAIO"], path: "PluginSDK/Disk", swiftSettings: strict),
         .target(name: "VeneerHarness", dependencies: ["VeneerHost", "VeneerPluginABI", "VMBusProtocol"], path: "PluginSDK/Harness/Library", swiftSettings: strict),
         .executableTarget(name: "veneer-plugin-test", dependencies: ["VeneerHarness"], path: "PluginSDK/Harness/CLI", swiftSettings: strict),
         .testTarget(name: "HostTests", dependencies: ["VeneerHost", "VeneerHarness", "VeneerPluginKit", "VMBusProtocol"], path: "Tests/HostTests", swiftSettings: strict),
         .testTarget(name: "PluginTests", dependencies: ["VeneerHarness", "ICProtocol", "VMBusProtocol"], path: "Tests/PluginTests", swiftSettings: strict),
         .testTarget(name: "ICTests", dependencies: ["ICProtocol", "VeneerIC"], path: "Tests/ICTests", swiftSettings: strict),
+        // DiskQueue alone on a raw file, for bench/storage/run (against fio).
+        .executableTarget(name: "veneer-disk-bench", dependencies: ["VeneerDisk"], path: "bench/storage/DiskBench", swiftSettings: strict),
+        .testTarget(name: "DiskTests", dependencies: ["VeneerDisk"], path: "Tests/DiskTests", swiftSettings: strict),
         // storvsp's wire formats and its SCSI target and channel logic, below the plugin ABI.
         .testTarget(name: "StorVSPTests", dependencies: ["StorVSP", "StorVSPProtocol", "SCSIProtocol", "VeneerDisk", "VeneerPluginKit", "VeneerPluginABI"],
                     path: "Tests/StorVSPTests", swiftSettings: strict),
