@@ -14,7 +14,7 @@ final class ABIHost {
     var offers: [UInt32] = []
     var nextChannel: UInt32 = 7
     var rings: [UInt32: [IncomingPacket]] = [:]
-    var written: [UInt32: [OutgoingPacket]] = [:]
+    var written: [UInt32: [ReplyPacket]] = [:]
     var logs: [String] = []
     let guest = FakeGuestChannel()
 
@@ -68,7 +68,7 @@ final class ABIHost {
             for i in 0..<Int(count) {
                 let send = raw.load(fromByteOffset: i * Int(stride), as: veneer_vmbus_send.self)
                 let payload = send.payload.map { Array(UnsafeRawBufferPointer(start: $0, count: Int(send.payload_length))) } ?? []
-                me.written[channel, default: []].append(OutgoingPacket(type: send.type, transactionID: send.transaction_id, payload: payload))
+                me.written[channel, default: []].append(ReplyPacket(type: send.type, transactionID: send.transaction_id, payload: payload))
             }
             written.pointee = count
             return veneer_status(VENEER_OK)
@@ -88,7 +88,7 @@ final class ABIHost {
         }
     }
 
-    func take(_ channel: UInt32) -> [OutgoingPacket] {
+    func take(_ channel: UInt32) -> [ReplyPacket] {
         defer { written[channel] = [] }
         return written[channel] ?? []
     }

@@ -9,7 +9,7 @@ final class FakeGuestChannel: ChannelTransport {
     let ramBase: UInt64 = 0x10_0000
     let ram: UnsafeMutableRawBufferPointer
     var incoming: [IncomingPacket] = []
-    var replies: [OutgoingPacket] = []
+    var replies: [ReplyPacket] = []
     /// Replies the ring still has room for (nil: unlimited).
     var room: Int?
     var broken = false
@@ -27,7 +27,7 @@ final class FakeGuestChannel: ChannelTransport {
         return incoming.isEmpty ? nil : incoming.removeFirst()
     }
 
-    func write(_ packets: [OutgoingPacket]) -> WriteResult {
+    func write(_ packets: [ReplyPacket]) -> WriteResult {
         writeCalls += 1
         let fit = min(packets.count, room ?? .max)
         replies += packets.prefix(fit)
@@ -47,7 +47,7 @@ final class FakeGuestChannel: ChannelTransport {
 
     func peek(_ gpa: UInt64, _ count: Int) -> [UInt8] { Array(ram[Int(gpa - ramBase)..<Int(gpa - ramBase) + count]) }
 
-    func takeReplies() -> [OutgoingPacket] {
+    func takeReplies() -> [ReplyPacket] {
         defer { replies = [] }
         return replies
     }
@@ -92,7 +92,7 @@ struct SRBCompletion {
     var sense: SenseData? { SenseData.decode(Array(request.cdbOrSense.prefix(Int(request.senseInfoLength)))) }
     var transferred: Int { Int(request.dataTransferLength) }
 
-    init(_ reply: OutgoingPacket) throws {
+    init(_ reply: ReplyPacket) throws {
         packet = try VStorPacket.decode(reply.payload)
         request = VMSCSIRequest(union: packet.union, size: VMSCSIRequest.longSize)
         transactionID = reply.transactionID
@@ -157,7 +157,7 @@ final class ChannelFixture {
 
     deinit { for p in paths { unlink(p) } }
 
-    func send(_ packets: [IncomingPacket]) -> [OutgoingPacket] {
+    func send(_ packets: [IncomingPacket]) -> [ReplyPacket] {
         guest.incoming += packets
         primary.signalled()
         return guest.takeReplies()

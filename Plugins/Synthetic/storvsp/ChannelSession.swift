@@ -66,7 +66,7 @@ final class ChannelSession: @unchecked Sendable {
     private var inFlight: [UInt64: InFlight] = [:]
     private var nextCommand: UInt64 = 1
     /// Replies the guest's ring had no room for, oldest first.
-    private var waiting: [OutgoingPacket] = []
+    private var waiting: [ReplyPacket] = []
 
     init(channel: UInt32, isPrimary: Bool, controller: ControllerState, transport: any ChannelTransport, hooks: Hooks) {
         self.channel = channel
@@ -88,7 +88,7 @@ final class ChannelSession: @unchecked Sendable {
     /// An engine's eventfd became readable.
     func completionsReady(key: Int) {
         guard let queue = queues[key] else { return }
-        var replies: [OutgoingPacket] = []
+        var replies: [ReplyPacket] = []
         complete(queue.reap(), into: &replies)
         send(replies)
         pump()
@@ -115,11 +115,11 @@ final class ChannelSession: @unchecked Sendable {
         // Hosts send it from Windows 7's protocol on (older guests do not expect it).
         guard isPrimary, phase == .ready, !broken, let version, version >= .win7 else { return }
         let packet = VStorPacket(operation: .enumerateBus).encode()
-        send([OutgoingPacket(type: IncomingPacket.inBand, transactionID: 0, payload: packet)])
+        send([ReplyPacket(type: IncomingPacket.inBand, transactionID: 0, payload: packet)])
     }
 
     /// Puts back what `StorVSPController.save` kept.
-    func restore(phase: Phase, version: StorageProtocolVersion?, subChannelsOffered: Int, waiting: [OutgoingPacket]) {
+    func restore(phase: Phase, version: StorageProtocolVersion?, subChannelsOffered: Int, waiting: [ReplyPacket]) {
         self.phase = phase
         self.version = version
         self.subChannelsOffered = subChannelsOffered
@@ -129,8 +129,8 @@ final class ChannelSession: @unchecked Sendable {
 
     /// For a save: waits until every command in flight completed, and returns the replies not yet
     /// written (those completions included), so that nothing the guest asked for is lost.
-    func quiesce() -> [OutgoingPacket] {
-        var replies: [OutgoingPacket] = []
+    func quiesce() -> [ReplyPacket] {
+        var replies: [ReplyPacket] = []
         while !inFlight.isEmpty {
             var progressed = false
             for (_, queue) in queues where queue.outstanding > 0 {
@@ -160,7 +160,7 @@ final class ChannelSession: @unchecked Sendable {
             flushWaiting()
             guard waiting.isEmpty else { return }
             refreshLUNs()
-            var replies: [OutgoingPacket] = []
+            var replies: [ReplyPacket] = []
             var batches: [Int: [LUNRequest]] = [:]
             var read = 0
             while inFlight.count + batches.values.reduce(0, { $0 + $1.count }) < controller.limits.queueDepth {
@@ -191,7 +191,7 @@ final class ChannelSession: @unchecked Sendable {
     }
 
     /// Writes replies in one batch (one signal); what does not fit waits for `signalled`.
-    private func send(_ replies: [OutgoingPacket]) {
+    private func send(_ replies: [ReplyPacket]) {
         guard !replies.isEmpty else { return }
         if !waiting.isEmpty {
             waiting += replies
@@ -212,7 +212,7 @@ final class ChannelSession: @unchecked Sendable {
 
     // MARK: Packets
 
-    private func handle(_ packet: IncomingPacket, replies: inout [OutgoingPacket], batches: inout [Int: [LUNRequest]]) {
+    private func handle(_ packet: IncomingPacket, replies: inout [ReplyPacket], batches: inout [Int: [LUNRequest]]) {
         guard packet.type == IncomingPacket.inBand || packet.type == IncomingPacket.gpaDirect,
               let vstor = try? VStorPacket.decode(packet.payload) else {
             counters.dropped += 1
@@ -223,7 +223,7 @@ final class ChannelSession: @unchecked Sendable {
         func answer(_ status: NTStatus, union: [UInt8] = vstor.union) {
             if status != .success { counters.refused += 1 }
             let reply = VStorPacket(operation: .completeIO, status: status, union: union)
-            replies.append(OutgoingPacket(type: IncomingPacket.completion, transactionID: packet.transactionID,
+            replies.append(ReplyPacket(type: IncomingPacket.completion, transactionID: packet.transactionID,
                                           payload: reply.encode(size: replySize)))
         }
         guard let operation = vstor.knownOperation else { return answer(.invalidDeviceRequest) }
@@ -288,7 +288,7 @@ final class ChannelSession: @unchecked Sendable {
     // MARK: SCSI requests
 
     private func execute(_ packet: IncomingPacket, vstor: VStorPacket, version: StorageProtocolVersion, replySize: Int,
-                         replies: inout [OutgoingPacket], batches: inout [Int: [LUNRequest]]) {
+                         replies: inout [ReplyPacket], batches: inout [Int: [LUNRequest]]) {
         counters.commands += 1
         let request = VMSCSIRequest(union: vstor.union, size: version.requestSize)
         func finish(_ reply: SCSIReply) {
@@ -386,7 +386,7 @@ final class ChannelSession: @unchecked Sendable {
         }
     }
 
-    private func complete(_ completions: [LUNCompletion], into replies: inout [OutgoingPacket]) {
+    private func complete(_ completions: [LUNCompletion], into replies: inout [ReplyPacket]) {
         for completion in completions {
             let number = completion.token >> 16, index = Int(completion.token & 0xFFFF)
             guard var command = inFlight[number], index < command.plan.work.count else { continue }
@@ -424,7 +424,7 @@ final class ChannelSession: @unchecked Sendable {
     /// The completion of an EXECUTE_SRB: the guest's request block with the statuses, the
     /// transferred length and the sense data filled in.
     private func srbReply(transactionID: UInt64, request: VMSCSIRequest, reply: SCSIReply, version: StorageProtocolVersion,
-                          replySize: Int) -> OutgoingPacket {
+                          replySize: Int) -> ReplyPacket {
         var answer = request
         let senseRoom = min(version.senseBufferSize, Int(request.senseInfoLength), SenseData.size)
         let sense = reply.sense.map { Array($0.encode().prefix(senseRoom)) } ?? []
@@ -436,6 +436,6 @@ final class ChannelSession: @unchecked Sendable {
         answer.cdbOrSense = sense + [UInt8](repeating: 0, count: VMSCSIRequest.longSenseSize - sense.count)
         let packet = VStorPacket(operation: .completeIO, status: NTStatus(srb: reply.srbStatus),
                                  union: answer.encode(size: version.requestSize))
-        return OutgoingPacket(type: IncomingPacket.completion, transactionID: transactionID, payload: packet.encode(size: replySize))
+        return ReplyPacket(type: IncomingPacket.completion, transactionID: transactionID, payload: packet.encode(size: replySize))
     }
 }

@@ -5,7 +5,7 @@ protocol ChannelTransport: AnyObject {
     /// guest reopens the channel.
     func readPacket() throws(ChannelBroken) -> IncomingPacket?
     /// Writes packets in order until one does not fit, signalling the guest at most once.
-    func write(_ packets: [OutgoingPacket]) -> WriteResult
+    func write(_ packets: [ReplyPacket]) -> WriteResult
     /// A host view of guest RAM (nil when the range is not all RAM).
     func mapGuest(_ gpa: UInt64, length: UInt64, writable: Bool) -> UnsafeMutableRawBufferPointer?
 }
@@ -32,7 +32,7 @@ struct GuestSegmentRange: Sendable, Equatable {
     var length: UInt64
 }
 
-struct OutgoingPacket: Sendable, Equatable {
+struct ReplyPacket: Sendable, Equatable {
     var type: UInt16
     var transactionID: UInt64
     var payload: [UInt8]

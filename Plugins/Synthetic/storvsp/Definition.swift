@@ -22,7 +22,9 @@ extension StorVSPController {
                           doc: "commands in flight per channel before the VSP stops reading that channel's ring"),
             ParameterSpec("disk", .group(min: 0, max: LUNMap.targets * LUNMap.lunsPerTarget, members: DiskConfiguration.members),
                           default: nil, doc: "one [[device.disk]] table per LUN (none: an empty controller)"),
-        ]
+        ],
+        // Each channel is served under its own lock (ChannelTable); nothing else is shared.
+        concurrent: true
     ) { host, params, name throws(PluginError) in
         let transfer = params.int("max_transfer_bytes")
         guard transfer % 4096 == 0 else {

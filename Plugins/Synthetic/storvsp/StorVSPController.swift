@@ -1,7 +1,6 @@
 import SCSIProtocol
 import StorVSPProtocol
 import VeneerDisk
-import VeneerPluginABI
 import VeneerPluginKit
 #if canImport(Glibc)
 import Glibc
@@ -88,7 +87,11 @@ final class StorVSPController: VeneerDevice {
         }
     }
 
-    func start() {
+    func start() { learnVCPUCount() }
+
+    /// Sub-channels follow the vCPU count, a machine fact known once the machine is built (asked
+    /// again when the guest opens the primary, in case it was not yet at start).
+    private func learnVCPUCount() {
         if let bytes = try? host.machineFact(.vcpuCount), bytes.count >= 4 {
             controller.setVCPUCount(Int(UInt32(bytes[0]) | UInt32(bytes[1]) << 8 | UInt32(bytes[2]) << 16 | UInt32(bytes[3]) << 24))
         }
@@ -98,6 +101,7 @@ final class StorVSPController: VeneerDevice {
 
     func channelOpened(_ channel: UInt32, userData: [UInt8]) {
         guard let slot = channels.slot(of: channel) else { return }
+        if channel == primary { learnVCPUCount() }
         let fresh = makeSession(channel)
         slot.session.withLock { session in
             session?.close()
@@ -130,14 +134,13 @@ final class StorVSPController: VeneerDevice {
         let host = self.host, name = self.name, primary = self.primary
         return ChannelSession.Hooks(
             offerSubChannels: { [channels] count in
-                guard let offer = host.api.pointee.vmbus_offer_subchannels, host.api.pointee.abi_minor >= 7 else { return false }
-                var ids = [UInt32](repeating: 0, count: count)
-                let status = ids.withUnsafeMutableBufferPointer { offer(host.host, primary, UInt32(count), $0.baseAddress) }
-                guard status == veneer_status(VENEER_OK) else {
-                    host.log(.warning, "\(name): cannot offer \(count) sub-channels: \(statusName(status))")
+                do {
+                    let ids = try host.offerSubchannels(primary: primary, count: count)
+                    return channels.addSubChannels(ids)
+                } catch {
+                    host.log(.warning, "\(name): cannot offer \(count) sub-channels: \(error)")
                     return false
                 }
-                return channels.addSubChannels(ids)
             },
             watch: { fd, key in
                 (try? host.watch(fd: fd, events: .readable, token: UInt64(channel) << 32 | UInt64(key))) != nil
@@ -152,7 +155,7 @@ final class StorVSPController: VeneerDevice {
     /// yet. Commands in flight are completed first (the save waits for their I/O), so their
     /// replies are among those kept and nothing the guest asked for is lost.
     func save(to state: inout StateWriter) {
-        var open: [(ChannelSession, [OutgoingPacket])] = []
+        var open: [(ChannelSession, [ReplyPacket])] = []
         for slot in channels.slots {
             slot.session.withLock { session in
                 guard let session else { return }
@@ -179,7 +182,7 @@ final class StorVSPController: VeneerDevice {
         var phase: ChannelSession.Phase
         var version: StorageProtocolVersion?
         var offered: Int
-        var waiting: [OutgoingPacket]
+        var waiting: [ReplyPacket]
     }
 
     func load(version: UInt32, from state: inout StateReader) throws(StateError) {
@@ -200,12 +203,12 @@ final class StorVSPController: VeneerDevice {
             guard offered <= 64 else { throw StateError("channel \(channel): \(offered) sub-channels") }
             let replyCount: UInt32 = try state.read()
             guard replyCount <= 4096 else { throw StateError("channel \(channel): \(replyCount) waiting replies") }
-            var waiting: [OutgoingPacket] = []
+            var waiting: [ReplyPacket] = []
             for _ in 0..<replyCount {
                 let type: UInt16 = try state.read()
                 let id: UInt64 = try state.read()
                 let payload = try state.readBytes(maxCount: VStorPacket.size)
-                waiting.append(OutgoingPacket(type: type, transactionID: id, payload: payload))
+                waiting.append(ReplyPacket(type: type, transactionID: id, payload: payload))
             }
             restored.append(SavedChannel(channel: channel, phase: phase, version: rawVersion == 0 ? nil : version,
                                          offered: Int(offered), waiting: waiting))
