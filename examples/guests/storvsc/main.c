@@ -345,7 +345,9 @@ static void create_subchannels(struct channel *primary, u64 vcpus)
 
 /* ---- SCSI requests ------------------------------------------------------------------------ */
 
+#ifndef MAX_PFNS /* the bench mode (bench.c) sends 1 MiB requests */
 #define MAX_PFNS 17
+#endif
 
 struct scsi_result {
     u8 srb_status, scsi_status, sense_length;
