@@ -41,10 +41,15 @@ extension StorVSPController {
     /// Opens a LUN's image (nil for an empty CD/DVD drive).
     @Sendable static func openImage(_ disk: DiskConfiguration) throws(DiskError) -> (any DiskImage)? {
         if disk.path.isEmpty { return nil }
-        if let format = disk.format, format != "raw" {
-            throw DiskError(.unsupported, path: disk.path, "format \(format) is not available in this build")
+        // VeneerDisk's formats (raw, VHDX), detected by signature when the format is "auto".
+        var format: DiskFormat?
+        if let name = disk.format {
+            guard let known = DiskFormat(rawValue: name) else {
+                throw DiskError(.unsupported, path: disk.path, "format \(name) is not available in this build")
+            }
+            format = known
         }
-        return try PlainRawImage(path: disk.path, readOnly: disk.readOnly || disk.kind == .cdrom,
+        return try openDiskImage(path: disk.path, format: format, readOnly: disk.readOnly || disk.kind == .cdrom,
                                  logicalBlockSize: disk.logicalBlockSize, physicalBlockSize: disk.physicalBlockSize)
     }
 }
