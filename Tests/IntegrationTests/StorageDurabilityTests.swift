@@ -114,6 +114,36 @@ struct StorageDurabilityTests {
         return output
     }
 
+    /// A VM with the durability guest and one disk as LUN 0 of a storvsp controller.
+    static func config(image: String, disk: String, format: String, cache: String) -> String {
+        """
+        name = "durability"
+        memory = "64M"
+        vcpus = 4
+        hyperv = true
+
+        [boot]
+        format = "flat"
+        image = "\(image)"
+        mode = "long"
+        load_address = 0x100000
+
+        [[device]]
+        id = "com1"
+        plugin = "serial16550"
+
+        [[device]]
+        id = "scsi0"
+        plugin = "storvsp"
+
+        [[device.disk]]
+        lun = 0
+        path = "\(disk)"
+        format = "\(format)"
+        cache = "\(cache)"
+        """
+    }
+
     @Test func everyDurableRecordSurvivesSIGKILL() throws {
         try VeneerProcess.buildExamples()
         let trials = Self.environmentInt("VENEER_DURABILITY_TRIALS", 100)
@@ -141,32 +171,7 @@ struct StorageDurabilityTests {
             }
             let made = try VeneerProcess.veneer(create)
             try #require(made.status == 0, "veneer \(create.joined(separator: " ")): \(made.stderr)")
-            let config = """
-                name = "durability"
-                memory = "64M"
-                vcpus = 4
-                hyperv = true
-
-                [boot]
-                format = "flat"
-                image = "\(image)"
-                mode = "long"
-                load_address = 0x100000
-
-                [[device]]
-                id = "com1"
-                plugin = "serial16550"
-
-                [[device]]
-                id = "scsi0"
-                plugin = "storvsp"
-
-                [[device.disk]]
-                lun = 0
-                path = "\(disk)"
-                format = "\(format)"
-                cache = "\(cache)"
-                """
+            let config = Self.config(image: image, disk: disk, format: format, cache: cache)
             try config.write(toFile: dir + "/vm.toml", atomically: true, encoding: .utf8)
 
             let output = try Self.runAndKill(config: dir + "/vm.toml", trial: trial, dir: dir)
@@ -205,5 +210,94 @@ struct StorageDurabilityTests {
         }
         print("durability: \(trials) trials (\(tally.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))), \(checked) records checked, \(lost) lost")
         #expect(lost == 0)
+    }
+
+    /// A SIGKILL leaves the page cache to the kernel, so the trials above cannot see a flush that
+    /// never reaches the file system. Here the guest's flushes and FUA writes are counted where
+    /// they land: Veneer's fdatasync/fsync calls (strace), in both cache modes, raw and VHDX.
+    @Test(arguments: ["none", "writeback"]) func flushesReachFdatasync(cache: String) throws {
+        try VeneerProcess.buildExamples()
+        guard let strace = StorageGuestTests.which("strace") else {
+            print("SKIPPED: strace is not installed: Veneer's fdatasync calls are not counted")
+            return
+        }
+        let image = VeneerProcess.repoRoot + "/examples/guests/build/storvsc-durability.bin"
+        for format in ["raw", "vhdx"] {
+            let scratch = try BootTestSupport.Scratch()
+            let dir = scratch.path, disk = scratch.path + "/disk.\(format)"
+            let made = try VeneerProcess.veneer(["disk", "create", disk, "--format", format, "--size", "\(Self.diskMiB)M"])
+            try #require(made.status == 0, "\(made.stderr)")
+            try Self.config(image: image, disk: disk, format: format, cache: cache).write(toFile: dir + "/vm.toml", atomically: true, encoding: .utf8)
+            let outPath = dir + "/out.txt", tracePath = dir + "/strace.txt"
+            FileManager.default.createFile(atPath: outPath, contents: nil)
+            guard let out = FileHandle(forWritingAtPath: outPath) else { throw TestFailure("cannot open \(outPath)") }
+            defer { try? out.close() }
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: strace)
+            process.arguments = ["-f", "-qq", "--seccomp-bpf", "-o", tracePath, "-e", "trace=fdatasync,fsync", "-e", "signal=none",
+                                 VeneerProcess.executable, "run", dir + "/vm.toml"]
+            process.standardOutput = out
+            process.standardError = out
+            process.standardInput = FileHandle.nullDevice
+            try process.run()
+            let read = { String(decoding: FileManager.default.contents(atPath: outPath) ?? Data(), as: UTF8.self) }
+            let deadline = Date().addingTimeInterval(120)
+            while process.isRunning && Self.lastDurable(read()) < 256 && Date() < deadline { usleep(20_000) }
+            // Kill veneer (strace's child), not strace: a killed strace would leave it running.
+            let childrenPath = "/proc/\(process.processIdentifier)/task/\(process.processIdentifier)/children"
+            let children = ((try? String(contentsOfFile: childrenPath, encoding: .utf8)) ?? "").split(separator: " ").compactMap { pid_t($0) }
+            for child in children { kill(child, SIGKILL) }
+            if children.isEmpty { kill(process.processIdentifier, SIGKILL) }
+            process.waitUntilExit()
+            let durable = Self.lastDurable(read())
+            try #require(durable >= 256, "\(format), cache \(cache): the guest made only \(durable) records durable:\n\(read().suffix(400))")
+            let trace = (try? String(contentsOfFile: tracePath, encoding: .utf8)) ?? ""
+            let syncs = trace.split(separator: "\n").filter { $0.contains("fdatasync(") || $0.contains("fsync(") }.count
+            print("durability: \(format), cache \(cache): \(durable) records durable, \(syncs) fdatasync/fsync calls")
+            // Half the records are plain writes, made durable by SYNCHRONIZE CACHE: at least one
+            // flush per 32 in flight reaches the file.
+            #expect(syncs >= durable / 64, "\(format), cache \(cache): \(syncs) fdatasync/fsync calls for \(durable) durable records")
+        }
+    }
+}
+
+/// The host-side record check can fail: missing, stale, torn and corrupted records are reported.
+struct DurabilityRecordCheckTests {
+    /// Record `n` laid out as the guest writes it (durability.c).
+    static func put(_ n: UInt64, slotOf slot: Int, in disk: inout Data) {
+        var words = [UInt64](repeating: 0, count: StorageDurabilityTests.recordBytes / 8)
+        words[0] = StorageDurabilityTests.magic
+        words[1] = n
+        var sum: UInt64 = 0
+        for i in 3..<words.count {
+            words[i] = (n &* 0x9E37_79B9_7F4A_7C15) ^ (UInt64(i) &* 0xBF58_476D_1CE4_E5B9)
+            sum = sum &+ words[i] &* (2 * UInt64(i) + 1)
+        }
+        words[2] = sum
+        let offset = StorageDurabilityTests.regionOffset + ((slot - 1) % StorageDurabilityTests.regionRecords) * StorageDurabilityTests.recordBytes
+        let bytes = words.flatMap { withUnsafeBytes(of: $0.littleEndian, Array.init) }
+        disk.replaceSubrange(offset..<offset + bytes.count, with: bytes)
+    }
+
+    @Test func checkerReportsEveryKindOfLoss() {
+        let records = StorageDurabilityTests.regionRecords
+        var disk = Data(count: StorageDurabilityTests.diskMiB << 20)
+        Self.put(5, slotOf: 5, in: &disk)
+        #expect(StorageDurabilityTests.recordProblem(disk, n: 5) == nil)
+        #expect(StorageDurabilityTests.recordProblem(disk, n: 6) != nil, "a never-written record")
+        // A later record of the same slot (the region wrapped) is fine; an older one is not.
+        Self.put(UInt64(7 + records), slotOf: 7, in: &disk)
+        #expect(StorageDurabilityTests.recordProblem(disk, n: 7) == nil)
+        Self.put(8, slotOf: 8 + records, in: &disk)
+        #expect(StorageDurabilityTests.recordProblem(disk, n: 8 + records) != nil, "a stale record")
+        // One flipped byte in the pattern, or in the checksum.
+        var torn = disk
+        let at = StorageDurabilityTests.regionOffset + 4 * StorageDurabilityTests.recordBytes + 2000
+        torn[at] ^= 0x01
+        #expect(StorageDurabilityTests.recordProblem(torn, n: 5) != nil)
+        var badSum = disk
+        badSum[StorageDurabilityTests.regionOffset + 4 * StorageDurabilityTests.recordBytes + 16] ^= 0x80
+        #expect(StorageDurabilityTests.recordProblem(badSum, n: 5) != nil)
+        #expect(StorageDurabilityTests.lastDurable("durable 3\r\ndurable 17\r\ndurable 18") == 17, "a line cut short by the kill")
     }
 }
