@@ -91,6 +91,13 @@ struct StorvspVMBusTests {
         return (p[14], p[15], UInt32(p[24]) | UInt32(p[25]) << 8 | UInt32(p[26]) << 16 | UInt32(p[27]) << 24)
     }
 
+    /// Polls the engines' eventfds until `channel` has `count` replies (libaio completes later).
+    func awaitReplies(_ h: PluginHarness, channel: UInt32, count: Int) {
+        for _ in 0..<200 where h.host.packetsFromDevice(channel: channel).count < count {
+            _ = h.pollFDs(timeoutMilliseconds: 50)
+        }
+    }
+
     func harness(disk: String, vcpus: UInt32 = 4) throws -> PluginHarness {
         let h = try PluginHarness(plugin: "storvsp", parameters: ["disk": .group([["lun": .int(0), "path": .string(disk), "cache": .string("writeback")]])],
                                   vcpuCount: vcpus)
@@ -124,11 +131,13 @@ struct StorvspVMBusTests {
             try h.writeGuest([UInt8](repeating: UInt8(0xA0 + n), count: 4096), at: gpa)
             h.sendGPADirect(channel: sub, transactionID: UInt64(100 + n), gpa: gpa, length: 4096,
                             payload: Self.srb([0x2A, 0, 0, 0, 0, UInt8(8 * n), 0, 0, 8, 0], direction: 0, length: 4096))
+            awaitReplies(h, channel: sub, count: 1)
             let done = try #require(h.host.packetsFromDevice(channel: sub).last)
             #expect(done.transactionID == UInt64(100 + n) && Self.outcome(done).srb == 1 && Self.outcome(done).transferred == 4096)
         }
         h.sendGPADirect(channel: primary, transactionID: 7, gpa: Self.buffer + 0x10000, length: 3 * 4096,
                         payload: Self.srb([0x28, 0, 0, 0, 0, 0, 0, 0, 24, 0], direction: 1, length: 3 * 4096))
+        awaitReplies(h, channel: primary, count: 6)
         let read = try #require(h.host.packetsFromDevice(channel: primary).last)
         #expect(read.transactionID == 7 && Self.outcome(read) == (1, 0, 12288))
         let back = try h.readGuest(Self.buffer + 0x10000, count: 3 * 4096)

@@ -16,6 +16,7 @@ final class ABIHost {
     var rings: [UInt32: [IncomingPacket]] = [:]
     var written: [UInt32: [ReplyPacket]] = [:]
     var logs: [String] = []
+    var watches: [Int32: UInt64] = [:]
     let guest = FakeGuestChannel()
 
     init() {
@@ -73,9 +74,28 @@ final class ABIHost {
             written.pointee = count
             return veneer_status(VENEER_OK)
         }
+        api.fd_watch = { host, fd, _, token in
+            guard let host else { return veneer_status(VENEER_EINVAL) }
+            ABIHost.of(host).watches[fd] = token
+            return veneer_status(VENEER_OK)
+        }
+        api.fd_unwatch = { host, fd in
+            guard let host else { return veneer_status(VENEER_EINVAL) }
+            ABIHost.of(host).watches[fd] = nil
+            return veneer_status(VENEER_OK)
+        }
         api.mem_map = { host, gpa, length, flags in
             guard let host else { return nil }
             return ABIHost.of(host).guest.mapGuest(gpa, length: length, writable: flags & UInt32(VENEER_MAP_WRITE) != 0)?.baseAddress
+        }
+    }
+
+    /// Polls the watched eventfds (the libaio engines) until `channel` has `count` replies.
+    func awaitReplies(_ controller: StorVSPController, channel: UInt32, count: Int) {
+        for _ in 0..<200 where (written[channel]?.count ?? 0) < count {
+            var fds = watches.keys.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
+            guard poll(&fds, nfds_t(fds.count), 50) > 0 else { continue }
+            for p in fds where p.revents != 0 { controller.fdReady(token: watches[p.fd] ?? 0, events: .readable) }
         }
     }
 
@@ -125,6 +145,7 @@ struct StorVSPControllerTests {
             let gpa = host.guest.ramBase + 0x3000
             host.rings[9] = [Guest.srb([0x28, 0, 0, 0, 0, 5, 0, 0, 1, 0], direction: .read, length: 512, gpa: gpa, id: 77)]
             controller.channelSignalled(9)
+            host.awaitReplies(controller, channel: 9, count: 1)
             let io = host.take(9)
             #expect(io.count == 1 && io[0].transactionID == 77)
             #expect(try SRBCompletion(io[0]).srb == 1 && host.guest.peek(gpa, 512) == [UInt8](repeating: 5, count: 512))
@@ -159,6 +180,7 @@ struct StorVSPControllerTests {
             announce = host.take(7)
             #expect(announce.count == 1)
             host.rings[7] = [Guest.srb([0, 0, 0, 0, 0, 0], lun: 0, id: 3), Guest.srb([0, 0, 0, 0, 0, 0], lun: 4, id: 4)]
+            // (TEST UNIT READY answers at once: no engine involved.)
             controller.channelSignalled(7)
             let replies = try host.take(7).map { try SRBCompletion($0) }
             #expect(replies.map(\.srb) == [SRBStatus.invalidLUN.rawValue, 1])
