@@ -5,7 +5,7 @@ import VeneerDisk
 @testable import StorVSP
 
 /// A guest for channel tests: RAM the VSP maps, the guest's ring of packets and the replies.
-final class FakeGuestChannel: ChannelTransport {
+final class FakeGuestChannel: ChannelTransport, @unchecked Sendable {
     let ramBase: UInt64 = 0x10_0000
     let ram: UnsafeMutableRawBufferPointer
     var incoming: [IncomingPacket] = []
