@@ -186,3 +186,48 @@ struct StorvspVMBusTests {
         #expect(last.transactionID == 6 && Self.outcome(last).srb == 1)
     }
 }
+
+/// An image made by qemu-img, written by the guest through storvsp, read back by qemu-img.
+@Suite("storvsp images and qemu-img")
+struct StorvspQemuImageTests {
+    @Test(arguments: ["raw"])
+    func aGuestsWritesReadBackIdenticallyWithQemuImg(format: String) throws {
+        guard (try? TestSupport.run("qemu-img", ["--version"]))?.status == 0 else {
+            print("SKIPPED: qemu-img is not installed (scripts/setup installs qemu-utils)")
+            return
+        }
+        let directory = try TestSupport.temporaryDirectory("storvsp-\(format)")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let image = directory + "/disk.\(format)", raw = directory + "/back.raw"
+        let created = try TestSupport.run("qemu-img", ["create", "-q", "-f", format, image, "16M"])
+        #expect(created.status == 0, "\(created.stderr)")
+        let t = StorvspVMBusTests()
+        let pattern = (0..<(64 * 1024)).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ 7) }
+        do {
+            let h = try PluginHarness(plugin: "storvsp", parameters: [
+                "disk": .group([["lun": .int(0), "path": .string(image), "cache": .string("writeback")]])])
+            let primary = try #require(h.host.offers.keys.first)
+            h.openChannel(primary)
+            t.initialize(h, primary)
+            try h.writeGuest(pattern, at: StorvspVMBusTests.buffer)
+            // 64 KiB at LBA 2048 (1 MiB in: a new block of a dynamic VHDX), then SYNCHRONIZE CACHE.
+            h.sendGPADirect(channel: primary, transactionID: 1, gpa: StorvspVMBusTests.buffer, length: pattern.count,
+                            payload: StorvspVMBusTests.srb([0x2A, 0, 0, 0, 0x08, 0, 0, 0, 128, 0], direction: 0, length: UInt32(pattern.count)))
+            t.awaitReplies(h, channel: primary, count: 4)
+            h.send([FakeHost.Packet(flags: 1, transactionID: 2, payload: StorvspVMBusTests.srb([0x35, 0, 0, 0, 0, 0, 0, 0, 0, 0]))], channel: primary)
+            t.awaitReplies(h, channel: primary, count: 5)
+            let replies = h.host.packetsFromDevice(channel: primary).suffix(2)
+            #expect(replies.map { StorvspVMBusTests.outcome($0).srb } == [1, 1])
+        }
+        if format != "raw" {
+            let check = try TestSupport.run("qemu-img", ["check", "-f", format, image])
+            #expect(check.status == 0, "\(check.stdout) \(check.stderr)")
+        }
+        let converted = try TestSupport.run("qemu-img", ["convert", "-f", format, "-O", "raw", image, raw])
+        #expect(converted.status == 0, "\(converted.stderr)")
+        let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: raw)))
+        #expect(bytes.count == 16 << 20)
+        #expect(Array(bytes[(1 << 20)..<((1 << 20) + pattern.count)]) == pattern)
+        #expect(bytes[0..<(1 << 20)].allSatisfy { $0 == 0 })
+    }
+}
