@@ -57,6 +57,8 @@ let package = Package(
         .target(name: "VMBusProtocol", path: "Sources/Protocols/VMBus", swiftSettings: strict),
         // Integration-component (heartbeat, shutdown, ...) message formats over VMBus pipes.
         .target(name: "ICProtocol", path: "Sources/Protocols/IC", swiftSettings: strict),
+        // VHDX on-disk structures: little-endian encode/decode and CRC-32C, no file I/O.
+        .target(name: "VHDXFormat", path: "Sources/Protocols/VHDX", swiftSettings: strict),
         // storvsp's VMBus packets (vstor_packet, the SCSI request block, channel properties).
         .target(name: "StorVSPProtocol", path: "Sources/Protocols/StorVSP", swiftSettings: strict),
         // SCSI (SPC/SBC/MMC basics): CDBs, sense data, INQUIRY and VPD, mode pages, capacity data.
@@ -69,7 +71,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "veneer",
-            dependencies: ["VeneerHost", "CKVM", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["VeneerHost", "CKVM", "VeneerDisk", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Sources/veneer",
             swiftSettings: strict
         ),
@@ -80,7 +82,9 @@ let package = Package(
         // Disk images (raw, VHDX) and the libaio engine that moves their data: used by storvsp and `veneer disk`.
         // libaio (and the Linux calls around it Swift's Glibc lacks) for VeneerDisk's engine.
         .target(name: "CLibAIO", path: "PluginSDK/CLibAIO", linkerSettings: [.linkedLibrary("aio")]),
-        .target(name: "VeneerDisk", dependencies: ["CLibAIO"], path: "PluginSDK/Disk", swiftSettings: strict),
+        .target(name: "VeneerDisk", dependencies: ["CLibAIO", "VHDXFormat", "VeneerDiskSupport"], path: "PluginSDK/Disk", swiftSettings: strict),
+        // fallocate(PUNCH_HOLE) for raw discard: not in Swift's Glibc module.
+        .target(name: "VeneerDiskSupport", path: "PluginSDK/DiskSupport"),
         .target(name: "VeneerHarness", dependencies: ["VeneerHost", "VeneerPluginABI", "VMBusProtocol"], path: "PluginSDK/Harness/Library", swiftSettings: strict),
         .executableTarget(name: "veneer-plugin-test", dependencies: ["VeneerHarness"], path: "PluginSDK/Harness/CLI", swiftSettings: strict),
         .testTarget(name: "HostTests", dependencies: ["VeneerHost", "VeneerHarness", "VeneerPluginKit", "VMBusProtocol"], path: "Tests/HostTests", swiftSettings: strict),
@@ -88,7 +92,7 @@ let package = Package(
         .testTarget(name: "ICTests", dependencies: ["ICProtocol", "VeneerIC"], path: "Tests/ICTests", swiftSettings: strict),
         // DiskQueue alone on a raw file, for bench/storage/run (against fio).
         .executableTarget(name: "veneer-disk-bench", dependencies: ["VeneerDisk"], path: "bench/storage/DiskBench", swiftSettings: strict),
-        .testTarget(name: "DiskTests", dependencies: ["VeneerDisk"], path: "Tests/DiskTests", swiftSettings: strict),
+        .testTarget(name: "DiskTests", dependencies: ["VeneerDisk", "VHDXFormat"], path: "Tests/DiskTests", swiftSettings: strict),
         // storvsp's wire formats and its SCSI target and channel logic, below the plugin ABI.
         .testTarget(name: "StorVSPTests", dependencies: ["StorVSP", "StorVSPProtocol", "SCSIProtocol", "VeneerDisk", "VeneerPluginKit", "VeneerPluginABI"],
                     path: "Tests/StorVSPTests", swiftSettings: strict),
