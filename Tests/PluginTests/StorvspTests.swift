@@ -190,7 +190,7 @@ struct StorvspVMBusTests {
 /// An image made by qemu-img, written by the guest through storvsp, read back by qemu-img.
 @Suite("storvsp images and qemu-img")
 struct StorvspQemuImageTests {
-    @Test(arguments: ["raw"])
+    @Test(arguments: ["raw", "vhdx"])
     func aGuestsWritesReadBackIdenticallyWithQemuImg(format: String) throws {
         guard (try? TestSupport.run("qemu-img", ["--version"]))?.status == 0 else {
             print("SKIPPED: qemu-img is not installed (scripts/setup installs qemu-utils)")

@@ -198,15 +198,16 @@ struct StorVSPControllerTests {
 
     @Test func saveAndLoadKeepTheNegotiatedStateAndRefuseGarbage() throws {
         let host = ABIHost()
-        let path = try TestImages.temporaryFile(size: 1 << 16)
-        defer { unlink(path) }
+        let path = try TestImages.temporaryFile(size: 1 << 16), other = try TestImages.temporaryFile(size: 1 << 16)
+        defer { unlink(path); unlink(other) }
         try host.withServices { services in
-            let make = { () throws -> StorVSPController in
+            // Each instance has its own image: an open image is locked against a second user.
+            let make = { (image: String) throws -> StorVSPController in
                 try StorVSPController(host: services, name: "scsi0", instance: "11111111-2222-3333-4444-555555555555",
                                       limits: .init(subChannelCap: 4, maxTransferBytes: 1 << 19, queueDepth: 64),
-                                      disks: [DiskConfiguration(lun: 0, path: path)], opener: Self.opener)
+                                      disks: [DiskConfiguration(lun: 0, path: image)], opener: Self.opener)
             }
-            let first = try make()
+            let first = try make(path)
             first.channelOpened(7, userData: [])
             host.rings[7] = [Guest.control(.beginInitialization), Guest.version(0x501), Guest.control(.queryProperties),
                              Guest.control(.endInitialization)]
@@ -214,7 +215,7 @@ struct StorVSPControllerTests {
             _ = host.take(7)
             var writer = StateWriter()
             first.save(to: &writer)
-            let second = try make()   // offered as channel 8
+            let second = try make(other)   // offered as channel 8
             var reader = StateReader(writer.bytes)
             // The saved primary is channel 7; the second instance's primary is 8, so 7 is a sub-channel slot there.
             try second.load(version: 1, from: &reader)

@@ -38,13 +38,13 @@ extension StorVSPController {
         return try StorVSPController(host: host, name: name, instance: instance, limits: limits, disks: disks, opener: openImage)
     }
 
-    /// Opens a LUN's image (nil for an empty CD/DVD drive).
+    /// Opens a LUN's image (nil for an empty CD/DVD drive): raw or VHDX, detected by signature
+    /// unless the table names the format; an ISO is raw.
     @Sendable static func openImage(_ disk: DiskConfiguration) throws(DiskError) -> (any DiskImage)? {
         if disk.path.isEmpty { return nil }
-        if let format = disk.format, format != "raw" {
-            throw DiskError(.unsupported, path: disk.path, "format \(format) is not available in this build")
-        }
-        return try PlainRawImage(path: disk.path, readOnly: disk.readOnly || disk.kind == .cdrom,
+        var format = disk.format.flatMap(DiskFormat.init(rawValue:))
+        if disk.kind == .cdrom && format == nil { format = .raw }
+        return try openDiskImage(path: disk.path, format: format, readOnly: disk.readOnly || disk.kind == .cdrom,
                                  logicalBlockSize: disk.logicalBlockSize, physicalBlockSize: disk.physicalBlockSize)
     }
 }

@@ -140,7 +140,10 @@ final class StorVSPController: VeneerDevice {
     private func hooks(for channel: UInt32) -> ChannelSession.Hooks {
         let host = self.host, name = self.name, primary = self.primary
         return ChannelSession.Hooks(
-            offerSubChannels: { [channels] count in
+            // Weak: the table holds the sessions that hold these hooks (no cycle, so the images
+            // close, and a VHDX is left clean, when the device goes).
+            offerSubChannels: { [weak channels] count in
+                guard let channels else { return false }
                 do {
                     let ids = try host.offerSubchannels(primary: primary, count: count)
                     return channels.addSubChannels(ids)
