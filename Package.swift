@@ -57,12 +57,12 @@ let package = Package(
         .target(name: "VMBusProtocol", path: "Sources/Protocols/VMBus", swiftSettings: strict),
         // Integration-component (heartbeat, shutdown, ...) message formats over VMBus pipes.
         .target(name: "ICProtocol", path: "Sources/Protocols/IC", swiftSettings: strict),
+        // VHDX on-disk structures: little-endian encode/decode and CRC-32C, no file I/O.
+        .target(name: "VHDXFormat", path: "Sources/Protocols/VHDX", swiftSettings: strict),
         // storvsp's VMBus packets (vstor_packet, the SCSI request block, channel properties).
         .target(name: "StorVSPProtocol", path: "Sources/Protocols/StorVSP", swiftSettings: strict),
         // SCSI (SPC/SBC/MMC basics): CDBs, sense data, INQUIRY and VPD, mode pages, capacity data.
         .target(name: "SCSIProtocol", path: "Sources/Protocols/SCSI", swiftSettings: strict),
-        // VHDX on-disk structures: little-endian encode/decode and CRC-32C, no file I/O.
-        .target(name: "VHDXFormat", path: "Sources/Protocols/VHDX", swiftSettings: strict),
         .target(
             name: "VeneerHost",
             dependencies: ["CKVM", "VeneerPluginABI", "VMBusProtocol", "TOMLKit"],

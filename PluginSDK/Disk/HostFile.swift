@@ -1,3 +1,4 @@
+import Synchronization
 import VeneerDiskSupport
 #if canImport(Glibc)
 import Glibc
@@ -13,6 +14,8 @@ import Glibc
 struct HostFile: Sendable {
     let fd: Int32
     let path: String
+    /// Tests only: simulates the process dying after a number of writes (nil in real use).
+    var crashPoint: CrashPoint?
 
     static func open(_ path: String, writable: Bool, create: Bool = false) throws(DiskError) -> HostFile {
         var flags = (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC
@@ -22,7 +25,7 @@ struct HostFile: Sendable {
             let e = errno
             throw DiskError(.io(errno: e), path: path, "cannot \(create ? "create" : "open") (\(String(cString: strerror(e))))")
         }
-        return HostFile(fd: fd, path: path)
+        return HostFile(fd: fd, path: path, crashPoint: nil)
     }
 
     func close() { _ = Glibc.close(fd) }
@@ -66,6 +69,7 @@ struct HostFile: Sendable {
     }
 
     func write(_ bytes: [UInt8], at offset: UInt64) throws(DiskError) {
+        try crashPoint?.step(path)
         var done = 0
         var failure: Int32 = 0
         bytes.withUnsafeBytes { raw in
@@ -81,6 +85,7 @@ struct HostFile: Sendable {
     }
 
     func sync() throws(DiskError) {
+        try crashPoint?.step(path)
         while fdatasync(fd) != 0 {
             if errno != EINTR { throw error("fdatasync") }
         }
@@ -103,6 +108,7 @@ struct HostFile: Sendable {
     }
 
     func setSize(_ bytes: UInt64) throws(DiskError) {
+        try crashPoint?.step(path)
         while ftruncate(fd, off_t(bytes)) != 0 {
             if errno != EINTR { throw error("resize to \(bytes) bytes") }
         }
@@ -149,4 +155,18 @@ func canonicalPath(_ path: String) -> String? {
     guard let resolved = realpath(path, nil) else { return nil }
     defer { free(resolved) }
     return String(cString: resolved)
+}
+
+/// For crash tests: lets `remaining` modifying calls (write, sync, resize) through, then fails
+/// every later one, as if the process had been killed there. Whatever was written before stays
+/// (a killed process's writes are in the page cache), nothing after reaches the file.
+final class CrashPoint: Sendable {
+    private let remaining: Atomic<Int>
+    init(after steps: Int) { remaining = Atomic(steps) }
+    var crashed: Bool { remaining.load(ordering: .relaxed) < 0 }
+    func step(_ path: String) throws(DiskError) {
+        if remaining.subtract(1, ordering: .relaxed).newValue < 0 {
+            throw DiskError(.io(errno: EIO), path: path, "simulated crash")
+        }
+    }
 }

@@ -8,8 +8,9 @@ extension VHDXImage {
         try open(path: path, readOnly: readOnly, depth: 0)
     }
 
-    static func open(path: String, readOnly: Bool, depth: Int) throws(DiskError) -> VHDXImage {
-        let file = try HostFile.open(path, writable: !readOnly)
+    static func open(path: String, readOnly: Bool, depth: Int, crashPoint: CrashPoint? = nil) throws(DiskError) -> VHDXImage {
+        var file = try HostFile.open(path, writable: !readOnly)
+        file.crashPoint = crashPoint
         do throws(DiskError) {
             try file.lock(exclusive: !readOnly)
             return try open(file: file, readOnly: readOnly, depth: depth)

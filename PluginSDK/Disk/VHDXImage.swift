@@ -110,7 +110,6 @@ public final class VHDXImage: DiskImage {
         }
     }
 
-    func corrupt(_ message: String) -> DiskError { DiskError(.corrupt, path: path, message) }
 
     private func checkRange(_ offset: UInt64, _ length: UInt64) throws(DiskError) {
         guard offset <= geometry.virtualSize, length <= geometry.virtualSize - offset else {
@@ -143,6 +142,7 @@ public final class VHDXImage: DiskImage {
                         let present = try isSectorPresent(&s, sub / sector)
                         var next = sub + sector
                         while next < at + run, try isSectorPresent(&s, next / sector) == present { next += sector }
+                        next = min(next, at + run)  // a range not on sector boundaries still maps exactly
                         if present {
                             pieces.append(.extent(.file(fd: file.fd, offset: entry.fileOffset + (sub - block * layout.blockSize), length: next - sub)))
                         } else {

@@ -46,8 +46,9 @@ struct TestFailure: Error, CustomStringConvertible {
 /// A fresh directory under /tmp, removed by `remove()`.
 struct TempDirectory {
     let path: String
-    init() throws {
-        var template = Array("/tmp/veneer-disk-XXXXXX".utf8CString)
+    /// `base`: /tmp by default; /dev/shm for tests that flush a lot and test ordering, not media.
+    init(base: String = "/tmp") throws {
+        var template = Array((base + "/veneer-disk-XXXXXX").utf8CString)
         guard let p = template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) else { throw TestFailure("mkdtemp") }
         path = String(cString: p)
     }

@@ -22,6 +22,24 @@ import VHDXFormat
         #expect(r.bytes[7] >> 4 == 4)
     }
 
+    @Test func wellKnownGUIDsAreTheSpecsValues() {
+        let known: [(VHDXGUID, String)] = [
+            (VHDXRegionTable.batGUID, "2DC27766-F623-4200-9D64-115E9BFD4A08"),
+            (VHDXRegionTable.metadataGUID, "8B7CA206-4790-4B9A-B8FE-575F050F886E"),
+            (VHDXMetadataItem.fileParameters, "CAA16737-FA36-4D43-B3B6-33F0AA44E76B"),
+            (VHDXMetadataItem.virtualDiskSize, "2FA54224-CD1B-4876-B211-5DBED83BF4B8"),
+            (VHDXMetadataItem.page83Data, "BECA12AB-B2E6-4523-93EF-C309E000C746"),
+            (VHDXMetadataItem.logicalSectorSize, "8141BF1D-A96F-4709-BA47-F233A8FAAB5F"),
+            (VHDXMetadataItem.physicalSectorSize, "CDA348C7-445D-4471-9CC9-E9885251C556"),
+            (VHDXMetadataItem.parentLocator, "A8D35F2D-B30B-454D-ABF7-D3D84834AB0C"),
+            (VHDXParentLocator.vhdxLocatorType, "B04AEFB7-D19E-4A81-B789-25B8E9445913"),
+        ]
+        for (guid, text) in known {
+            #expect(guid.description == text)
+            #expect(VHDXGUID(text) == guid)
+        }
+    }
+
     @Test func fileIdentifier() {
         let b = VHDXFileIdentifier(creator: "Veneer").encode()
         #expect(b.count == 520)

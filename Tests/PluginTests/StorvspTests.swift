@@ -91,6 +91,13 @@ struct StorvspVMBusTests {
         return (p[14], p[15], UInt32(p[24]) | UInt32(p[25]) << 8 | UInt32(p[26]) << 16 | UInt32(p[27]) << 24)
     }
 
+    /// Polls the engines' eventfds until `channel` has `count` replies (libaio completes later).
+    func awaitReplies(_ h: PluginHarness, channel: UInt32, count: Int) {
+        for _ in 0..<200 where h.host.packetsFromDevice(channel: channel).count < count {
+            _ = h.pollFDs(timeoutMilliseconds: 50)
+        }
+    }
+
     func harness(disk: String, vcpus: UInt32 = 4) throws -> PluginHarness {
         let h = try PluginHarness(plugin: "storvsp", parameters: ["disk": .group([["lun": .int(0), "path": .string(disk), "cache": .string("writeback")]])],
                                   vcpuCount: vcpus)
@@ -124,11 +131,13 @@ struct StorvspVMBusTests {
             try h.writeGuest([UInt8](repeating: UInt8(0xA0 + n), count: 4096), at: gpa)
             h.sendGPADirect(channel: sub, transactionID: UInt64(100 + n), gpa: gpa, length: 4096,
                             payload: Self.srb([0x2A, 0, 0, 0, 0, UInt8(8 * n), 0, 0, 8, 0], direction: 0, length: 4096))
+            awaitReplies(h, channel: sub, count: 1)
             let done = try #require(h.host.packetsFromDevice(channel: sub).last)
             #expect(done.transactionID == UInt64(100 + n) && Self.outcome(done).srb == 1 && Self.outcome(done).transferred == 4096)
         }
         h.sendGPADirect(channel: primary, transactionID: 7, gpa: Self.buffer + 0x10000, length: 3 * 4096,
                         payload: Self.srb([0x28, 0, 0, 0, 0, 0, 0, 0, 24, 0], direction: 1, length: 3 * 4096))
+        awaitReplies(h, channel: primary, count: 6)
         let read = try #require(h.host.packetsFromDevice(channel: primary).last)
         #expect(read.transactionID == 7 && Self.outcome(read) == (1, 0, 12288))
         let back = try h.readGuest(Self.buffer + 0x10000, count: 3 * 4096)
@@ -175,5 +184,50 @@ struct StorvspVMBusTests {
         h.send([FakeHost.Packet(flags: 1, transactionID: 6, payload: Self.srb([0, 0, 0, 0, 0, 0]))], channel: primary)
         let last = try #require(h.host.packetsFromDevice(channel: primary).last)
         #expect(last.transactionID == 6 && Self.outcome(last).srb == 1)
+    }
+}
+
+/// An image made by qemu-img, written by the guest through storvsp, read back by qemu-img.
+@Suite("storvsp images and qemu-img")
+struct StorvspQemuImageTests {
+    @Test(arguments: ["raw", "vhdx"])
+    func aGuestsWritesReadBackIdenticallyWithQemuImg(format: String) throws {
+        guard (try? TestSupport.run("qemu-img", ["--version"]))?.status == 0 else {
+            print("SKIPPED: qemu-img is not installed (scripts/setup installs qemu-utils)")
+            return
+        }
+        let directory = try TestSupport.temporaryDirectory("storvsp-\(format)")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let image = directory + "/disk.\(format)", raw = directory + "/back.raw"
+        let created = try TestSupport.run("qemu-img", ["create", "-q", "-f", format, image, "16M"])
+        #expect(created.status == 0, "\(created.stderr)")
+        let t = StorvspVMBusTests()
+        let pattern = (0..<(64 * 1024)).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ 7) }
+        do {
+            let h = try PluginHarness(plugin: "storvsp", parameters: [
+                "disk": .group([["lun": .int(0), "path": .string(image), "cache": .string("writeback")]])])
+            let primary = try #require(h.host.offers.keys.first)
+            h.openChannel(primary)
+            t.initialize(h, primary)
+            try h.writeGuest(pattern, at: StorvspVMBusTests.buffer)
+            // 64 KiB at LBA 2048 (1 MiB in: a new block of a dynamic VHDX), then SYNCHRONIZE CACHE.
+            h.sendGPADirect(channel: primary, transactionID: 1, gpa: StorvspVMBusTests.buffer, length: pattern.count,
+                            payload: StorvspVMBusTests.srb([0x2A, 0, 0, 0, 0x08, 0, 0, 0, 128, 0], direction: 0, length: UInt32(pattern.count)))
+            t.awaitReplies(h, channel: primary, count: 4)
+            h.send([FakeHost.Packet(flags: 1, transactionID: 2, payload: StorvspVMBusTests.srb([0x35, 0, 0, 0, 0, 0, 0, 0, 0, 0]))], channel: primary)
+            t.awaitReplies(h, channel: primary, count: 5)
+            let replies = h.host.packetsFromDevice(channel: primary).suffix(2)
+            #expect(replies.map { StorvspVMBusTests.outcome($0).srb } == [1, 1])
+        }
+        if format != "raw" {
+            let check = try TestSupport.run("qemu-img", ["check", "-f", format, image])
+            #expect(check.status == 0, "\(check.stdout) \(check.stderr)")
+        }
+        let converted = try TestSupport.run("qemu-img", ["convert", "-f", format, "-O", "raw", image, raw])
+        #expect(converted.status == 0, "\(converted.stderr)")
+        let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: raw)))
+        #expect(bytes.count == 16 << 20)
+        #expect(Array(bytes[(1 << 20)..<((1 << 20) + pattern.count)]) == pattern)
+        #expect(bytes[0..<(1 << 20)].allSatisfy { $0 == 0 })
     }
 }

@@ -16,6 +16,7 @@ final class ABIHost {
     var rings: [UInt32: [IncomingPacket]] = [:]
     var written: [UInt32: [ReplyPacket]] = [:]
     var logs: [String] = []
+    var watches: [Int32: UInt64] = [:]
     let guest = FakeGuestChannel()
 
     init() {
@@ -73,9 +74,28 @@ final class ABIHost {
             written.pointee = count
             return veneer_status(VENEER_OK)
         }
+        api.fd_watch = { host, fd, _, token in
+            guard let host else { return veneer_status(VENEER_EINVAL) }
+            ABIHost.of(host).watches[fd] = token
+            return veneer_status(VENEER_OK)
+        }
+        api.fd_unwatch = { host, fd in
+            guard let host else { return veneer_status(VENEER_EINVAL) }
+            ABIHost.of(host).watches[fd] = nil
+            return veneer_status(VENEER_OK)
+        }
         api.mem_map = { host, gpa, length, flags in
             guard let host else { return nil }
             return ABIHost.of(host).guest.mapGuest(gpa, length: length, writable: flags & UInt32(VENEER_MAP_WRITE) != 0)?.baseAddress
+        }
+    }
+
+    /// Polls the watched eventfds (the libaio engines) until `channel` has `count` replies.
+    func awaitReplies(_ controller: StorVSPController, channel: UInt32, count: Int) {
+        for _ in 0..<200 where (written[channel]?.count ?? 0) < count {
+            var fds = watches.keys.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
+            guard poll(&fds, nfds_t(fds.count), 50) > 0 else { continue }
+            for p in fds where p.revents != 0 { controller.fdReady(token: watches[p.fd] ?? 0, events: .readable) }
         }
     }
 
@@ -125,6 +145,7 @@ struct StorVSPControllerTests {
             let gpa = host.guest.ramBase + 0x3000
             host.rings[9] = [Guest.srb([0x28, 0, 0, 0, 0, 5, 0, 0, 1, 0], direction: .read, length: 512, gpa: gpa, id: 77)]
             controller.channelSignalled(9)
+            host.awaitReplies(controller, channel: 9, count: 1)
             let io = host.take(9)
             #expect(io.count == 1 && io[0].transactionID == 77)
             #expect(try SRBCompletion(io[0]).srb == 1 && host.guest.peek(gpa, 512) == [UInt8](repeating: 5, count: 512))
@@ -159,6 +180,7 @@ struct StorVSPControllerTests {
             announce = host.take(7)
             #expect(announce.count == 1)
             host.rings[7] = [Guest.srb([0, 0, 0, 0, 0, 0], lun: 0, id: 3), Guest.srb([0, 0, 0, 0, 0, 0], lun: 4, id: 4)]
+            // (TEST UNIT READY answers at once: no engine involved.)
             controller.channelSignalled(7)
             let replies = try host.take(7).map { try SRBCompletion($0) }
             #expect(replies.map(\.srb) == [SRBStatus.invalidLUN.rawValue, 1])
@@ -176,15 +198,16 @@ struct StorVSPControllerTests {
 
     @Test func saveAndLoadKeepTheNegotiatedStateAndRefuseGarbage() throws {
         let host = ABIHost()
-        let path = try TestImages.temporaryFile(size: 1 << 16)
-        defer { unlink(path) }
+        let path = try TestImages.temporaryFile(size: 1 << 16), other = try TestImages.temporaryFile(size: 1 << 16)
+        defer { unlink(path); unlink(other) }
         try host.withServices { services in
-            let make = { () throws -> StorVSPController in
+            // Each instance has its own image: an open image is locked against a second user.
+            let make = { (image: String) throws -> StorVSPController in
                 try StorVSPController(host: services, name: "scsi0", instance: "11111111-2222-3333-4444-555555555555",
                                       limits: .init(subChannelCap: 4, maxTransferBytes: 1 << 19, queueDepth: 64),
-                                      disks: [DiskConfiguration(lun: 0, path: path)], opener: Self.opener)
+                                      disks: [DiskConfiguration(lun: 0, path: image)], opener: Self.opener)
             }
-            let first = try make()
+            let first = try make(path)
             first.channelOpened(7, userData: [])
             host.rings[7] = [Guest.control(.beginInitialization), Guest.version(0x501), Guest.control(.queryProperties),
                              Guest.control(.endInitialization)]
@@ -192,7 +215,7 @@ struct StorVSPControllerTests {
             _ = host.take(7)
             var writer = StateWriter()
             first.save(to: &writer)
-            let second = try make()   // offered as channel 8
+            let second = try make(other)   // offered as channel 8
             var reader = StateReader(writer.bytes)
             // The saved primary is channel 7; the second instance's primary is 8, so 7 is a sub-channel slot there.
             try second.load(version: 1, from: &reader)

@@ -30,13 +30,18 @@ struct StorVSPFuzzTests {
         [0xA0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0], [0x08, 0, 0, 1, 4, 0], [0x0A, 0, 0, 2, 1, 0], [0x1B, 0, 0, 0, 1, 0],
     ]
 
-    @Test func randomAndMutatedPacketsNeverEscape() throws {
+    /// The synchronous test engine (fast: the full count), and VeneerDisk's libaio engine with
+    /// O_DIRECT (a tenth of it).
+    @Test(arguments: [false, true])
+    func randomAndMutatedPacketsNeverEscape(libaio: Bool) throws {
         let env = ProcessInfo.processInfo.environment
-        let iterations = Int(env["VENEER_FUZZ_ITERATIONS"] ?? "") ?? 20_000
+        let requested = Int(env["VENEER_FUZZ_ITERATIONS"] ?? "") ?? 20_000
+        let iterations = libaio ? requested / 10 : requested
         let seed = UInt64(env["VENEER_FUZZ_SEED"] ?? "") ?? 0x5EED_570B
         var rng = SplitMix(state: seed)
-        let disk = try makeDisk(blocks: 512, discard: true, fill: { UInt8(truncatingIfNeeded: $0) })
-        let f = ChannelFixture(units: [disk.0], paths: [disk.1], depth: 32)
+        let disk = try makeDisk(blocks: 512, cache: libaio ? .none : .writeback, discard: true, fill: { UInt8(truncatingIfNeeded: $0) })
+        let f = ChannelFixture(units: [disk.0], paths: [disk.1], depth: 32,
+                               factory: libaio ? AsyncQueueFactory(depth: 32) as any LUNQueueFactory : SynchronousQueueFactory())
         try f.initializeLikeLinux()
         let ramEnd = f.guest.ramBase + UInt64(f.guest.ram.count)
         var sent = 0, answered = 0
@@ -74,6 +79,7 @@ struct StorVSPFuzzTests {
             f.guest.incoming.append(packet)
             if f.guest.incoming.count >= 16 || rng.next() % 3 == 0 {
                 f.primary.signalled()
+                if libaio && rng.next() % 2 == 0 { f.drainEngines() }
                 for reply in f.guest.takeReplies() {
                     answered += 1
                     #expect(reply.payload.count >= 12 && reply.payload.count <= 64)
@@ -82,6 +88,8 @@ struct StorVSPFuzzTests {
             }
         }
         f.primary.signalled()
+        f.drainEngines()
+        f.primary.signalled()
         answered += f.guest.takeReplies().count
         #expect(!f.primary.broken)
         #expect(UInt64(answered) + f.primary.counters.dropped == UInt64(sent), "every packet answered or counted")
@@ -89,7 +97,7 @@ struct StorVSPFuzzTests {
         let size = try FileManager.default.attributesOfItem(atPath: disk.1)[.size] as? Int
         #expect(size == 512 * 512, "nothing written past the disk's end")
         _ = ramEnd
-        print("storvsp fuzz: \(sent) packets (seed \(seed)), \(answered) answered, \(f.primary.counters.dropped) dropped, "
+        print("storvsp fuzz (\(libaio ? "libaio" : "synchronous") engine): \(sent) packets (seed \(seed)), \(answered) answered, \(f.primary.counters.dropped) dropped, "
               + "\(f.primary.counters.refused) refused, \(f.primary.counters.badBuffers) bad buffers")
     }
 }

@@ -5,7 +5,7 @@ import VeneerDisk
 @testable import StorVSP
 
 /// A guest for channel tests: RAM the VSP maps, the guest's ring of packets and the replies.
-final class FakeGuestChannel: ChannelTransport {
+final class FakeGuestChannel: ChannelTransport, @unchecked Sendable {
     let ramBase: UInt64 = 0x10_0000
     let ram: UnsafeMutableRawBufferPointer
     var incoming: [IncomingPacket] = []
@@ -135,21 +135,32 @@ final class ChannelFixture {
     let paths: [String]
 
     init(units: [LogicalUnit], paths: [String] = [], vcpus: Int = 4, subChannelCap: Int = 64, depth: Int = 128,
-         maxTransfer: UInt32 = 512 * 1024) {
+         maxTransfer: UInt32 = 512 * 1024, factory: any LUNQueueFactory = SynchronousQueueFactory()) {
         controller = ControllerState(limits: .init(subChannelCap: subChannelCap, maxTransferBytes: maxTransfer, queueDepth: depth),
-                                     luns: LUNMap(units), queueFactory: SynchronousQueueFactory())
+                                     luns: LUNMap(units), queueFactory: factory)
         controller.setVCPUCount(vcpus)
         self.paths = paths
         let box = Box()
         primary = ChannelSession(channel: 1, isPrimary: true, controller: controller, transport: guest, hooks: .init(
             offerSubChannels: { box.requests.append($0); return true },
-            watch: { _, _ in true }, unwatch: { _ in }, log: { box.logs.append($0) }))
+            watch: { fd, key in box.watches[fd] = key; return true }, unwatch: { box.watches[$0] = nil },
+            log: { box.logs.append($0) }))
         self.box = box
     }
 
     final class Box {
         var requests: [Int] = []
         var logs: [String] = []
+        var watches: [Int32: Int] = [:]
+    }
+
+    /// Delivers the completions of libaio engines until no command is in flight (or 10 s pass).
+    func drainEngines() {
+        for _ in 0..<200 where primary.commandsInFlight > 0 {
+            var fds = box.watches.keys.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
+            guard poll(&fds, nfds_t(fds.count), 50) > 0 else { continue }
+            for p in fds where p.revents != 0 { primary.completionsReady(key: box.watches[p.fd] ?? 0) }
+        }
     }
     private var box: Box
     var offered: [Int] { box.requests }
@@ -185,12 +196,12 @@ final class ChannelFixture {
     }
 }
 
-func makeDisk(lun: Int = 0, target: Int = 0, blocks: Int = 2048, blockSize: UInt32 = 512, readOnly: Bool = false,
+func makeDisk(lun: Int = 0, target: Int = 0, blocks: Int = 2048, blockSize: UInt32 = 512, readOnly: Bool = false, cache: DiskCacheMode = .writeback,
               discard: Bool = false, fill: (Int) -> UInt8 = { _ in 0 }) throws -> (LogicalUnit, String) {
     let path = try TestImages.temporaryFile(size: blocks * Int(blockSize), fill: fill)
     let raw = try PlainRawImage(path: path, readOnly: readOnly, logicalBlockSize: blockSize, physicalBlockSize: 4096)
     let image: any DiskImage = discard ? ZeroingDiscardImage(raw) : raw
-    let unit = LogicalUnit(kind: .disk, target: target, lun: lun, image: image, readOnly: readOnly, cache: .writeback,
+    let unit = LogicalUnit(kind: .disk, target: target, lun: lun, image: image, readOnly: readOnly, cache: cache,
                            serial: "SER\(lun)", naaIdentifier: StableIdentity.naa(instance: "i", target: target, lun: lun),
                            maxTransferBytes: 512 * 1024)
     return (unit, path)

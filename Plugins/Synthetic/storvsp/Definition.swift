@@ -38,17 +38,12 @@ extension StorVSPController {
         return try StorVSPController(host: host, name: name, instance: instance, limits: limits, disks: disks, opener: openImage)
     }
 
-    /// Opens a LUN's image (nil for an empty CD/DVD drive).
+    /// Opens a LUN's image (nil for an empty CD/DVD drive): raw or VHDX, detected by signature
+    /// unless the table names the format; an ISO is raw.
     @Sendable static func openImage(_ disk: DiskConfiguration) throws(DiskError) -> (any DiskImage)? {
         if disk.path.isEmpty { return nil }
-        // VeneerDisk's formats (raw, VHDX), detected by signature when the format is "auto".
-        var format: DiskFormat?
-        if let name = disk.format {
-            guard let known = DiskFormat(rawValue: name) else {
-                throw DiskError(.unsupported, path: disk.path, "format \(name) is not available in this build")
-            }
-            format = known
-        }
+        var format = disk.format.flatMap(DiskFormat.init(rawValue:))
+        if disk.kind == .cdrom && format == nil { format = .raw }
         return try openDiskImage(path: disk.path, format: format, readOnly: disk.readOnly || disk.kind == .cdrom,
                                  logicalBlockSize: disk.logicalBlockSize, physicalBlockSize: disk.physicalBlockSize)
     }

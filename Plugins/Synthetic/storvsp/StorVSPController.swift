@@ -32,7 +32,7 @@ final class StorVSPController: VeneerDevice {
             }
             map.attach(try Self.makeUnit(disk, device: name, instance: instance, maxTransfer: limits.maxTransferBytes, opener: opener))
         }
-        controller = ControllerState(limits: limits, luns: map, queueFactory: SynchronousQueueFactory())
+        controller = ControllerState(limits: limits, luns: map, queueFactory: AsyncQueueFactory(depth: limits.queueDepth))
         primary = try host.offerChannel(interfaceType: StorageInterface.scsiController, interfaceInstance: instance)
         channels = ChannelTable(primary: primary)
     }
@@ -45,6 +45,13 @@ final class StorVSPController: VeneerDevice {
         }
         if disk.kind == .disk && image == nil {
             throw PluginError("device '\(device)': LUN \(disk.lun): no image")
+        }
+        if let image {
+            // The engines are made per channel at first I/O; make one now so that a cache mode the
+            // file system cannot give (O_DIRECT on tmpfs) is refused at create, not at the guest's I/O.
+            do { try DiskQueue(image: image, cache: disk.cache, depth: 1).close() } catch {
+                throw PluginError("device '\(device)': LUN \(disk.lun) (target \(disk.target)): \(error)")
+            }
         }
         return LogicalUnit(kind: disk.kind, target: disk.target, lun: disk.lun, image: image, readOnly: disk.readOnly,
                            cache: disk.cache,
@@ -133,7 +140,10 @@ final class StorVSPController: VeneerDevice {
     private func hooks(for channel: UInt32) -> ChannelSession.Hooks {
         let host = self.host, name = self.name, primary = self.primary
         return ChannelSession.Hooks(
-            offerSubChannels: { [channels] count in
+            // Weak: the table holds the sessions that hold these hooks (no cycle, so the images
+            // close, and a VHDX is left clean, when the device goes).
+            offerSubChannels: { [weak channels] count in
+                guard let channels else { return false }
                 do {
                     let ids = try host.offerSubchannels(primary: primary, count: count)
                     return channels.addSubChannels(ids)

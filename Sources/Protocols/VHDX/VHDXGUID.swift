@@ -14,6 +14,16 @@ public struct VHDXGUID: Hashable, Sendable, CustomStringConvertible {
         self.bytes = b
     }
 
+    /// From the four fields as the text form reads them (`data4`: its eight bytes in order).
+    public init(_ data1: UInt32, _ data2: UInt16, _ data3: UInt16, _ data4: [UInt8]) {
+        var b = [UInt8](repeating: 0, count: 16)
+        b.putU32(data1, at: 0)
+        b.putU16(data2, at: 4)
+        b.putU16(data3, at: 6)
+        b.putBytes(Array(data4.prefix(8)), at: 8)
+        self.bytes = b
+    }
+
     /// Parses the text form, braces optional, any case.
     public init?(_ text: String) {
         var body = Substring(text)

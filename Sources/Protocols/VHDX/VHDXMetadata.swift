@@ -58,12 +58,12 @@ public struct VHDXMetadataTable: Sendable, Equatable {
 
 /// The system metadata items a reader must know ([MS-VHDX] 2.6.2).
 public enum VHDXMetadataItem {
-    public static let fileParameters = VHDXGUID("CAA16737-FA36-4D43-B3B6-33F0AA44E76B")!
-    public static let virtualDiskSize = VHDXGUID("2FA54224-CD1B-4876-B211-5DBED83BF4B8")!
-    public static let page83Data = VHDXGUID("BECA12AB-B2E6-4523-93EF-C309E000C746")!
-    public static let logicalSectorSize = VHDXGUID("8141BF1D-A96F-4709-BA47-F233A8FAAB5F")!
-    public static let physicalSectorSize = VHDXGUID("CDA348C7-445D-4471-9CC9-E9885251C556")!
-    public static let parentLocator = VHDXGUID("A8D35F2D-B30B-454D-ABF7-D3D84834AB0C")!
+    public static let fileParameters = VHDXGUID(0xCAA16737, 0xFA36, 0x4D43, [0xB3, 0xB6, 0x33, 0xF0, 0xAA, 0x44, 0xE7, 0x6B])  // CAA16737-FA36-4D43-B3B6-33F0AA44E76B
+    public static let virtualDiskSize = VHDXGUID(0x2FA54224, 0xCD1B, 0x4876, [0xB2, 0x11, 0x5D, 0xBE, 0xD8, 0x3B, 0xF4, 0xB8])  // 2FA54224-CD1B-4876-B211-5DBED83BF4B8
+    public static let page83Data = VHDXGUID(0xBECA12AB, 0xB2E6, 0x4523, [0x93, 0xEF, 0xC3, 0x09, 0xE0, 0x00, 0xC7, 0x46])  // BECA12AB-B2E6-4523-93EF-C309E000C746
+    public static let logicalSectorSize = VHDXGUID(0x8141BF1D, 0xA96F, 0x4709, [0xBA, 0x47, 0xF2, 0x33, 0xA8, 0xFA, 0xAB, 0x5F])  // 8141BF1D-A96F-4709-BA47-F233A8FAAB5F
+    public static let physicalSectorSize = VHDXGUID(0xCDA348C7, 0x445D, 0x4471, [0x9C, 0xC9, 0xE9, 0x88, 0x52, 0x51, 0xC5, 0x56])  // CDA348C7-445D-4471-9CC9-E9885251C556
+    public static let parentLocator = VHDXGUID(0xA8D35F2D, 0xB30B, 0x454D, [0xAB, 0xF7, 0xD3, 0xD8, 0x48, 0x34, 0xAB, 0x0C])  // A8D35F2D-B30B-454D-ABF7-D3D84834AB0C
 
     public static func name(_ id: VHDXGUID) -> String? {
         switch id {
@@ -109,7 +109,7 @@ public struct VHDXFileParameters: Sendable, Equatable {
 /// pairs (parent_linkage, relative_path, volume_path, absolute_win32_path), offsets relative
 /// to the item's start.
 public struct VHDXParentLocator: Sendable, Equatable {
-    public static let vhdxLocatorType = VHDXGUID("B04AEFB7-D19E-4A81-B789-25B8E9445913")!
+    public static let vhdxLocatorType = VHDXGUID(0xB04AEFB7, 0xD19E, 0x4A81, [0xB7, 0x89, 0x25, 0xB8, 0xE9, 0x44, 0x59, 0x13])  // B04AEFB7-D19E-4A81-B789-25B8E9445913
     public static let headerSize = 20
     public static let entrySize = 12
 

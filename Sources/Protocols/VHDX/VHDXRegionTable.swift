@@ -8,8 +8,8 @@ public struct VHDXRegionTable: Sendable, Equatable {
     public static let maximumEntries = 2047
     public static let checksumOffset = 4
 
-    public static let batGUID = VHDXGUID("2DC27766-F623-4200-9D64-115E9BFD4A08")!
-    public static let metadataGUID = VHDXGUID("8B7CA206-4790-4B9A-B8FE-575F050F886E")!
+    public static let batGUID = VHDXGUID(0x2DC27766, 0xF623, 0x4200, [0x9D, 0x64, 0x11, 0x5E, 0x9B, 0xFD, 0x4A, 0x08])  // 2DC27766-F623-4200-9D64-115E9BFD4A08
+    public static let metadataGUID = VHDXGUID(0x8B7CA206, 0x4790, 0x4B9A, [0xB8, 0xFE, 0x57, 0x5F, 0x05, 0x0F, 0x88, 0x6E])  // 8B7CA206-4790-4B9A-B8FE-575F050F886E
 
     public struct Entry: Sendable, Equatable {
         public var guid: VHDXGUID

@@ -1,12 +1,12 @@
 import VeneerDisk
+@testable import StorVSP
 #if canImport(Glibc)
 import Glibc
 #endif
 
-/// A LUN engine that does every request inside `submit` with pread/pwrite on the image's extents.
-/// Correct for every format (it follows the DiskImage write protocol: map, write, complete) but
-/// it blocks the channel for the duration of each request; the libaio engine replaces it for
-/// performance. Writes go through the page cache; flushes and FUA writes fdatasync.
+/// A test engine that does every request inside `submit` with pread/pwrite on the image's
+/// extents (following the DiskImage write protocol: map, write, complete), so channel tests see
+/// their results at once. Writes go through the page cache; flushes and FUA writes fdatasync.
 final class SynchronousLUNQueue: LUNQueue {
     let image: any DiskImage
     let cache: DiskCacheMode
@@ -141,7 +141,7 @@ final class SynchronousLUNQueue: LUNQueue {
     }
 }
 
-/// Makes synchronous engines (until the libaio engine is wired in).
+/// Makes synchronous engines.
 struct SynchronousQueueFactory: LUNQueueFactory {
     func makeQueue(for unit: LogicalUnit, image: any DiskImage) throws(DiskError) -> any LUNQueue {
         SynchronousLUNQueue(image: image, cache: unit.cache)

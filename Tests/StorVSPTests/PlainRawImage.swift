@@ -3,10 +3,9 @@ import VeneerDisk
 import Glibc
 #endif
 
-/// A raw image as the plugin opens it until VeneerDisk's `openDiskImage` (raw and VHDX) is
-/// wired in: the file is the disk, byte for byte; size and block sizes from the file and the
-/// configuration. Thread-safe: it holds only immutable state and a descriptor used with
-/// positional calls.
+/// A minimal raw test image: the file is the disk, byte for byte, with its descriptor exposed so
+/// that tests can wrap it (discard that writes zeros, injected failures). Thread-safe: immutable
+/// state and a descriptor used with positional calls.
 final class PlainRawImage: DiskImage, @unchecked Sendable {
     let path: String
     let geometry: DiskGeometry
