@@ -6,8 +6,9 @@
  * the reference TSC page (Hyper-V's clock, 100 ns units, read at CPL3 as Linux's
  * hv_read_tsc_page_tsc does). Per workload it prints
  *   "bench-start NAME"  when the first request goes out, and
- *   "bench NAME ios N us T iops X mbps Y signals S polls P"  when the last one is back
- * (S: guest-to-host signals, P: completions taken per non-empty poll round, x100), then
+ *   "bench NAME ios N us T iops X mbps Y signals S polls P interrupts I"  when the last one is back
+ * (S: guest-to-host signals, P: completions taken per non-empty poll round, x100, I: VMBus
+ * interrupts the host sent, each one a trip through the guest's CPL0 handler), then
  * "bench done" and exits 0. bench/storage/run patches bench_param[1] in a copy of the image.
  */
 #define MAX_PFNS 256
@@ -91,7 +92,7 @@ static u64 bench_run(u64 unused)
                 slot_pfns(s)[j] = DATA_PA / PAGE_SIZE + (u64)s * pages + j;
         bool busy[QD_MAX] = { false };
         u64 seq = 0, ios = 0, rounds = 0, taken = 0, rr = 0;
-        u64 signals0 = 0;
+        u64 signals0 = 0, interrupts0 = READ_ONCE(sint_interrupts);
         for (u32 k = 0; k < channel_count; k++)
             signals0 += channels[k].signals;
         printf("bench-start %s\n", wl->name);
@@ -150,8 +151,9 @@ static u64 bench_run(u64 unused)
         u64 us = elapsed / 10;
         u64 iops = us ? ios * 1000000UL / us : 0;
         u64 mbps10 = us ? ios * wl->bytes * 10 / us : 0; /* bytes/us = MB/s */
-        printf("bench %s ios %lu us %lu iops %lu mbps %lu.%lu signals %lu polls %lu\n", wl->name, ios, us, iops,
-               mbps10 / 10, mbps10 % 10, signals - signals0, rounds ? taken * 100 / rounds : 0);
+        printf("bench %s ios %lu us %lu iops %lu mbps %lu.%lu signals %lu polls %lu interrupts %lu\n", wl->name, ios, us,
+               iops, mbps10 / 10, mbps10 % 10, signals - signals0, rounds ? taken * 100 / rounds : 0,
+               READ_ONCE(sint_interrupts) - interrupts0);
     }
     printf("bench done\n");
     return 0;
