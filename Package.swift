@@ -26,6 +26,7 @@ let plugins: [PluginTarget] = [
     PluginTarget(name: "shutdown", module: "Shutdown", path: "Plugins/Synthetic/shutdown", dependencies: ["VeneerIC"]),
     PluginTarget(name: "fw-cfg", module: "FirmwareConfig", path: "Plugins/Emulated/fw-cfg"),
     PluginTarget(name: "hv-testdev", module: "HyperVTestDevice", path: "Plugins/Synthetic/hv-testdev"),
+    PluginTarget(name: "param-testdev", module: "ParamTestDevice", path: "Plugins/Emulated/param-testdev"),
 ]
 
 let strict: [SwiftSetting] = [.enableUpcomingFeature("ExistentialAny")]
@@ -54,6 +55,8 @@ let package = Package(
         .target(name: "VMBusProtocol", path: "Sources/Protocols/VMBus", swiftSettings: strict),
         // Integration-component (heartbeat, shutdown, ...) message formats over VMBus pipes.
         .target(name: "ICProtocol", path: "Sources/Protocols/IC", swiftSettings: strict),
+        // VHDX on-disk structures: little-endian encode/decode and CRC-32C, no file I/O.
+        .target(name: "VHDXFormat", path: "Sources/Protocols/VHDX", swiftSettings: strict),
         .target(
             name: "VeneerHost",
             dependencies: ["CKVM", "VeneerPluginABI", "VMBusProtocol", "TOMLKit"],
@@ -62,7 +65,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "veneer",
-            dependencies: ["VeneerHost", "CKVM", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["VeneerHost", "CKVM", "VeneerDisk", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Sources/veneer",
             swiftSettings: strict
         ),
@@ -71,12 +74,19 @@ let package = Package(
         // The IC framework every integration-service plugin builds on: negotiation, transactions, timeouts.
         .target(name: "VeneerIC", dependencies: ["VeneerPluginKit", "ICProtocol"], path: "PluginSDK/IC", swiftSettings: strict),
         // Disk images (raw, VHDX) and the libaio engine that moves their data: used by storvsp and `veneer disk`.
-        .target(name: "VeneerDisk", path: "PluginSDK/Disk", swiftSettings: strict),
-        .target(name: "VeneerHarness", dependencies: ["VeneerHost", "VeneerPluginABI"], path: "PluginSDK/Harness/Library", swiftSettings: strict),
+        // libaio (and the Linux calls around it Swift's Glibc lacks) for VeneerDisk's engine.
+        .target(name: "CLibAIO", path: "PluginSDK/CLibAIO", linkerSettings: [.linkedLibrary("aio")]),
+        .target(name: "VeneerDisk", dependencies: ["CLibAIO", "VHDXFormat", "VeneerDiskSupport"], path: "PluginSDK/Disk", swiftSettings: strict),
+        // fallocate(PUNCH_HOLE) for raw discard: not in Swift's Glibc module.
+        .target(name: "VeneerDiskSupport", path: "PluginSDK/DiskSupport"),
+        .target(name: "VeneerHarness", dependencies: ["VeneerHost", "VeneerPluginABI", "VMBusProtocol"], path: "PluginSDK/Harness/Library", swiftSettings: strict),
         .executableTarget(name: "veneer-plugin-test", dependencies: ["VeneerHarness"], path: "PluginSDK/Harness/CLI", swiftSettings: strict),
         .testTarget(name: "HostTests", dependencies: ["VeneerHost", "VeneerHarness", "VeneerPluginKit", "VMBusProtocol"], path: "Tests/HostTests", swiftSettings: strict),
-        .testTarget(name: "PluginTests", dependencies: ["VeneerHarness", "ICProtocol"], path: "Tests/PluginTests", swiftSettings: strict),
+        .testTarget(name: "PluginTests", dependencies: ["VeneerHarness", "ICProtocol", "VMBusProtocol"], path: "Tests/PluginTests", swiftSettings: strict),
         .testTarget(name: "ICTests", dependencies: ["ICProtocol", "VeneerIC"], path: "Tests/ICTests", swiftSettings: strict),
+        // DiskQueue alone on a raw file, for bench/storage/run (against fio).
+        .executableTarget(name: "veneer-disk-bench", dependencies: ["VeneerDisk"], path: "bench/storage/DiskBench", swiftSettings: strict),
+        .testTarget(name: "DiskTests", dependencies: ["VeneerDisk", "VHDXFormat"], path: "Tests/DiskTests", swiftSettings: strict),
         .testTarget(name: "IntegrationTests", dependencies: ["VeneerHost"], path: "Tests/IntegrationTests", swiftSettings: strict),
     ] + plugins.map {
         .target(name: $0.module, dependencies: ["VeneerPluginKit"] + $0.dependencies.map { .target(name: $0) }, path: $0.path, swiftSettings: strict)

@@ -2,7 +2,8 @@ import VeneerPluginABI
 
 /// A device instance written in Swift. The SDK turns a type conforming to this protocol into a
 /// plugin that speaks the C ABI (see `PluginExport`). Every method is called with the instance's
-/// lock held unless the definition is declared concurrent, so instances need no locking of their own.
+/// lock held unless the definition is declared concurrent (`PluginDefinition.concurrent`), so
+/// instances need no locking of their own; a concurrent one must lock what its channels share.
 public protocol VeneerDevice: AnyObject {
     /// Power-on state. Called once after creation and again on every VM reset.
     func reset()
@@ -99,7 +100,7 @@ public enum PluginKind: UInt32, Sendable {
 }
 
 /// A parameter the plugin accepts; the host validates configs against these before calling `make`.
-public struct ParameterSpec: Sendable {
+public struct ParameterSpec: Sendable, Equatable {
     public enum Kind: Sendable, Equatable {
         case bool
         case int(min: Int64, max: Int64)
@@ -110,6 +111,11 @@ public struct ParameterSpec: Sendable {
         /// A host file: the host resolves a relative path against the config file's directory;
         /// "" and `words` (such as `none`, `stdout`) reach the plugin unchanged.
         case path(words: [String])
+        /// A parameter group (ABI 1.7): an array of tables in the config, `[[device.NAME]]`, between
+        /// `min` and `max` of them (at most 4096), each validated against `members` (at most 64,
+        /// none a group) with their defaults filled in. Give a group `default: nil`: an absent
+        /// group is zero tables, so `min > 0` makes it required. Read it with `Parameters.groups`.
+        case group(min: Int, max: Int, members: [ParameterSpec])
     }
 
     public var name: String
@@ -127,10 +133,12 @@ public struct ParameterSpec: Sendable {
 }
 
 /// Validated parameter values, one for every spec (defaults filled in by the host).
-public struct Parameters: Sendable {
+public struct Parameters: Sendable, Equatable {
     public enum Value: Sendable, Equatable {
         case int(Int64)
         case string(String)
+        /// A parameter group: one `Parameters` per table, in config order.
+        case group([Parameters])
     }
 
     public var values: [String: Value]
@@ -146,6 +154,14 @@ public struct Parameters: Sendable {
     public func string(_ name: String) -> String {
         if case .string(let s)? = values[name] { return s }
         return ""
+    }
+
+    /// The tables of group `name`, each with every member present (defaults filled in), so
+    /// `.int("lun")`, `.string("path")` and `.bool("read_only")` work on each. Empty when the
+    /// config gave none.
+    public func groups(_ name: String) -> [Parameters] {
+        if case .group(let tables)? = values[name] { return tables }
+        return []
     }
 }
 
@@ -163,11 +179,16 @@ public struct PluginDefinition: Sendable {
     public var kind: PluginKind
     public var stateVersion: UInt32
     public var parameters: [ParameterSpec]
+    /// VENEER_PLUGIN_CONCURRENT: the device does its own locking. The host may then call it from
+    /// several threads at once; VMBus events of different channels may run in parallel (a
+    /// storage or network VSP serving each sub-channel on its own), never two of one channel.
+    /// Off by default: every callback holds the instance's lock.
+    public var concurrent: Bool
     public var make: @Sendable (HostServices, Parameters, _ instanceName: String) throws(PluginError) -> any VeneerDevice
 
     public init(
         name: String, version: String, summary: String, kind: PluginKind = .emulated,
-        stateVersion: UInt32 = 1, parameters: [ParameterSpec],
+        stateVersion: UInt32 = 1, parameters: [ParameterSpec], concurrent: Bool = false,
         make: @escaping @Sendable (HostServices, Parameters, _ instanceName: String) throws(PluginError) -> any VeneerDevice
     ) {
         self.name = name
@@ -176,6 +197,7 @@ public struct PluginDefinition: Sendable {
         self.kind = kind
         self.stateVersion = stateVersion
         self.parameters = parameters
+        self.concurrent = concurrent
         self.make = make
     }
 }

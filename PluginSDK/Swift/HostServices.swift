@@ -81,7 +81,8 @@ public struct HostServices: @unchecked Sendable {
 
     // MARK: VMBus (ABI 1.1)
 
-    /// Offers one VMBus channel (call from `make`); returns the channel id later events carry.
+    /// Offers one VMBus channel (from `make`, or since ABI 1.7 from any callback while the VM runs:
+    /// hot add); returns the channel id later events carry.
     /// GUIDs are given in their textual form, e.g. "ba6163d9-04a1-4d29-b605-72e2ffb1dc7f".
     public func offerChannel(interfaceType: String, interfaceInstance: String, userDefined: [UInt8] = [],
                              channelFlags: UInt16 = 0, mmioMegabytes: UInt16 = 0) throws(PluginError) -> UInt32 {
@@ -343,7 +344,7 @@ public struct HostServices: @unchecked Sendable {
         return bytes
     }
 
-    private func check(_ status: veneer_status?, _ what: @autoclosure () -> String) throws(PluginError) {
+    func check(_ status: veneer_status?, _ what: @autoclosure () -> String) throws(PluginError) {
         guard let status else { throw PluginError("the host does not offer the call to \(what())") }
         guard status == veneer_status(VENEER_OK) else { throw PluginError("cannot \(what()): \(statusName(status))") }
     }

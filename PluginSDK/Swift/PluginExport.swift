@@ -11,11 +11,11 @@ import Synchronization
 ///     @_cdecl("veneer_plugin_entry")
 ///     public func veneerPluginEntry() -> UnsafeRawPointer { PluginExport.descriptor(for: MyDevice.definition) }
 ///
-/// Unsafe-pointer invariants of this file: the descriptor, its strings and its parameter table are
-/// allocated once per process and never freed (the host may read them until it unloads the .so);
+/// Unsafe-pointer invariants of this file: the descriptor, its strings, its parameter table and
+/// its groups' member tables are allocated once per process and never freed (the host may read them until it unloads the .so);
 /// a `veneer_device *` is an `Unmanaged<DeviceBox>` retained in `create` and released in `destroy`,
 /// so it is valid for every callback in between; buffers passed in by the host are used only within
-/// the bounds it gives.
+/// the bounds it gives (a group's items: its table count times this plugin's member count).
 public enum PluginExport {
     private static let exported = Mutex<(definition: PluginDefinition, descriptor: UnsafeRawPointer)?>(nil)
 
@@ -54,35 +54,78 @@ private func cString(_ s: String) -> UnsafePointer<CChar> {
     return UnsafePointer(copy)
 }
 
+/// The C spec of `p`; a group's members become a table of their own (same stride as the
+/// descriptor's), allocated once like everything else in the descriptor.
+private func makeSpec(_ p: ParameterSpec) -> veneer_param_spec {
+    var spec = veneer_param_spec()
+    spec.struct_size = UInt32(MemoryLayout<veneer_param_spec>.size)
+    spec.name = cString(p.name)
+    spec.doc = cString(p.doc)
+    spec.default_value = p.defaultValue.map(cString)
+    switch p.kind {
+    case .bool: spec.type = VENEER_PARAM_BOOL.rawValue
+    case .int(let min, let max):
+        spec.type = VENEER_PARAM_INT.rawValue
+        spec.min = min
+        spec.max = max
+    case .string: spec.type = VENEER_PARAM_STRING.rawValue
+    case .choice(let options):
+        spec.type = VENEER_PARAM_CHOICE.rawValue
+        spec.choices = cString(options.joined(separator: ","))
+    case .intChoice(let options):
+        spec.type = VENEER_PARAM_INT.rawValue
+        spec.min = options.min() ?? 0
+        spec.max = options.max() ?? 0
+        spec.choices = cString(options.map { "\($0)" }.joined(separator: ","))
+    case .path(let words):
+        spec.type = VENEER_PARAM_PATH.rawValue
+        spec.choices = words.isEmpty ? nil : cString(words.joined(separator: ","))
+    case .group(let fewest, let most, let members):
+        spec.type = VENEER_PARAM_GROUP.rawValue
+        spec.min = Int64(fewest)
+        spec.max = Int64(most)
+        spec.default_value = nil  // the ABI requires it: an absent group is zero tables
+        let table = UnsafeMutablePointer<veneer_param_spec>.allocate(capacity: max(members.count, 1))
+        for (i, m) in members.enumerated() { (table + i).initialize(to: makeSpec(m)) }
+        spec.members = UnsafePointer(table)
+        spec.member_count = UInt32(members.count)
+    }
+    return spec
+}
+
+/// The values create received, by name. A group's `items` hold int_value tables of the group's
+/// member count each (this plugin's own definition says how many), at the host's stride.
+private func readValues(_ base: UnsafeRawPointer?, count: Int, stride: Int, schema: [ParameterSpec]) -> [String: Parameters.Value] {
+    var values: [String: Parameters.Value] = [:]
+    guard let base, stride >= MemoryLayout<veneer_param_value>.size else { return values }
+    for i in 0..<count {
+        let v = (base + i * stride).loadUnaligned(as: veneer_param_value.self)
+        guard let name = v.name.map({ String(cString: $0) }) else { continue }
+        switch v.type {
+        case VENEER_PARAM_STRING.rawValue, VENEER_PARAM_CHOICE.rawValue, VENEER_PARAM_PATH.rawValue:
+            values[name] = .string(v.string_value.map { String(cString: $0) } ?? "")
+        case VENEER_PARAM_GROUP.rawValue:
+            guard case .group(_, _, let members)? = schema.first(where: { $0.name == name })?.kind,
+                  v.int_value > 0, let items = v.items
+            else {
+                values[name] = .group([])
+                continue
+            }
+            let tables = (0..<Int(v.int_value)).map { t in
+                Parameters(values: readValues(UnsafeRawPointer(items) + t * members.count * stride, count: members.count,
+                                              stride: stride, schema: members))
+            }
+            values[name] = .group(tables)
+        default:
+            values[name] = .int(v.int_value)
+        }
+    }
+    return values
+}
+
 private func makeDescriptor(_ definition: PluginDefinition) -> UnsafeMutablePointer<veneer_plugin_descriptor> {
     let specs = UnsafeMutablePointer<veneer_param_spec>.allocate(capacity: max(definition.parameters.count, 1))
-    for (i, p) in definition.parameters.enumerated() {
-        var spec = veneer_param_spec()
-        spec.struct_size = UInt32(MemoryLayout<veneer_param_spec>.size)
-        spec.name = cString(p.name)
-        spec.doc = cString(p.doc)
-        spec.default_value = p.defaultValue.map(cString)
-        switch p.kind {
-        case .bool: spec.type = VENEER_PARAM_BOOL.rawValue
-        case .int(let min, let max):
-            spec.type = VENEER_PARAM_INT.rawValue
-            spec.min = min
-            spec.max = max
-        case .string: spec.type = VENEER_PARAM_STRING.rawValue
-        case .choice(let options):
-            spec.type = VENEER_PARAM_CHOICE.rawValue
-            spec.choices = cString(options.joined(separator: ","))
-        case .intChoice(let options):
-            spec.type = VENEER_PARAM_INT.rawValue
-            spec.min = options.min() ?? 0
-            spec.max = options.max() ?? 0
-            spec.choices = cString(options.map { "\($0)" }.joined(separator: ","))
-        case .path(let words):
-            spec.type = VENEER_PARAM_PATH.rawValue
-            spec.choices = words.isEmpty ? nil : cString(words.joined(separator: ","))
-        }
-        (specs + i).initialize(to: spec)
-    }
+    for (i, p) in definition.parameters.enumerated() { (specs + i).initialize(to: makeSpec(p)) }
 
     var d = veneer_plugin_descriptor()
     d.struct_size = UInt32(MemoryLayout<veneer_plugin_descriptor>.size)
@@ -93,6 +136,7 @@ private func makeDescriptor(_ definition: PluginDefinition) -> UnsafeMutablePoin
     d.summary = cString(definition.summary)
     d.kind = definition.kind.rawValue
     d.state_version = definition.stateVersion
+    d.flags = definition.concurrent ? UInt32(VENEER_PLUGIN_CONCURRENT) : 0
     d.param_count = UInt32(definition.parameters.count)
     d.param_spec_size = UInt32(MemoryLayout<veneer_param_spec>.size)
     d.params = UnsafePointer(specs)
@@ -101,20 +145,8 @@ private func makeDescriptor(_ definition: PluginDefinition) -> UnsafeMutablePoin
         guard let api, let host, let args, let definition = PluginExport.definition else { return nil }
         let services = HostServices(api: api, host: host)
         let a = args.pointee
-        var values: [String: Parameters.Value] = [:]
-        let stride = Int(a.param_value_size)
-        if let base = a.params, stride >= MemoryLayout<veneer_param_value>.size {
-            for i in 0..<Int(a.param_count) {
-                let v = (UnsafeRawPointer(base) + i * stride).loadUnaligned(as: veneer_param_value.self)
-                guard let name = v.name else { continue }
-                switch v.type {
-                case VENEER_PARAM_STRING.rawValue, VENEER_PARAM_CHOICE.rawValue, VENEER_PARAM_PATH.rawValue:
-                    values[String(cString: name)] = .string(v.string_value.map { String(cString: $0) } ?? "")
-                default:
-                    values[String(cString: name)] = .int(v.int_value)
-                }
-            }
-        }
+        let values = readValues(a.params.map { UnsafeRawPointer($0) }, count: Int(a.param_count), stride: Int(a.param_value_size),
+                                schema: definition.parameters)
         let instance = a.instance_name.map { String(cString: $0) } ?? definition.name
         do {
             let device = try definition.make(services, Parameters(values: values), instance)

@@ -10,7 +10,7 @@ struct Veneer: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "veneer",
         abstract: "A Hyper-V-style virtual machine monitor for Linux/KVM.",
-        subcommands: [Run.self, Check.self, Plugins.self, CPUFeatures.self]
+        subcommands: [Run.self, Check.self, Plugins.self, CPUFeatures.self, Disk.self]
     )
 
     /// ArgumentParser's own handling, except that a command-line mistake is one line
@@ -132,6 +132,8 @@ struct Check: ParsableCommand {
         case .bool(let b): "\(b)"
         case .int(let i): i >= 0 && i > 9 ? "0x" + String(i, radix: 16) : "\(i)"
         case .string(let s): "\"\(s)\""
+        case .group(let tables):
+            "[" + tables.map { "{" + $0.map { "\($0.name)=\(text($0.value))" }.joined(separator: " ") + "}" }.joined(separator: ", ") + "]"
         }
     }
 }
@@ -225,10 +227,7 @@ struct Plugins: ParsableCommand {
             print("  kind: \(info.kind.rawValue), ABI \(info.abiVersion), state version \(info.stateVersion)\(info.concurrent ? ", concurrent" : "")")
             print("  file: \(library.path)")
             print(info.parameters.isEmpty ? "  no parameters" : "  parameters:")
-            for p in info.parameters {
-                let def = p.defaultText.map { "default \($0)" } ?? "required"
-                print("    \(p.name) (\(p.kind.typeName), \(def)): \(p.doc)")
-            }
+            for line in Self.describe(info.parameters) { print(line) }
             return
         }
         guard let executable = ChildProcess.ownExecutable() else { throw fail("cannot find this executable (/proc/self/exe)", status: SetupExitStatus.hostUnavailable) }
@@ -259,6 +258,19 @@ struct Plugins: ParsableCommand {
             }
         }
         if seen.isEmpty { writeAll(2, "veneer: no plugins in \(registry.searchPaths.joined(separator: ", "))\n") }
+    }
+
+    /// One line per parameter; a group's members follow it, indented, as `[[device.NAME]]`
+    /// tables spell them.
+    static func describe(_ parameters: [ParameterSchema], indent: String = "    ") -> [String] {
+        parameters.flatMap { p -> [String] in
+            if case .group(_, _, let members) = p.kind {
+                return ["\(indent)\(p.name) (\(p.kind.typeName), [[device.\(p.name)]]): \(p.doc)"]
+                    + describe(members, indent: indent + "  ")
+            }
+            let def = p.defaultText.map { "default \($0)" } ?? "required"
+            return ["\(indent)\(p.name) (\(p.kind.typeName), \(def)): \(p.doc)"]
+        }
     }
 
     static func line(_ info: PluginInfo) -> String {

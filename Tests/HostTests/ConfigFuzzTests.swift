@@ -27,7 +27,7 @@ private struct ConfigFuzzer {
                        "cmdline", "initrd", "mode", "load_address", "entry", "path", "id", "plugin", "port", "irq",
                        "output", "input", "width", "encoding", "nvram", "start", "power_button", "slot", "instance"]
     static let plugins = ["serial16550", "debug-exit", "pit8254", "cmos-rtc", "i8042", "acpi-pm", "pci-host",
-                          "pci-testdev", "vmbus-echo", "no-such", "../x", "Bad Name"]
+                          "pci-testdev", "vmbus-echo", "param-testdev", "no-such", "../x", "Bad Name"]
     static let escapes = ["\\n", "\\t", "\\\"", "\\\\", "\\u00e9", "\\U0001F600", "\\b", "\\f", "\\r", "\\u0041"]
     static let tokens = ["[", "]", "[[", "]]", "{", "}", "\"", "'", "=", ".", ",", "\n", "#", "\\", "\"\"\"", "'''",
                          "\\u0000", "\r\n", " = ", "0x", "\u{FEFF}", "é", "\t", "\u{2028}", "\u{85}", "\u{3000}", "\u{B}", "[ ", "= ["]
@@ -119,6 +119,14 @@ private struct ConfigFuzzer {
             lines.append(pick(["[[device]]", "[[device]]", "[device]", "[[ device ]]"]))
             lines.append("plugin = \"\(pick(Self.plugins))\"")
             for _ in 0..<count(0...2) { lines.append(chance(85) ? parameter() : line()) }
+            // Parameter groups: [[device.disk]] tables (param-testdev's), and shapes that are not.
+            for _ in 0..<(chance(30) ? count(1...3) : 0) {
+                lines.append(chance(90) ? "[[device.disk]]" : pick(["[device.disk]", "[[device.disk.part]]", "disk = [1]", "disk = []"]))
+                if chance(90) { lines.append("lun = \(pick(["0", "1", "63", "64", "-1", "\"0\""]))") }
+                if chance(90) { lines.append("path = \(chance(80) ? "\"\(stringBody())\"" : value(depth: 1))") }
+                if chance(30) { lines.append("cache = \"\(pick(["none", "writeback", "unsafe", "fast"]))\"") }
+                if chance(20) { lines.append(chance(50) ? "read_only = \(pick(["true", "false", "1"]))" : line()) }
+            }
         }
         if count(0...999) == 0 {
             // Far past any limit, once in a while.

@@ -59,7 +59,7 @@ struct ConfigParserTests {
         ("[boot]\nimage=\"g\"\n[[device]]\nid = \"x\"", "device[0].plugin", "missing: which plugin implements this device"),
         ("[boot]\nimage=\"g\"\n[[device]]\nplugin=\"a\"\nid=\"Bad Id\"", "device[0].id", "'Bad Id' must match [a-z][a-z0-9_-]*"),
         ("[boot]\nimage=\"g\"\n[[device]]\nplugin=\"a\"\nid=\"x\"\n[[device]]\nplugin=\"b\"\nid=\"x\"", "device[1].id", "'x' is already used by another device"),
-        ("[boot]\nimage=\"g\"\n[[device]]\nplugin=\"a\"\nspeed=1.5", "device[0].speed", "plugin parameters are booleans, integers or strings, not floating-point number"),
+        ("[boot]\nimage=\"g\"\n[[device]]\nplugin=\"a\"\nspeed=1.5", "device[0].speed", "plugin parameters are booleans, integers, strings or arrays of tables, not floating-point number"),
     ])
     func errorsNameFileKeyAndReason(text: String, key: String, reason: String) {
         let e = error(text)

@@ -4,8 +4,8 @@ import VeneerHarness
 import VeneerPluginABI
 @testable import VeneerHost
 
-// Seeded mutation fuzzing of the descriptor reader: a valid descriptor with five parameters and
-// its strings sits in real memory that ends at an inaccessible page, with real pointers between
+// Seeded mutation fuzzing of the descriptor reader: a valid descriptor with six parameters (the
+// last a group of two members, whose table follows the descriptor's) and its strings sits in real memory that ends at an inaccessible page, with real pointers between
 // its parts; each input copies it afresh and then flips bits, writes boundary values over sizes,
 // counts and pointers, or breaks strings, and feeds the result to `DescriptorReader.read`. It must
 // never crash, and what it accepts must satisfy the rules it enforces.
@@ -16,7 +16,8 @@ import VeneerPluginABI
 private let pageSize = Int(sysconf(Int32(_SC_PAGESIZE)))
 /// Where the parts of the image start (the descriptor at 0).
 private let specsOffset = 512
-private let stringsOffset = 1024
+private let membersOffset = specsOffset + 6 * MemoryLayout<veneer_param_spec>.size
+private let stringsOffset = 1280
 private let imageSize = 2048
 
 /// The valid image, written into `base` (its pointers point into `base`).
@@ -26,7 +27,7 @@ private func writeTemplate(at base: UnsafeMutableRawPointer) {
     var cursor = stringsOffset
     for s in ["fuzzed", "1.0", "a fuzzed descriptor", "flag", "a boolean", "true", "count", "an integer", "0x10",
               "mode", "a choice", "fast,slow", "slow", "width", "an enumerated integer", "1,2,4", "2",
-              "log", "a path", "none,stdout", "none"] {
+              "log", "a path", "none,stdout", "none", "disk", "a group", "lun", "a unit", "read_only", "a flag", "false"] {
         let bytes = Array(s.utf8) + [0]
         (base + cursor).copyMemory(from: bytes, byteCount: bytes.count)
         strings[s] = UnsafePointer((base + cursor).assumingMemoryBound(to: CChar.self))
@@ -52,7 +53,16 @@ private func writeTemplate(at base: UnsafeMutableRawPointer) {
         spec(VENEER_PARAM_INT.rawValue, "width", "an enumerated integer", "2", min: 1, max: 4, choices: "1,2,4"),
         spec(VENEER_PARAM_PATH.rawValue, "log", "a path", "none", choices: "none,stdout"),
     ]
-    specs.withUnsafeBytes { (base + specsOffset).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+    // ABI 1.7: a group of 0 to 4 tables of two members.
+    var group = spec(VENEER_PARAM_GROUP.rawValue, "disk", "a group", "", min: 0, max: 4)
+    group.default_value = nil
+    group.members = UnsafePointer((base + membersOffset).assumingMemoryBound(to: veneer_param_spec.self))
+    group.member_count = 2
+    var lun = spec(VENEER_PARAM_INT.rawValue, "lun", "a unit", "", min: 0, max: 63)
+    lun.default_value = nil
+    let members = [lun, spec(VENEER_PARAM_BOOL.rawValue, "read_only", "a flag", "false")]
+    (specs + [group]).withUnsafeBytes { (base + specsOffset).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+    members.withUnsafeBytes { (base + membersOffset).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
     var d = veneer_plugin_descriptor()
     d.struct_size = UInt32(MemoryLayout<veneer_plugin_descriptor>.size)
     d.abi_major = UInt16(VENEER_ABI_MAJOR)
@@ -61,7 +71,7 @@ private func writeTemplate(at base: UnsafeMutableRawPointer) {
     d.version = strings["1.0"]
     d.summary = strings["a fuzzed descriptor"]
     d.kind = VENEER_KIND_EMULATED.rawValue
-    d.param_count = UInt32(specs.count)
+    d.param_count = UInt32(specs.count + 1)
     d.param_spec_size = UInt32(MemoryLayout<veneer_param_spec>.size)
     d.params = UnsafePointer((base + specsOffset).assumingMemoryBound(to: veneer_param_spec.self))
     // Real code the reader can find in a loaded object; never called.
@@ -117,10 +127,14 @@ struct DescriptorFuzzTests {
             writeTemplate(at: base)
             let (_, info) = try DescriptorReader.read(at: UInt(bitPattern: base), path: "template")
             #expect(info.name == "fuzzed")
-            #expect(info.parameters.map(\.name) == ["flag", "count", "mode", "width", "log"])
+            #expect(info.parameters.map(\.name) == ["flag", "count", "mode", "width", "log", "disk"])
             #expect(info.parameters[2].kind == .choice(["fast", "slow"]))
             #expect(info.parameters[3].kind == .intChoice([1, 2, 4]))
             #expect(info.parameters[4].kind == .path(words: ["none", "stdout"]))
+            #expect(info.parameters[5].kind == .group(min: 0, max: 4, members: [
+                ParameterSchema(name: "lun", doc: "a unit", kind: .int(min: 0, max: 63), defaultText: nil),
+                ParameterSchema(name: "read_only", doc: "a flag", kind: .bool, defaultText: "false"),
+            ]))
         }
     }
 
@@ -134,7 +148,7 @@ struct DescriptorFuzzTests {
             (base + minorOffset).storeBytes(of: UInt16(minor), as: UInt16.self)
             let error = #expect(throws: PluginLoadError.self) { try DescriptorReader.read(at: UInt(bitPattern: base), path: "old") }
             #expect(error == .invalidField(path: "old", field: "params[4].type",
-                                           problem: "5 is not 1 (bool), 2 (int), 3 (string) or 4 (choice); 5 (path) needs ABI 1.6"))
+                                           problem: "5 is not 1 (bool), 2 (int), 3 (string) or 4 (choice); 5 (path) needs ABI 1.6, 6 (group) ABI 1.7"))
             // Without the path parameter it loads, and `width` is a plain range.
             let countOffset = MemoryLayout<veneer_plugin_descriptor>.offset(of: \.param_count) ?? 0
             (base + countOffset).storeBytes(of: UInt32(4), as: UInt32.self)
@@ -147,10 +161,10 @@ struct DescriptorFuzzTests {
         try withImage { base, _ in
             writeTemplate(at: base)
             let typeOffset = specsOffset + 4 * MemoryLayout<veneer_param_spec>.size + 4
-            (base + typeOffset).storeBytes(of: UInt32(6), as: UInt32.self)
+            (base + typeOffset).storeBytes(of: UInt32(7), as: UInt32.self)
             let error = #expect(throws: PluginLoadError.self) { try DescriptorReader.read(at: UInt(bitPattern: base), path: "new") }
             #expect(error == .invalidField(path: "new", field: "params[4].type",
-                                           problem: "6 is not 1 (bool), 2 (int), 3 (string), 4 (choice) or 5 (path)"))
+                                           problem: "7 is not 1 (bool), 2 (int), 3 (string), 4 (choice), 5 (path) or 6 (group)"))
         }
     }
 
@@ -179,6 +193,14 @@ struct DescriptorFuzzTests {
                             #expect(info.abiMinor >= 6 && !values.isEmpty && Set(values).count == values.count)
                         case .path(let words):
                             #expect(info.abiMinor >= 6 && !words.contains("") && Set(words).count == words.count)
+                        case .group(let lo, let hi, let members):
+                            #expect(info.abiMinor >= 7 && lo >= 0 && lo <= hi && hi <= DescriptorReader.maxGroupTables)
+                            #expect(p.defaultText == nil && (1...DescriptorReader.maxGroupMembers).contains(members.count))
+                            #expect(Set(members.map(\.name)).count == members.count)
+                            for m in members {
+                                #expect(PluginLibrary.isValidParameterName(m.name))
+                                if case .group = m.kind { Issue.record("a nested group was accepted") }
+                            }
                         default: break
                         }
                     }

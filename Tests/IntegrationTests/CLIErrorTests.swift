@@ -60,6 +60,35 @@ struct CLIErrorTests {
         #expect(firstErrorLine(r).contains("device[0].irq: 99"))
     }
 
+    /// A parameter group's table is checked like device keys; the error names the device by id,
+    /// the group, the table and the key, and a good config's groups are listed by `check`.
+    @Test func aBadGroupTableNamesDeviceGroupTableAndKey() throws {
+        let text = """
+            [boot]
+            image = "x.bin"
+            [[device]]
+            id = "scsi0"
+            plugin = "param-testdev"
+            [[device.disk]]
+            lun = 0
+            path = "a.img"
+            [[device.disk]]
+            lun = 1
+            path = "b.img"
+            cache = "fast"
+            """
+        let bad = try VeneerProcess.config(text)
+        let r = try VeneerProcess.veneer(["check", bad])
+        #expect(r.status == SetupExitStatus.badConfig)
+        #expect(r.stderr == "veneer: \(bad): device \"scsi0\": disk[1].cache: 'fast' is not one of none, writeback, unsafe [plugin param-testdev]\n")
+        let good = try VeneerProcess.config(text.replacingOccurrences(of: "\"fast\"", with: "\"unsafe\""))
+        let ok = try VeneerProcess.veneer(["check", good])
+        #expect(ok.status == 0, "\(ok.stderr)")
+        let directory = String(good.dropLast("/vm.toml".count))
+        #expect(ok.stdout.contains("scsi0: param-testdev 1.0.0  port=0x6f0 disk=[{lun=0 path=\"\(directory)/a.img\" cache=\"none\" read_only=false}, "
+                                   + "{lun=1 path=\"\(directory)/b.img\" cache=\"unsafe\" read_only=false}]"), "\(ok.stdout)")
+    }
+
     @Test func syntaxErrorHasLineAndColumn() throws {
         let config = try VeneerProcess.config("name = \"x\"\n[boot\n")
         let r = try VeneerProcess.veneer(["check", config])

@@ -91,7 +91,7 @@ import VeneerHost
         let path = try Self.plugin("ABI_MINOR=\(minor)")
         let error = #expect(throws: PluginLoadError.self) { try PluginLibrary(path: path) }
         #expect(error == .invalidField(path: path, field: "params[1].type",
-                                       problem: "5 is not 1 (bool), 2 (int), 3 (string) or 4 (choice); 5 (path) needs ABI 1.6"))
+                                       problem: "5 is not 1 (bool), 2 (int), 3 (string) or 4 (choice); 5 (path) needs ABI 1.6, 6 (group) ABI 1.7"))
         let old = try PluginLibrary(path: try Self.plugin("ABI_MINOR=\(minor)", "NO_PATH"))
         #expect(old.info.parameters.map(\.kind) == [.int(min: 1, max: 4)])
     }
@@ -103,7 +103,7 @@ import VeneerHost
             defines: ["ABI_MINOR=6"], name: "paramfix")
         let error = #expect(throws: PluginLoadError.self) { try PluginLibrary(path: path) }
         #expect(error == .invalidField(path: path, field: "params[1].type",
-                                       problem: "6 is not 1 (bool), 2 (int), 3 (string), 4 (choice) or 5 (path)"))
+                                       problem: "6 is not 1 (bool), 2 (int), 3 (string), 4 (choice) or 5 (path); 6 (group) needs ABI 1.7"))
     }
 
     /// A path's words follow the choice rule: distinct and non-empty.

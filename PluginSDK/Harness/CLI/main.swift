@@ -16,7 +16,8 @@ let usage = """
 
       PLUGIN            a plugin .so (a path, or a file name ending in .so) or a plugin name
                         looked up in VENEER_PLUGIN_PATH and next to this executable
-      --param K=V       a parameter value, as a config would give it (repeatable)
+      --param K=V       a parameter value, as a config would give it (repeatable); a group's
+                        members per table: --param disk[0].lun=0 --param disk[0].path=a.img
       --seed N          seed of the random checks (default 0x\(String(ConformanceSuite.defaultSeed, radix: 16)))
       --accesses N      number of random guest accesses (default \(ConformanceSuite.defaultAccesses))
       --timeout S       seconds each check may take before it fails as hung (default \(defaultTimeout))

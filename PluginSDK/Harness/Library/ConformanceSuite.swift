@@ -328,23 +328,48 @@ public struct ConformanceSuite: Sendable {
     }
 
     /// Typed inputs from textual overrides. Unknown keys pass through as strings so that
-    /// `ParameterValidation.resolve` reports them in its usual words.
+    /// `ParameterValidation.resolve` reports them in its usual words. A group's members are
+    /// given per table, `disk[0].lun=3`; tables run from 0 to the highest index given.
     static func inputs(from text: [String: String], schema: [ParameterSchema]) throws(ParameterValidation.Problem)
         -> [String: ParameterValidation.Input]
     {
         var inputs: [String: ParameterValidation.Input] = [:]
+        var tables: [String: [Int: [String: ParameterValidation.Input]]] = [:]
         for (key, value) in text {
-            guard let spec = schema.first(where: { $0.name == key }) else {
-                inputs[key] = .string(value)
+            if let (group, index, member) = groupKey(key) {
+                guard case .group(_, let max, let members)? = schema.first(where: { $0.name == group })?.kind else {
+                    throw ParameterValidation.Problem(key: key, reason: "'\(group)' is not a parameter group of this plugin")
+                }
+                guard index < max else { throw ParameterValidation.Problem(key: key, reason: "table \(index) is past the group's \(max) tables") }
+                tables[group, default: [:]][index, default: [:]][member] = try input(value, members.first { $0.name == member })
                 continue
             }
-            inputs[key] = switch try ParameterValidation.parse(text: value, for: spec) {
-            case .bool(let b): .bool(b)
-            case .int(let i): .int(i)
-            case .string(let s): .string(s)
-            }
+            inputs[key] = try input(value, schema.first { $0.name == key })
+        }
+        for (group, byIndex) in tables {
+            let count = (byIndex.keys.max() ?? -1) + 1
+            inputs[group] = .group((0..<count).map { byIndex[$0] ?? [:] })
         }
         return inputs
+    }
+
+    /// `disk[2].lun` as (disk, 2, lun); nil for any other key.
+    private static func groupKey(_ key: String) -> (String, Int, String)? {
+        guard let open = key.firstIndex(of: "["), let close = key.firstIndex(of: "]"), open < close,
+              key[key.index(after: close)...].hasPrefix("."),
+              let index = Int(key[key.index(after: open)..<close]), index >= 0
+        else { return nil }
+        return (String(key[..<open]), index, String(key[key.index(close, offsetBy: 2)...]))
+    }
+
+    private static func input(_ value: String, _ spec: ParameterSchema?) throws(ParameterValidation.Problem) -> ParameterValidation.Input {
+        guard let spec else { return .string(value) }
+        return switch try ParameterValidation.parse(text: value, for: spec) {
+        case .bool(let b): .bool(b)
+        case .int(let i): .int(i)
+        case .string(let s): .string(s)
+        case .group: .group([])  // parse refuses groups: a group has no textual value
+        }
     }
 
     static func describe(_ h: PluginHarness, _ parameters: [String: String]) -> String {

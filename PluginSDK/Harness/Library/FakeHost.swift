@@ -1,4 +1,5 @@
 import Synchronization
+import VMBusProtocol
 import VeneerHost
 import VeneerPluginABI
 #if canImport(Glibc)
@@ -93,11 +94,40 @@ public final class FakeHost: DeviceHost, @unchecked Sendable {
 
     struct Channel {
         var offer: VMBusOfferRequest
+        /// A sub-channel's primary, and its sub_channel_index (0 for a primary).
+        var primary: UInt32? = nil
+        var subChannelIndex: UInt16 = 0
         var open = false
+        /// Withdrawn (by the device, or with its primary): every call on it fails.
+        var rescinded = false
+        /// The guest broke the "ring" (a GPA-direct packet with a bad range): reads fail until it
+        /// reopens, as in the VMM.
+        var broken = false
         var toDevice: [Packet] = []
         var fromDevice: [Packet] = []
         /// How many more packets the device may write before the "ring" is full.
         var room = Int.max
+        /// Times the guest was signalled: once per write call that wrote anything.
+        var guestSignals = 0
+        /// GPADLs the guest created for this channel, by id.
+        var gpadls: [UInt32: [GPARange]] = [:]
+    }
+
+    /// What happened to the device's channels, in order, as the guest sees it.
+    public enum ChannelEvent: Sendable, Equatable {
+        /// An offer (primary: nil, index 0) or a sub-channel offer of `primary` with its index.
+        case offered(channel: UInt32, primary: UInt32?, index: UInt16)
+        case rescinded(channel: UInt32)
+    }
+
+    /// A live sub-channel of a primary.
+    public struct Subchannel: Sendable, Equatable {
+        public var channel: UInt32
+        public var index: UInt16
+        public init(channel: UInt32, index: UInt16) {
+            self.channel = channel
+            self.index = index
+        }
     }
 
     struct Timer {
@@ -118,6 +148,12 @@ public final class FakeHost: DeviceHost, @unchecked Sendable {
         var logs: [(UInt32, String)] = []
         var errors: [String] = []
         var channels: [UInt32: Channel] = [:]
+        var nextChannelID: UInt32 = 1
+        var channelEvents: [ChannelEvent] = []
+        /// Channels the host closed while the device was inside a call (a rescind): their
+        /// vmbus_closed reaches the device once that call returned, as the VMM delivers it later
+        /// on the event loop.
+        var pendingClosed: [UInt32] = []
         var doorbells: [Doorbell] = []
         /// Addresses of the PCI functions the device registered, and their BARs' region ids.
         var pciFunctions: [UInt32] = []
@@ -159,7 +195,23 @@ public final class FakeHost: DeviceHost, @unchecked Sendable {
     /// Addresses (bus << 8 | device << 3 | function) of the PCI functions the device registered.
     public var pciFunctions: [UInt32] { state.withLock { $0.pciFunctions } }
 
-    public var offers: [UInt32: VMBusOfferRequest] { state.withLock { $0.channels.mapValues(\.offer) } }
+    /// The offers the guest can see now (rescinded ones gone), primaries and sub-channels.
+    public var offers: [UInt32: VMBusOfferRequest] {
+        state.withLock { $0.channels.filter { !$0.value.rescinded }.mapValues(\.offer) }
+    }
+    /// Every offer and rescind, in order (offers made at run time included).
+    public var channelEvents: [ChannelEvent] { state.withLock { $0.channelEvents } }
+    /// The live sub-channels of `primary`, by index.
+    public func subchannels(of primary: UInt32) -> [Subchannel] {
+        state.withLock { s in
+            s.channels.filter { $0.value.primary == primary && !$0.value.rescinded }
+                .map { Subchannel(channel: $0.key, index: $0.value.subChannelIndex) }.sorted { $0.index < $1.index }
+        }
+    }
+    public func isRescinded(_ channel: UInt32) -> Bool { state.withLock { $0.channels[channel]?.rescinded ?? false } }
+    public func isOpen(_ channel: UInt32) -> Bool { state.withLock { $0.channels[channel]?.open ?? false } }
+    /// How many times the device signalled the guest on `channel` (one per write call that wrote).
+    public func guestSignals(channel: UInt32) -> Int { state.withLock { $0.channels[channel]?.guestSignals ?? 0 } }
     /// A Hyper-V connection the device claimed: its kind (VENEER_HV_*_CONNECTION) and id.
     public struct HyperVConnection: Hashable, Sendable {
         public var kind: UInt32
@@ -286,15 +338,24 @@ public final class FakeHost: DeviceHost, @unchecked Sendable {
 
     public func vmbusOffer(_ offer: VMBusOfferRequest) -> (veneer_status, channel: UInt32) {
         state.withLock { s in
-            let id = UInt32(s.channels.count + 1)
+            let id = s.nextChannelID
+            s.nextChannelID += 1
             s.channels[id] = Channel(offer: offer)
+            s.channelEvents.append(.offered(channel: id, primary: nil, index: 0))
             return (.ok, id)
         }
     }
 
+    /// A channel the device may use: offered, not rescinded, open.
+    private static func usable(_ s: State, _ channel: UInt32) -> Bool {
+        guard let c = s.channels[channel] else { return false }
+        return c.open && !c.rescinded
+    }
+
     public func vmbusRead(channel: UInt32, into buffer: UnsafeMutableRawBufferPointer) -> (veneer_status, VMBusReadResult?) {
         state.withLock { s -> (veneer_status, VMBusReadResult?) in
-            guard let c = s.channels[channel], c.open else { return (.invalid, nil) }
+            guard Self.usable(s, channel), let c = s.channels[channel] else { return (.invalid, nil) }
+            guard !c.broken else { return (.ioError, nil) }
             guard let p = c.toDevice.first else { return (veneer_status(VENEER_EAGAIN), nil) }
             let result = VMBusReadResult(type: p.type, flags: p.flags, transactionID: p.transactionID,
                                          headerLength: p.header.count, payloadLength: p.payload.count)
@@ -308,11 +369,124 @@ public final class FakeHost: DeviceHost, @unchecked Sendable {
 
     public func vmbusWrite(channel: UInt32, type: UInt16, flags: UInt16, transactionID: UInt64, data: UnsafeRawBufferPointer) -> veneer_status {
         state.withLock { s in
-            guard let c = s.channels[channel], c.open else { return .invalid }
+            guard Self.usable(s, channel), let c = s.channels[channel] else { return .invalid }
             guard c.room > 0 else { return veneer_status(VENEER_ENOSPC) }
             s.channels[channel]?.room -= 1
+            s.channels[channel]?.guestSignals += 1
             s.channels[channel]?.fromDevice.append(Packet(type: type, flags: flags, transactionID: transactionID, payload: Array(data)))
             return .ok
+        }
+    }
+
+    // MARK: ABI 1.7 VMBus (the rules the VMM's VMBus host applies, on the fake's queues)
+
+    public func vmbusRescind(channel: UInt32) -> veneer_status {
+        state.withLock { s in
+            guard let c = s.channels[channel], !c.rescinded, c.primary == nil else { return .invalid }
+            for sub in s.channels.filter({ $0.value.primary == channel && !$0.value.rescinded }).keys.sorted() {
+                Self.withdraw(&s, sub)
+            }
+            Self.withdraw(&s, channel)
+            return .ok
+        }
+    }
+
+    /// Closes the channel if open (its vmbus_closed is delivered after the current call) and
+    /// rescinds it.
+    private static func withdraw(_ s: inout State, _ channel: UInt32) {
+        if s.channels[channel]?.open == true {
+            s.channels[channel]?.open = false
+            s.channels[channel]?.toDevice.removeAll()
+            s.pendingClosed.append(channel)
+        }
+        s.channels[channel]?.rescinded = true
+        s.channelEvents.append(.rescinded(channel: channel))
+    }
+
+    public func vmbusOfferSubchannels(primary: UInt32, count: Int) -> (veneer_status, [UInt32]) {
+        state.withLock { s -> (veneer_status, [UInt32]) in
+            guard let p = s.channels[primary], p.primary == nil, p.open, !p.rescinded, count >= 1 else { return (.invalid, []) }
+            let live = s.channels.values.filter { $0.primary == primary && !$0.rescinded }
+            guard live.count + count <= VMBusLimits.maxSubchannels else { return (.noSpace, []) }
+            let first = (live.map(\.subChannelIndex).max() ?? 0) + 1
+            var ids: [UInt32] = []
+            for i in 0..<count {
+                let id = s.nextChannelID
+                s.nextChannelID += 1
+                let index = first + UInt16(i)
+                s.channels[id] = Channel(offer: p.offer, primary: primary, subChannelIndex: index)
+                s.channelEvents.append(.offered(channel: id, primary: primary, index: index))
+                ids.append(id)
+            }
+            return (.ok, ids)
+        }
+    }
+
+    public func vmbusReadSegments(channel: UInt32, into buffer: UnsafeMutableRawBufferPointer, segmentCapacity: Int) -> VMBusSegmentedRead {
+        state.withLock { s -> VMBusSegmentedRead in
+            guard Self.usable(s, channel), let c = s.channels[channel] else { return VMBusSegmentedRead(status: .invalid) }
+            guard !c.broken else { return VMBusSegmentedRead(status: .ioError) }
+            guard let p = c.toDevice.first else { return VMBusSegmentedRead(status: .again) }
+            var segments: [VMBusSegment]? = nil
+            if p.type == UInt16(VENEER_VMBUS_GPA_DIRECT) {
+                guard let ranges = Self.gpaDirectRanges(p.header, memory: memory),
+                      let built = VMBusSegment.segments(of: ranges, memory: memory) else {
+                    // What the VMM's ring reader does with such a packet: the ring is unusable.
+                    s.channels[channel]?.broken = true
+                    return VMBusSegmentedRead(status: .ioError)
+                }
+                segments = built
+            }
+            let read = VMBusSegmentedRead.deliver(type: p.type, flags: p.flags, transactionID: p.transactionID,
+                                                  header: p.header, payload: p.payload, segments: segments,
+                                                  into: buffer, segmentCapacity: segmentCapacity)
+            if read.status == .ok { s.channels[channel]?.toDevice.removeFirst() }
+            return read
+        }
+    }
+
+    /// A GPA-direct header's ranges ({u32 reserved; u32 rangecount; ranges}) when well formed
+    /// (1-256 ranges, each complete) and every page is guest RAM, as the VMM's ring reader checks.
+    static func gpaDirectRanges(_ header: [UInt8], memory: GuestMemory) -> [GPARange]? {
+        var r = ByteReader(header, structure: "GPADirectHeader")
+        do throws(VMBusWireError) {
+            _ = try r.u32()
+            let count = try r.u32()
+            guard count >= 1, count <= UInt32(VMBusLimits().maxGPADirectRanges) else { return nil }
+            var ranges: [GPARange] = []
+            for _ in 0..<count { ranges.append(try GPARange(from: &r)) }
+            for range in ranges {
+                for pfn in range.pfns where pfn > UInt64.max >> 12 || !memory.isRAM(pfn << 12, length: 4096) { return nil }
+            }
+            return ranges
+        } catch {
+            return nil
+        }
+    }
+
+    public func vmbusGPADLSegments(channel: UInt32, gpadl: UInt32) -> (veneer_status, [VMBusSegment]) {
+        state.withLock { s -> (veneer_status, [VMBusSegment]) in
+            guard let c = s.channels[channel], !c.rescinded else { return (.invalid, []) }
+            let ranges = c.gpadls[gpadl] ?? c.primary.flatMap { s.channels[$0]?.gpadls[gpadl] }
+            guard let ranges, let segments = VMBusSegment.segments(of: ranges, memory: memory) else { return (.invalid, []) }
+            return (.ok, segments)
+        }
+    }
+
+    public func vmbusWriteBatch(channel: UInt32, packets: [OutgoingRingPacket]) -> (veneer_status, written: Int) {
+        state.withLock { s -> (veneer_status, written: Int) in
+            guard Self.usable(s, channel), let c = s.channels[channel] else { return (.invalid, 0) }
+            for packet in packets {
+                do throws(RingError) { _ = try RingWriter.encode(packet) } catch { return (.invalid, 0) }
+            }
+            let written = min(packets.count, c.room)
+            for packet in packets.prefix(written) {
+                s.channels[channel]?.fromDevice.append(Packet(type: packet.type, flags: packet.flags, transactionID: packet.transactionID,
+                                                              header: packet.header, payload: packet.payload))
+            }
+            s.channels[channel]?.room -= written
+            if written > 0 { s.channels[channel]?.guestSignals += 1 }
+            return (written == packets.count ? .ok : .noSpace, written)
         }
     }
 
@@ -395,11 +569,47 @@ public final class FakeHost: DeviceHost, @unchecked Sendable {
 
     func setChannel(_ id: UInt32, open: Bool) -> Bool {
         state.withLock { s in
-            guard s.channels[id] != nil else { return false }
+            guard let c = s.channels[id], !c.rescinded else { return false }
             s.channels[id]?.open = open
+            s.channels[id]?.broken = false
             if !open { s.channels[id]?.toDevice.removeAll() }
             return true
         }
+    }
+
+    /// The guest closes primary `id`: as the VMM does, its sub-channels are closed (the open ones
+    /// returned, to hear vmbus_closed first) and rescinded.
+    func closeSubchannels(of id: UInt32) -> [UInt32] {
+        state.withLock { s in
+            var closed: [UInt32] = []
+            for sub in s.channels.filter({ $0.value.primary == id && !$0.value.rescinded }).keys.sorted() {
+                if s.channels[sub]?.open == true {
+                    s.channels[sub]?.open = false
+                    s.channels[sub]?.toDevice.removeAll()
+                    closed.append(sub)
+                }
+                s.channels[sub]?.rescinded = true
+                s.channelEvents.append(.rescinded(channel: sub))
+            }
+            return closed
+        }
+    }
+
+    func takePendingClosed() -> [UInt32] {
+        state.withLock { s in defer { s.pendingClosed.removeAll() }; return s.pendingClosed }
+    }
+
+    func defineGPADL(_ id: UInt32, ranges: [GPARange], channel: UInt32) -> Bool {
+        state.withLock { s in
+            guard s.channels[channel] != nil, !s.channels.values.contains(where: { $0.gpadls[id] != nil }),
+                  VMBusSegment.segments(of: ranges, memory: memory) != nil else { return false }
+            s.channels[channel]?.gpadls[id] = ranges
+            return true
+        }
+    }
+
+    func removeGPADL(_ id: UInt32, channel: UInt32) -> Bool {
+        state.withLock { $0.channels[channel]?.gpadls.removeValue(forKey: id) != nil }
     }
 
     func queue(_ packet: Packet, channel: UInt32) {

@@ -1,3 +1,4 @@
+import VMBusProtocol
 import VeneerHost
 import VeneerPluginABI
 #if canImport(Glibc)
@@ -21,6 +22,8 @@ public final class PluginHarness {
     public let host: FakeHost
 
     /// Plugin `nameOrPath` (a name found through the plugin search path, or a path to a .so).
+    /// `parameters` are validated as a config's are; a parameter group takes one dictionary per
+    /// table: `["disk": .group([["lun": .int(0), "path": .string("a.img")]])]`.
     /// `pciBus`: a bus shared with other harnesses (e.g. a `pci-host` harness that should reach
     /// this device's functions); by default the instance gets a bus of its own.
     public init(
@@ -126,6 +129,7 @@ public final class PluginHarness {
     public func advance(nanoseconds: UInt64) {
         let target = host.now + nanoseconds
         while let token = host.nextDueTimer(upTo: target) { device.timerFired(token: token) }
+        deliverHostEvents()
     }
 
     /// Advances the manual clock as a stalled host would: the clock jumps, then each timer that
@@ -133,6 +137,7 @@ public final class PluginHarness {
     public func advanceLate(nanoseconds: UInt64) {
         host.jumpClock(to: host.now + nanoseconds)
         while let token = host.nextOverdueTimer() { device.timerFired(token: token) }
+        deliverHostEvents()
     }
 
     /// Runs posted work until none is left (work may post more).
@@ -142,6 +147,7 @@ public final class PluginHarness {
             tokens.forEach { device.workPosted(token: $0) }
             tokens = host.takeWork()
         }
+        deliverHostEvents()
     }
 
     /// Polls the watched fds once (up to `timeoutMilliseconds`) and delivers readiness; returns
@@ -156,26 +162,35 @@ public final class PluginHarness {
         for (w, p) in zip(watches, fds) where p.revents != 0 {
             device.fdReady(token: w.token, events: UInt32(UInt16(bitPattern: p.revents)))
         }
+        deliverHostEvents()
         return Int(n)
     }
 
     // MARK: VMBus (the test plays the guest)
 
-    /// Opens a channel the device offered, as a guest's OPENCHANNEL would.
+    /// Opens a channel the device offered (a primary or a sub-channel), as a guest's OPENCHANNEL
+    /// would. A rescinded channel cannot be opened.
     public func openChannel(_ channel: UInt32, userData: [UInt8] = []) {
         guard host.setChannel(channel, open: true) else { return }
         device.vmbusOpened(channel: channel, userData: userData)
+        deliverHostEvents()
     }
 
+    /// Closes a channel, as a guest's CLOSECHANNEL would. Closing a primary closes and rescinds
+    /// its sub-channels first, as the VMM's VMBus host does (the device hears vmbus_closed for
+    /// each open one, then for the primary).
     public func closeChannel(_ channel: UInt32) {
+        for sub in host.closeSubchannels(of: channel) { device.vmbusClosed(channel: sub) }
         guard host.setChannel(channel, open: false) else { return }
         device.vmbusClosed(channel: channel)
+        deliverHostEvents()
     }
 
     /// Queues packets as the guest would write them, then signals the channel once.
     public func send(_ packets: [FakeHost.Packet], channel: UInt32) {
         packets.forEach { host.queue($0, channel: channel) }
         device.vmbusSignalled(channel: channel)
+        deliverHostEvents()
     }
 
     /// Limits how many more packets the device can write before its writes report a full ring;
@@ -183,7 +198,79 @@ public final class PluginHarness {
     public func limitRoom(_ packets: Int?, channel: UInt32) {
         host.setRoom(packets ?? .max, channel: channel)
         if packets == nil { device.vmbusSignalled(channel: channel) }
+        deliverHostEvents()
     }
+
+    /// Queues packets as the guest would write them without signalling the channel (a guest
+    /// that writes while the device is still draining): the device finds them on its next read.
+    public func queue(_ packets: [FakeHost.Packet], channel: UInt32) {
+        packets.forEach { host.queue($0, channel: channel) }
+    }
+
+    /// Signals the channel without sending anything (a guest's spurious or repeated signal).
+    public func signal(channel: UInt32) {
+        device.vmbusSignalled(channel: channel)
+        deliverHostEvents()
+    }
+
+    /// Delivers what the host owes the device after a call returned: vmbus_closed for channels
+    /// its own vmbus_rescind closed (the VMM delivers those later on its event loop, never from
+    /// inside the call). The harness's guest actions call it; tests driving the device
+    /// otherwise may call it too.
+    public func deliverHostEvents() {
+        var closed = host.takePendingClosed()
+        while !closed.isEmpty {
+            closed.forEach { device.vmbusClosed(channel: $0) }
+            closed = host.takePendingClosed()
+        }
+    }
+
+    // MARK: guest buffers (GPA-direct packets and GPADLs over the fake guest RAM)
+
+    /// The guest-physical range of `length` bytes at `gpa` as a GPA-direct or GPADL range: byte
+    /// offset into the first page, one PFN per page touched. `length` must be at least 1.
+    public static func guestRange(gpa: UInt64, length: Int) -> GPARange {
+        let offset = UInt32(gpa & 0xFFF)
+        let pages = (Int(offset) + max(length, 1) + 4095) / 4096
+        return GPARange(byteCount: UInt32(truncatingIfNeeded: length), byteOffset: offset,
+                        pfns: (0..<UInt64(pages)).map { (gpa >> 12) + $0 })
+    }
+
+    /// A GPA-direct packet (type 9) as the guest writes it: the range list
+    /// ({u32 reserved; u32 rangecount; ranges}) as its header, then `payload`. `ranges` may be
+    /// anything, including ranges outside guest RAM or with too few PFNs (hostile tests).
+    public static func gpaDirectPacket(transactionID: UInt64, ranges: [GPARange], payload: [UInt8],
+                                       completionRequested: Bool = true) -> FakeHost.Packet {
+        var w = ByteWriter(capacity: GPADirectHeader(ranges: ranges).encodedSize)
+        GPADirectHeader(ranges: ranges).encode(into: &w)
+        return FakeHost.Packet(type: UInt16(VENEER_VMBUS_GPA_DIRECT),
+                               flags: completionRequested ? UInt16(VENEER_VMBUS_COMPLETION_REQUESTED) : 0,
+                               transactionID: transactionID, header: w.bytes, payload: payload)
+    }
+
+    /// Sends one GPA-direct request whose data buffer is [gpa, gpa + length) of the fake guest
+    /// RAM, and signals the channel.
+    public func sendGPADirect(channel: UInt32, transactionID: UInt64, gpa: UInt64, length: Int, payload: [UInt8]) {
+        send([Self.gpaDirectPacket(transactionID: transactionID, ranges: [Self.guestRange(gpa: gpa, length: length)],
+                                   payload: payload)], channel: channel)
+    }
+
+    /// The guest creates GPADL `id` for `channel` (netvsc's receive and send buffers): false when
+    /// the id is taken or a page is not guest RAM, as the VMM would refuse it.
+    @discardableResult
+    public func defineGPADL(_ id: UInt32, channel: UInt32, ranges: [GPARange]) -> Bool {
+        host.defineGPADL(id, ranges: ranges, channel: channel)
+    }
+
+    /// The guest tears GPADL `id` of `channel` down.
+    @discardableResult
+    public func tearDownGPADL(_ id: UInt32, channel: UInt32) -> Bool { host.removeGPADL(id, channel: channel) }
+
+    /// Writes bytes into the fake guest RAM (a test's data buffers).
+    public func writeGuest(_ bytes: [UInt8], at gpa: UInt64) throws { try host.memory.load(bytes, at: gpa) }
+
+    /// Reads bytes of the fake guest RAM (what the device wrote into the guest's buffers).
+    public func readGuest(_ gpa: UInt64, count: Int) throws -> [UInt8] { try host.memory.bytes(gpa, count: count) }
 
     // MARK: Hyper-V connections (the test plays the guest)
 

@@ -78,7 +78,7 @@ public enum ConfigParser {
                 throw ConfigError(file: file, key: "\(key).id", reason: "'\(id)' is already used by another device")
             }
             let path = try table.string("path").map { resolve($0, against: baseDirectory) }
-            let parameters = try table.remainingAsParameters()
+            let parameters = try table.remainingAsParameters(deviceID: id)
             devices.append(DeviceConfig(id: id, plugin: plugin, path: path, parameters: parameters, key: key))
         }
         try reader.finish()
@@ -187,8 +187,10 @@ struct TableReader {
         return result
     }
 
-    /// Every key not read yet, as plugin parameters (the plugin's schema judges them).
-    mutating func remainingAsParameters() throws(ConfigError) -> [String: ParameterValidation.Input] {
+    /// Every key not read yet, as plugin parameters (the plugin's schema judges them). An array
+    /// of tables (`[[device.disk]]`) is a parameter group; problems with one name the device by
+    /// its id: `device "scsi0": disk[1].lun`.
+    mutating func remainingAsParameters(deviceID: String) throws(ConfigError) -> [String: ParameterValidation.Input] {
         var result: [String: ParameterValidation.Input] = [:]
         for key in table.keys where !used.contains(key) {
             guard let v = value(key) else { continue }
@@ -196,10 +198,42 @@ struct TableReader {
             case .bool: result[key] = .bool(v.bool ?? false)
             case .int: result[key] = .int(Int64(v.int ?? 0))
             case .string: result[key] = .string(v.string ?? "")
-            default: throw error(key, "plugin parameters are booleans, integers or strings, not \(v.type)")
+            case .array: result[key] = try group(key, v.array, deviceID: deviceID)
+            case .table:
+                throw ConfigError(file: file, key: DeviceConfig.groupKey(deviceID, key),
+                                  reason: "a single table; a parameter group is an array of tables, written [[device.\(key)]] once per table")
+            default:
+                throw error(key, "plugin parameters are booleans, integers, strings or arrays of tables, not \(v.type)")
             }
         }
         return result
+    }
+
+    /// A parameter group: every element a table of booleans, integers and strings.
+    private func group(_ key: String, _ array: TOMLArray?, deviceID: String) throws(ConfigError) -> ParameterValidation.Input {
+        func refuse(_ at: String, _ reason: String) -> ConfigError {
+            ConfigError(file: file, key: DeviceConfig.groupKey(deviceID, at), reason: reason)
+        }
+        guard let array else { throw refuse(key, "expected an array of tables") }
+        var tables: [[String: ParameterValidation.Input]] = []
+        for i in 0..<array.count {
+            guard let t = array[i].table else {
+                throw refuse("\(key)[\(i)]", "expected a table ([[device.\(key)]]), got \(array[i].type); only arrays of tables are parameters")
+            }
+            var entries: [String: ParameterValidation.Input] = [:]
+            for member in t.keys {
+                guard let e = t[member] else { continue }
+                switch e.type {
+                case .bool: entries[member] = .bool(e.bool ?? false)
+                case .int: entries[member] = .int(Int64(e.int ?? 0))
+                case .string: entries[member] = .string(e.string ?? "")
+                default:
+                    throw refuse("\(key)[\(i)].\(member)", "values in a [[device.\(key)]] table are booleans, integers or strings, not \(e.type)")
+                }
+            }
+            tables.append(entries)
+        }
+        return .group(tables)
     }
 
     /// Errors on the first key nobody asked for.

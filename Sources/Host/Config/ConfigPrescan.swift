@@ -148,12 +148,21 @@ struct ConfigPrescan {
             guard peek() == UInt8(ascii: "]") else { return false }
             try next()
         }
-        var name = components
-        if isArray {
-            let path = components.joined(separator: ".")
-            let n = arrayTableCounts[path, default: 0]
-            arrayTableCounts[path] = n + 1
-            name[name.count - 1] += "[\(n)]"
+        // Each component that names an array of tables gets its element's index, counted per
+        // parent element (`[[device.disk]]` under device[1] starts again at disk[0]); one
+        // before the last refers to the latest element of its array, as TOML attaches it.
+        var name: [String] = []
+        for (i, component) in components.enumerated() {
+            let path = (name + [component]).joined(separator: ".")
+            if isArray && i == components.count - 1 {
+                let n = arrayTableCounts[path, default: 0]
+                arrayTableCounts[path] = n + 1
+                name.append(component + "[\(n)]")
+            } else if let n = arrayTableCounts[path] {
+                name.append(component + "[\(n - 1)]")
+            } else {
+                name.append(component)
+            }
         }
         table = name
         tableDepth = components.count

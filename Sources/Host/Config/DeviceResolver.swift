@@ -30,7 +30,13 @@ public enum DeviceResolver {
                 values = try ParameterValidation.resolve(device.parameters, schema: library.info.parameters,
                                                          baseDirectory: ConfigParser.directory(of: config.file))
             } catch {
-                throw .config(ConfigError(file: config.file, key: "\(device.key).\(error.key)",
+                // A group's problem (`disk[2].cache`, or `disk` itself) names the device by id.
+                let name = String(error.key.prefix { $0 != "[" && $0 != "." })
+                let isGroup = library.info.parameters.contains { p in
+                    if case .group = p.kind { return p.name == name } else { return false }
+                }
+                throw .config(ConfigError(file: config.file,
+                                          key: isGroup ? DeviceConfig.groupKey(device.id, error.key) : "\(device.key).\(error.key)",
                                           reason: "\(error.reason) [plugin \(device.plugin)]"))
             }
             resolved.append(ResolvedDevice(config: device, library: library, parameters: values))

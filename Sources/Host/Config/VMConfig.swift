@@ -32,4 +32,8 @@ public struct DeviceConfig: Sendable, Equatable {
     public var parameters: [String: ParameterValidation.Input]
     /// Where it sits in the file, for messages: `device[2]`.
     public var key: String
+
+    /// How a message names a key of a parameter group's table: `device "scsi0": disk[2].cache`
+    /// (by id, since a controller's tables are far from its `[[device]]` line).
+    public static func groupKey(_ id: String, _ key: String) -> String { "device \"\(id)\": \(key)" }
 }

@@ -262,16 +262,69 @@ public final class HyperVPartition: Sendable {
         let raw = ckvm_eventfd(1)
         guard raw >= 0 else { throw .system(SystemError("eventfd for a VMBus channel")) }
         let fd = OwnedFD(raw)
-        let routing = SignalRouting(vm: vm, fd: fd, logger: logger, inner: handler)
+        let routing = SignalRouting(vm: vm, fd: fd, logger: logger, inner: handler, events: events)
         let channel: VMBusChannel
         do { channel = try vmbus.register(offer: offer, handler: routing) } catch {
             throw .memory("VMBus offer refused: \(error)")
         }
+        try watchSignals(of: channel, fd)
+        return channel
+    }
+
+    /// Offers `count` sub-channels of the open primary `primary`, each with its own in-kernel
+    /// signal path; `handler` gets the events of all of them (it tells them apart by relid).
+    public func registerSubchannels(of primary: VMBusChannel, count: Int,
+                                    handler: any VMBusChannelHandler) throws(SubchannelOfferError) -> [VMBusChannel] {
+        var fds: [OwnedFD] = []
+        for _ in 0..<count {
+            let raw = ckvm_eventfd(1)
+            guard raw >= 0 else { throw .system(SystemError("eventfd for a VMBus sub-channel")) }
+            fds.append(OwnedFD(raw))
+        }
+        let routings = fds.map { SignalRouting(vm: vm, fd: $0, logger: logger, inner: handler, events: events) }
+        let channels: [VMBusChannel]
+        do { channels = try vmbus.registerSubchannels(of: primary, handlers: routings) } catch {
+            throw .refused(error)
+        }
+        for (channel, fd) in zip(channels, fds) {
+            do throws(MachineError) { try watchSignals(of: channel, fd) } catch {
+                // All or nothing: a sub-channel the guest could not signal must not stay offered.
+                channels.forEach { vmbus.unregister($0) }
+                throw .system(SystemError("watch VMBus sub-channel \(channel.relid)"))
+            }
+        }
+        return channels
+    }
+
+    /// Withdraws a VSP's channel (hot remove): see `VMBusHost.unregister`. The signal paths of the
+    /// channel and its sub-channels go with them (`SignalRouting.channelRetired`).
+    public func unregister(_ channel: VMBusChannel) {
+        vmbus.unregister(channel)
+    }
+
+    private func watchSignals(of channel: VMBusChannel, _ fd: OwnedFD) throws(MachineError) {
         let vmbus = self.vmbus, id = channel.connectionID
-        guard events.watchCore(fd, handler: { _ = vmbus.handleSignalEvent(connectionID: id) }) == .ok else {
+        guard events.watchCore(fd, handler: { [weak channel] in
+            // A retired channel's relid (and connection id) may already be another channel's.
+            guard let channel, !channel.isRetired else { return }
+            _ = vmbus.handleSignalEvent(connectionID: id)
+        }) == .ok else {
             throw .system(SystemError("watch VMBus channel \(channel.relid)"))
         }
-        return channel
+    }
+}
+
+/// Why sub-channels could not be offered: the VMBus host refused (not an open primary, too
+/// many), or the host ran out of eventfds.
+public enum SubchannelOfferError: Error, CustomStringConvertible {
+    case refused(VMBusHostError)
+    case system(SystemError)
+
+    public var description: String {
+        switch self {
+        case .refused(let e): e.description
+        case .system(let e): e.description
+        }
     }
 }
 
@@ -282,13 +335,15 @@ final class SignalRouting: VMBusChannelHandler, Sendable {
     private let fd: OwnedFD
     private let logger: Logger
     private let inner: any VMBusChannelHandler
+    private let events: EventLoop
     private let assigned = Mutex<UInt32?>(nil)
 
-    init(vm: VirtualMachineFD, fd: OwnedFD, logger: Logger, inner: any VMBusChannelHandler) {
+    init(vm: VirtualMachineFD, fd: OwnedFD, logger: Logger, inner: any VMBusChannelHandler, events: EventLoop) {
         self.vm = vm
         self.fd = fd
         self.logger = logger
         self.inner = inner
+        self.events = events
     }
 
     func channelOpened(_ channel: VMBusChannel, userData: [UInt8]) -> Bool {
@@ -312,6 +367,14 @@ final class SignalRouting: VMBusChannelHandler, Sendable {
     func channelClosed(_ channel: VMBusChannel) {
         removeSignalPath()
         inner.channelClosed(channel)
+    }
+
+    /// The channel is gone for good: its eventfd leaves the event loop (which never holds its
+    /// own lock while calling into VMBus, so taking it here under the VMBus lock is safe).
+    func channelRetired(_ channel: VMBusChannel) {
+        removeSignalPath()
+        events.unwatchCore(fd)
+        inner.channelRetired(channel)
     }
 
     private func removeSignalPath() {

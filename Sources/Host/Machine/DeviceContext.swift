@@ -151,10 +151,7 @@ final class DeviceContext: DeviceHost, @unchecked Sendable {
             setError("VMBus channels need an enlightened VM (hyperv = true)")
             return (.unsupported, 0)
         }
-        guard !machine.vcpusRunning else {
-            setError("VMBus channels can only be offered while the VM is being created")
-            return (.busy, 0)
-        }
+        // Also valid while the VM runs (ABI 1.7, hot add): a connected guest sees the offer at once.
         guard let type = try? GUID.decode(offer.interfaceType), let instance = try? GUID.decode(offer.interfaceInstance) else {
             return (.invalid, 0)
         }
@@ -170,7 +167,18 @@ final class DeviceContext: DeviceHost, @unchecked Sendable {
         }
     }
 
-    private func channel(_ id: UInt32) -> VMBusChannel? { channels.withLock { $0[id] } }
+    /// The instance's channel `id`, unless the host has withdrawn it (then it is forgotten: its
+    /// relid may already name another device's channel).
+    private func channel(_ id: UInt32) -> VMBusChannel? {
+        channels.withLock { map in
+            guard let channel = map[id] else { return nil }
+            guard !channel.isRetired else {
+                map[id] = nil
+                return nil
+            }
+            return channel
+        }
+    }
 
     private static func status(_ error: ChannelError) -> veneer_status {
         switch error {
@@ -208,6 +216,86 @@ final class DeviceContext: DeviceHost, @unchecked Sendable {
             }
         } catch {
             return Self.status(error)
+        }
+    }
+
+    // MARK: ABI 1.7 VMBus channels of storage- and network-class VSPs
+
+    func vmbusRescind(channel id: UInt32) -> veneer_status {
+        guard let hyperv = machine.hyperv, let channel = channel(id) else { return .invalid }
+        guard !channel.isSubchannel else {
+            setError("channel \(id) is a sub-channel: it goes with its primary")
+            return .invalid
+        }
+        hyperv.unregister(channel)
+        channels.withLock { map in map = map.filter { !$0.value.isRetired } }
+        machine.logger.log(.info, self.id, "VMBus channel \(id) rescinded")
+        return .ok
+    }
+
+    func vmbusOfferSubchannels(primary id: UInt32, count: Int) -> (veneer_status, [UInt32]) {
+        guard let device, let hyperv = machine.hyperv, let primary = channel(id), !primary.isSubchannel else {
+            setError("channel \(id) is not a primary channel of this device")
+            return (.invalid, [])
+        }
+        do throws(SubchannelOfferError) {
+            let subs = try hyperv.registerSubchannels(of: primary, count: count,
+                                                      handler: PluginChannelHandler(device: device, events: machine.events))
+            channels.withLock { map in
+                map = map.filter { !$0.value.isRetired }
+                for sub in subs { map[sub.relid] = sub }
+            }
+            return (.ok, subs.map(\.relid))
+        } catch {
+            setError("sub-channels of channel \(id): \(error)")
+            switch error {
+            case .refused(.notAnOpenPrimary): return (.invalid, [])
+            case .refused: return (.noSpace, [])
+            case .system: return (.ioError, [])
+            }
+        }
+    }
+
+    func vmbusReadSegments(channel id: UInt32, into buffer: UnsafeMutableRawBufferPointer, segmentCapacity: Int) -> VMBusSegmentedRead {
+        guard let channel = channel(id) else { return VMBusSegmentedRead(status: .invalid) }
+        do {
+            guard let packet = try channel.peekPacket() else { return VMBusSegmentedRead(status: .again) }
+            var segments: [VMBusSegment]? = nil
+            if case .gpaDirect(let ranges) = packet.kind {
+                // The reader checked every page is RAM; the segments are built from those ranges.
+                guard let built = VMBusSegment.segments(of: ranges, memory: machine.memory) else {
+                    return VMBusSegmentedRead(status: .ioError)
+                }
+                segments = built
+            }
+            let read = VMBusSegmentedRead.deliver(type: packet.descriptor.type, flags: packet.descriptor.flags,
+                                                  transactionID: packet.transactionID, header: packet.pluginHeader,
+                                                  payload: packet.payload, segments: segments, into: buffer,
+                                                  segmentCapacity: segmentCapacity)
+            if read.status == .ok { try channel.advance(past: packet) }
+            return read
+        } catch {
+            return VMBusSegmentedRead(status: Self.status(error))
+        }
+    }
+
+    func vmbusGPADLSegments(channel id: UInt32, gpadl: UInt32) -> (veneer_status, [VMBusSegment]) {
+        guard let hyperv = machine.hyperv, let channel = channel(id),
+              let segments = hyperv.vmbus.gpadlSegments(channel: channel, gpadl: gpadl)
+        else { return (.invalid, []) }
+        return (.ok, segments)
+    }
+
+    func vmbusWriteBatch(channel id: UInt32, packets: [OutgoingRingPacket]) -> (veneer_status, written: Int) {
+        guard let channel = channel(id) else { return (.invalid, 0) }
+        do {
+            let written = try channel.writeBatch(packets)
+            return (written == packets.count ? .ok : .noSpace, written)
+        } catch {
+            switch error {
+            case .invalidPacket, .packetTooLarge: return (.invalid, 0)
+            default: return (Self.status(error), 0)
+            }
         }
     }
 

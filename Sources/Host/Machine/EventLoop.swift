@@ -158,6 +158,16 @@ public final class EventLoop: Sendable {
         }
     }
 
+    /// Stops watching a core-owned fd (a withdrawn VMBus channel's). Thread-safe; a dispatch
+    /// already under way may still run its handler once.
+    public func unwatchCore(_ fd: OwnedFD) {
+        state.withLock { s in
+            guard let k = s.sources.first(where: { if case .core(let f, _) = $0.value { f === fd } else { false } })?.key else { return }
+            _ = ckvm_epoll_remove(epoll.raw, fd.raw)
+            s.sources.removeValue(forKey: k)
+        }
+    }
+
     /// Runs `closure` on the event thread, in order with posted work. Thread-safe.
     public func enqueue(_ closure: @escaping @Sendable () -> Void) {
         state.withLock { $0.closures.append(closure) }

@@ -20,6 +20,12 @@ public enum DescriptorReader {
     /// The ABI minor that added VENEER_PARAM_PATH and `choices` on integers.
     static let pathMinor: UInt16 = 6
     static let integerChoicesMinor: UInt16 = 6
+    /// The ABI minor that added VENEER_PARAM_GROUP, and a group's bounds.
+    static let groupMinor: UInt16 = 7
+    static let maxGroupMembers = 64
+    /// The most tables a group may allow: a VM config is at most 1 MiB, and each table becomes
+    /// member_count values in create's arguments.
+    static let maxGroupTables = 4096
 
     static var descriptorSize: Int { MemoryLayout<veneer_plugin_descriptor>.size }
     /// ABI 1.0's descriptor ends after `load`.
@@ -27,8 +33,11 @@ public enum DescriptorReader {
         (MemoryLayout<veneer_plugin_descriptor>.offset(of: \.load) ?? 144) + MemoryLayout<UnsafeRawPointer>.size
     }
     static var specSize: Int { MemoryLayout<veneer_param_spec>.size }
-    /// A parameter spec without its reserved tail, the smallest stride a plugin may use.
-    static var specMinimum: Int { MemoryLayout<veneer_param_spec>.offset(of: \.reserved) ?? 56 }
+    /// A parameter spec as ABI 1.0 to 1.6 defined it without its reserved tail, the smallest
+    /// stride a plugin may use (1.7 took `members` from that tail).
+    static var specMinimum: Int { MemoryLayout<veneer_param_spec>.offset(of: \.members) ?? 56 }
+    /// A group's spec must reach `member_count`.
+    static var groupSpecMinimum: Int { MemoryLayout<veneer_param_spec>.offset(of: \.reserved) ?? 72 }
 
     /// The descriptor at `address` (what the entry point returned), as far as its struct_size
     /// reaches with later fields zero, and what it declares.
@@ -108,13 +117,22 @@ public enum DescriptorReader {
             throw bad("param_spec_size", "\(stride) is not a multiple of 8 in \(specMinimum)...\(specSize) (a veneer_param_spec with or without its reserved tail)")
         }
         guard let base = p.params.map({ UInt(bitPattern: $0) }) else { throw bad("params", "is NULL but param_count is \(count)") }
-        guard let table = memory.read(base, count: count * stride) else {
-            throw bad("params", "the \(count) x \(stride) bytes at \(hex(base)) are not all readable")
+        return try readSpecs(at: base, count: count, stride: stride, field: "params", group: nil, p, memory, bad)
+    }
+
+    /// `count` specs of `stride` bytes at `base`: the descriptor's table, or a group's members
+    /// (`group` names the group; its members may not be groups).
+    private static func readSpecs(at base: UInt, count: Int, stride: Int, field table: String, group: String?,
+                                  _ p: veneer_plugin_descriptor, _ memory: PluginMemory, _ bad: Refusal)
+        throws(PluginLoadError) -> [ParameterSchema]
+    {
+        guard let bytes = memory.read(base, count: count * stride) else {
+            throw bad(table, "the \(count) x \(stride) bytes at \(hex(base)) are not all readable")
         }
         var schemas: [ParameterSchema] = []
         for i in 0..<count {
-            let spec = prefix(Array(table[i * stride..<(i + 1) * stride]), into: veneer_param_spec())
-            let field = "params[\(i)]"
+            let spec = prefix(Array(bytes[i * stride..<(i + 1) * stride]), into: veneer_param_spec())
+            let field = "\(table)[\(i)]"
             guard (specMinimum...specSize).contains(Int(spec.struct_size)) else {
                 throw bad("\(field).struct_size", "\(spec.struct_size) is outside \(specMinimum)...\(specSize)")
             }
@@ -122,7 +140,9 @@ public enum DescriptorReader {
                 throw bad("\(field).name", "is NULL")
             }
             guard PluginLibrary.isValidParameterName(name) else { throw bad("\(field).name", "'\(name)' is not [a-z][a-z0-9_]*") }
-            guard !schemas.contains(where: { $0.name == name }) else { throw bad("\(field).name", "'\(name)' is repeated") }
+            guard !schemas.contains(where: { $0.name == name }) else {
+                throw bad("\(field).name", "'\(name)' is repeated\(group.map { " in group '\($0)'" } ?? "")")
+            }
             let kind: ParameterSchema.Kind
             switch spec.type {
             case VENEER_PARAM_BOOL.rawValue: kind = .bool
@@ -144,13 +164,22 @@ public enum DescriptorReader {
                     throw bad("\(field).choices", "'\(text)' is not a comma-separated list of distinct, non-empty choices")
                 }
                 kind = .choice(choices)
+            case VENEER_PARAM_GROUP.rawValue where p.abi_minor >= groupMinor:
+                if let group { throw bad("\(field).type", "6 (group) inside group '\(group)': groups do not nest") }
+                kind = try groupKind(spec, name: name, field: field, stride: stride, p, memory, bad)
             default:
-                let path = p.abi_minor >= pathMinor ? ", 4 (choice) or 5 (path)" : " or 4 (choice); 5 (path) needs ABI 1.\(pathMinor)"
-                throw bad("\(field).type", "\(spec.type) is not 1 (bool), 2 (int), 3 (string)\(path)")
+                let known = p.abi_minor >= groupMinor ? ", 4 (choice), 5 (path) or 6 (group)"
+                    : p.abi_minor >= pathMinor ? ", 4 (choice) or 5 (path); 6 (group) needs ABI 1.\(groupMinor)"
+                    : " or 4 (choice); 5 (path) needs ABI 1.\(pathMinor), 6 (group) ABI 1.\(groupMinor)"
+                throw bad("\(field).type", "\(spec.type) is not 1 (bool), 2 (int), 3 (string)\(known)")
+            }
+            let defaultText = try string(spec.default_value, "\(field).default_value", limit: maxValueBytes, memory, bad)
+            if case .group = kind, let defaultText {
+                throw bad("\(field).default_value", "'\(defaultText)' on a group: must be NULL (an absent group is zero tables)")
             }
             let schema = ParameterSchema(
                 name: name, doc: try string(spec.doc, "\(field).doc", limit: maxDocBytes, memory, bad) ?? "", kind: kind,
-                defaultText: try string(spec.default_value, "\(field).default_value", limit: maxValueBytes, memory, bad))
+                defaultText: defaultText)
             if let text = schema.defaultText {
                 do { _ = try ParameterValidation.parse(text: text, for: schema) } catch {
                     throw bad("\(field).default_value", "\(error)")
@@ -159,6 +188,33 @@ public enum DescriptorReader {
             schemas.append(schema)
         }
         return schemas
+    }
+
+    /// A group: its table-count bounds and its members (read through the same checks as the
+    /// descriptor's own table, at the descriptor's stride).
+    private static func groupKind(_ spec: veneer_param_spec, name: String, field: String, stride: Int,
+                                  _ p: veneer_plugin_descriptor, _ memory: PluginMemory, _ bad: Refusal)
+        throws(PluginLoadError) -> ParameterSchema.Kind
+    {
+        guard stride >= groupSpecMinimum else {
+            throw bad("param_spec_size", "\(stride) does not reach a group's members and member_count (a group needs \(groupSpecMinimum))")
+        }
+        guard Int(spec.struct_size) >= groupSpecMinimum else {
+            throw bad("\(field).struct_size", "\(spec.struct_size) does not reach a group's members and member_count (a group needs \(groupSpecMinimum))")
+        }
+        guard spec.min >= 0, spec.min <= spec.max else {
+            throw bad("\(field).min", "\(spec.min) tables: must be 0...max (\(spec.max))")
+        }
+        guard spec.max <= maxGroupTables else { throw bad("\(field).max", "\(spec.max) tables exceeds \(maxGroupTables)") }
+        let count = Int(spec.member_count)
+        guard (1...maxGroupMembers).contains(count) else {
+            throw bad("\(field).member_count", "\(count) is outside 1...\(maxGroupMembers)")
+        }
+        guard let base = spec.members.map({ UInt(bitPattern: $0) }) else {
+            throw bad("\(field).members", "is NULL but member_count is \(count)")
+        }
+        let members = try readSpecs(at: base, count: count, stride: stride, field: "\(field).members", group: name, p, memory, bad)
+        return .group(min: Int(spec.min), max: Int(spec.max), members: members)
     }
 
     /// An integer range, narrowed to the listed values when a plugin of ABI 1.6 or later gives

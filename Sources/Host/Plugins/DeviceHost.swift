@@ -50,6 +50,66 @@ public protocol DeviceHost: AnyObject, Sendable {
     // ABI 1.5
     /// The partition reference time (100 ns units), or `.unsupported` in a VM that is not enlightened.
     func hvReferenceTime() -> (veneer_status, UInt64)
+
+    // ABI 1.7 (VMBus channels of storage- and network-class VSPs; `vmbusOffer` is valid at run
+    // time too)
+    /// Withdraws a primary channel of the instance (its sub-channels go with it).
+    func vmbusRescind(channel: UInt32) -> veneer_status
+    /// Offers `count` (>= 1) more sub-channels of the open primary `primary`; their ids.
+    func vmbusOfferSubchannels(primary: UInt32, count: Int) -> (veneer_status, [UInt32])
+    /// vmbus_read_segments: see `VMBusSegmentedRead`.
+    func vmbusReadSegments(channel: UInt32, into buffer: UnsafeMutableRawBufferPointer, segmentCapacity: Int) -> VMBusSegmentedRead
+    /// The pages of GPADL `gpadl` of `channel` (or of its primary) as segments.
+    func vmbusGPADLSegments(channel: UInt32, gpadl: UInt32) -> (veneer_status, [VMBusSegment])
+    /// Writes packets in order until one does not fit, signalling the guest at most once.
+    func vmbusWriteBatch(channel: UInt32, packets: [OutgoingRingPacket]) -> (veneer_status, written: Int)
+}
+
+/// What vmbus_read_segments found: the status, the packet's fields (with `.ok`, and with
+/// `.noSpace` to say what is needed), and its segments (all of them: copied out with `.ok`,
+/// counted with `.noSpace`).
+public struct VMBusSegmentedRead: Sendable, Equatable {
+    public var status: veneer_status
+    public var result: VMBusReadResult?
+    public var segments: [VMBusSegment]
+
+    public init(status: veneer_status, result: VMBusReadResult? = nil, segments: [VMBusSegment] = []) {
+        self.status = status
+        self.result = result
+        self.segments = segments
+    }
+
+    /// The one rule both hosts apply to a packet at the head of the ring: a GPA-direct packet
+    /// (`segments` non-nil) hands over its payload alone and its ranges as segments; any other
+    /// gives its header before its payload, as vmbus_read does. Copies into `buffer` and returns
+    /// `.ok` only when the bytes and the segments both fit, else `.noSpace` with what is needed;
+    /// the caller consumes the packet only on `.ok`.
+    public static func deliver(type: UInt16, flags: UInt16, transactionID: UInt64, header: [UInt8], payload: [UInt8],
+                               segments: [VMBusSegment]?, into buffer: UnsafeMutableRawBufferPointer,
+                               segmentCapacity: Int) -> VMBusSegmentedRead {
+        let bytes = segments == nil ? header : []
+        let result = VMBusReadResult(type: type, flags: flags, transactionID: transactionID,
+                                     headerLength: bytes.count, payloadLength: payload.count)
+        let found = segments ?? []
+        guard bytes.count + payload.count <= buffer.count, found.count <= segmentCapacity else {
+            return VMBusSegmentedRead(status: .noSpace, result: result, segments: found)
+        }
+        if let base = buffer.baseAddress {
+            bytes.withUnsafeBytes { if let h = $0.baseAddress { base.copyMemory(from: h, byteCount: bytes.count) } }
+            payload.withUnsafeBytes { if let p = $0.baseAddress { (base + bytes.count).copyMemory(from: p, byteCount: payload.count) } }
+        }
+        return VMBusSegmentedRead(status: .ok, result: result, segments: found)
+    }
+}
+
+/// Bounds on what one ABI 1.7 call may ask of a host.
+public enum VMBusCallLimits {
+    /// Packets in one vmbus_write_batch call.
+    public static let maxBatchPackets = 4096
+    /// A packet's header or payload: the descriptor's 16-bit len8 cannot describe more.
+    public static let maxPacketBytes = 0xFFFF * 8
+    /// Sub-channels asked for in one call (a primary never has more).
+    public static let maxSubchannelsPerCall = VMBusLimits.maxSubchannels
 }
 
 /// The rules of ABI 1.4's Hyper-V connections that every host checks the same way.

@@ -149,10 +149,90 @@ public enum HostServiceTable {
             if status == .ok { time.pointee = value }
             return status
         }
+        t.vmbus_rescind = { h, channel in HostBinding.host(h)?.vmbusRescind(channel: channel) ?? .invalid }
+        t.vmbus_offer_subchannels = { h, primary, count, channels in
+            guard let host = HostBinding.host(h), let channels else { return .invalid }
+            guard count >= 1, count <= UInt32(VMBusCallLimits.maxSubchannelsPerCall) else { return .invalid }
+            let (status, ids) = host.vmbusOfferSubchannels(primary: primary, count: Int(count))
+            guard status == .ok else { return status }
+            guard ids.count == Int(count) else { return .ioError }
+            for (i, id) in ids.enumerated() { channels[i] = id }
+            return .ok
+        }
+        t.vmbus_read_segments = { h, channel, packet, buffer, capacity, segments, segmentCapacity, segmentCount in
+            guard let host = HostBinding.host(h), let packet, let segmentCount else { return .invalid }
+            guard Int(UnsafeRawPointer(packet).load(as: UInt32.self)) >= packetFieldsSize else { return .invalid }
+            guard capacity == 0 || buffer != nil, segmentCapacity == 0 || segments != nil else { return .invalid }
+            let read = host.vmbusReadSegments(channel: channel, into: UnsafeMutableRawBufferPointer(start: buffer, count: buffer == nil ? 0 : capacity),
+                                              segmentCapacity: Int(segmentCapacity))
+            if let result = read.result {
+                packet.pointee.type = result.type
+                packet.pointee.flags = result.flags
+                packet.pointee.transaction_id = result.transactionID
+                packet.pointee.header_length = UInt32(result.headerLength)
+                packet.pointee.payload_length = UInt32(result.payloadLength)
+                segmentCount.pointee = UInt32(read.segments.count)
+            }
+            if read.status == .ok, let segments {
+                for (i, segment) in read.segments.enumerated() where i < Int(segmentCapacity) {
+                    segments[i] = veneer_guest_segment(gpa: segment.gpa, length: segment.length)
+                }
+            }
+            return read.status
+        }
+        t.vmbus_gpadl_segments = { h, channel, gpadl, segments, capacity, count in
+            guard let host = HostBinding.host(h), let count else { return .invalid }
+            guard capacity == 0 || segments != nil else { return .invalid }
+            let (status, found) = host.vmbusGPADLSegments(channel: channel, gpadl: gpadl)
+            guard status == .ok else { return status }
+            count.pointee = UInt32(found.count)
+            guard found.count <= Int(capacity), let segments else { return found.isEmpty ? .ok : .noSpace }
+            for (i, segment) in found.enumerated() { segments[i] = veneer_guest_segment(gpa: segment.gpa, length: segment.length) }
+            return .ok
+        }
+        t.vmbus_write_batch = { h, channel, packets, count, packetSize, written in
+            guard let host = HostBinding.host(h), let written else { return .invalid }
+            written.pointee = 0
+            guard count <= UInt32(VMBusCallLimits.maxBatchPackets) else { return .invalid }
+            guard count > 0 else { return .ok }
+            guard let packets, Int(packetSize) >= sendFieldsSize, packetSize <= 4096 else { return .invalid }
+            guard let batch = decodeSendBatch(UnsafeRawPointer(packets), count: Int(count), stride: Int(packetSize)) else { return .invalid }
+            let (status, n) = host.vmbusWriteBatch(channel: channel, packets: batch)
+            written.pointee = UInt32(n)
+            return status
+        }
         let pointer = UnsafeMutablePointer<veneer_host_api>.allocate(capacity: 1)
         pointer.initialize(to: t)
         return UnsafePointer(pointer)
     }
+}
+
+/// The fields of a `veneer_vmbus_packet` the host writes (struct_size must cover them).
+private let packetFieldsSize = MemoryLayout<veneer_vmbus_packet>.offset(of: \.reserved) ?? 24
+/// The fields of a `veneer_vmbus_send` the host reads: each packet's struct_size, and the stride,
+/// must cover them.
+private let sendFieldsSize = MemoryLayout<veneer_vmbus_send>.offset(of: \.reserved) ?? 48
+
+/// A plugin's vmbus_write_batch array, copied out packet by packet within `stride`: nil when a
+/// packet is malformed (struct_size outside [fields, stride], a header that is not a multiple of
+/// 8, a length past what a descriptor can describe, a NULL pointer with a length).
+private func decodeSendBatch(_ base: UnsafeRawPointer, count: Int, stride: Int) -> [OutgoingRingPacket]? {
+    var batch: [OutgoingRingPacket] = []
+    batch.reserveCapacity(count)
+    for i in 0..<count {
+        let p = base + i * stride
+        let size = Int(p.loadUnaligned(as: UInt32.self))
+        guard size >= sendFieldsSize, size <= stride else { return nil }
+        let s = PluginLibrary.prefix(of: p, size: sendFieldsSize, into: veneer_vmbus_send())
+        let headerLength = Int(s.header_length)
+        guard headerLength % 8 == 0, headerLength <= VMBusCallLimits.maxPacketBytes, headerLength == 0 || s.header != nil,
+              s.payload_length <= UInt64(VMBusCallLimits.maxPacketBytes), s.payload_length == 0 || s.payload != nil
+        else { return nil }
+        let header = s.header.map { Array(UnsafeRawBufferPointer(start: $0, count: headerLength)) } ?? []
+        let payload = s.payload.map { Array(UnsafeRawBufferPointer(start: $0, count: Int(s.payload_length))) } ?? []
+        batch.append(OutgoingRingPacket(type: s.type, flags: s.flags, transactionID: s.transaction_id, header: header, payload: payload))
+    }
+    return batch
 }
 
 /// A plugin's `veneer_pci_function`, read only as far as its struct_size reaches (it must reach

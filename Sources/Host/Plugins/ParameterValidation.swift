@@ -6,12 +6,15 @@ public enum ParameterValidation {
         case bool(Bool)
         case int(Int64)
         case string(String)
+        /// A parameter group: one dictionary per table (`[[device.NAME]]`), in file order.
+        case group([[String: Input]])
 
         var typeName: String {
             switch self {
             case .bool: "a boolean"
             case .int: "an integer"
             case .string: "a string"
+            case .group: "an array of tables"
             }
         }
     }
@@ -20,12 +23,19 @@ public enum ParameterValidation {
         public var key: String
         public var reason: String
         public var description: String { "\(key): \(reason)" }
+
+        public init(key: String, reason: String) {
+            self.key = key
+            self.reason = reason
+        }
     }
 
     /// All parameters of `schema` in order, from `inputs` or defaults. Unknown keys, missing
     /// required ones and ill-typed or out-of-range values are problems naming the key. Relative
     /// paths (`.path` parameters) resolve against `baseDirectory` (the config file's directory)
     /// when one is given, and stay as written (relative to the working directory) otherwise.
+    /// A group's tables are each resolved against its members by these same rules; a problem in
+    /// one names the group, the table's index and the key: `disk[2].cache`.
     public static func resolve(_ inputs: [String: Input], schema: [ParameterSchema],
                                baseDirectory: String? = nil) throws(Problem) -> [ParameterValue] {
         let known = Set(schema.map(\.name))
@@ -35,7 +45,10 @@ public enum ParameterValidation {
         }
         var values: [ParameterValue] = []
         for spec in schema {
-            if let input = inputs[spec.name] {
+            if case .group(let min, let max, let members) = spec.kind {
+                values.append(ParameterValue(name: spec.name, value: try group(inputs[spec.name], name: spec.name, min: min, max: max,
+                                                                             members: members, baseDirectory: baseDirectory)))
+            } else if let input = inputs[spec.name] {
                 values.append(ParameterValue(name: spec.name, value: try check(input, spec, baseDirectory: baseDirectory)))
             } else if let text = spec.defaultText {
                 values.append(ParameterValue(name: spec.name, value: try parse(text: text, for: spec, baseDirectory: baseDirectory)))
@@ -44,6 +57,38 @@ public enum ParameterValidation {
             }
         }
         return values
+    }
+
+    /// A group's tables (absent means none), counted against [min, max], each table resolved
+    /// against the members.
+    private static func group(_ input: Input?, name: String, min: Int, max: Int, members: [ParameterSchema],
+                              baseDirectory: String?) throws(Problem) -> ParameterValue.Value {
+        let tables: [[String: Input]]
+        switch input {
+        case nil: tables = []
+        case .group(let t)?: tables = t
+        case let other?:
+            throw Problem(key: name, reason: "expected an array of tables ([[device.\(name)]], one table each), got \(other.typeName)")
+        }
+        guard tables.count >= min else {
+            throw Problem(key: name, reason: tables.isEmpty
+                ? "required: at least \(min) [[device.\(name)]] table\(min == 1 ? "" : "s")"
+                : "\(tables.count) table\(tables.count == 1 ? "" : "s"), fewer than the \(min) required")
+        }
+        guard tables.count <= max else { throw Problem(key: name, reason: "\(tables.count) tables, more than \(max)") }
+        var result: [[ParameterValue]] = []
+        for (i, table) in tables.enumerated() {
+            do throws(Problem) {
+                if let unknown = table.keys.sorted().first(where: { key in !members.contains { $0.name == key } }) {
+                    let names = members.map(\.name).joined(separator: ", ")
+                    throw Problem(key: unknown, reason: "unknown key (a \(name) table takes: \(names))")
+                }
+                result.append(try resolve(table, schema: members, baseDirectory: baseDirectory))
+            } catch {
+                throw Problem(key: "\(name)[\(i)].\(error.key)", reason: error.reason)
+            }
+        }
+        return .group(result)
     }
 
     static func check(_ input: Input, _ spec: ParameterSchema, baseDirectory: String? = nil) throws(Problem) -> ParameterValue.Value {
@@ -87,6 +132,8 @@ public enum ParameterValidation {
             return try check(.int(value), spec)
         case .string, .choice, .path:
             return try check(.string(text), spec, baseDirectory: baseDirectory)
+        case .group:
+            throw Problem(key: spec.name, reason: "a parameter group has no textual value; it is written as [[device.\(spec.name)]] tables")
         }
     }
 

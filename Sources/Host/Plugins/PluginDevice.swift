@@ -16,7 +16,9 @@ public struct PluginDeviceError: Error, CustomStringConvertible, Sendable, Equat
 /// Unsafe-pointer invariants: `device` is the plugin's handle from `create`, used until `destroy`
 /// and never after; callbacks are read from the descriptor once, at init. Unless the plugin is
 /// concurrent every call into it holds `lock`, as the ABI promises. Every call into it marks the
-/// thread with its crash site (`PluginCrashGuard`); `sites` lives as long as this object.
+/// thread with its crash site (`PluginCrashGuard`); `sites` lives as long as this object. The
+/// create arguments (value arrays, groups' items, strings) are allocated for that one call and
+/// freed after it returns, as the ABI says they are valid only during `create`.
 public final class PluginDevice: @unchecked Sendable {
     public typealias IOCallback = @convention(c) (OpaquePointer?, UInt32, UInt64, UInt32, UInt32, UnsafeMutablePointer<UInt64>?) -> Void
     public typealias PCIConfigCallback = @convention(c) (OpaquePointer?, UInt32, UInt32, UInt32, UInt32, UnsafeMutablePointer<UInt32>?) -> Void
@@ -26,6 +28,11 @@ public final class PluginDevice: @unchecked Sendable {
     public let binding: HostBinding
     private let lock = Mutex(())
     private let serialised: Bool
+    /// A concurrent plugin's VMBus events: one lock per channel, so events of different channels
+    /// may run at once but never two of one channel (ABI 1.7). Channel ids are relids (at most
+    /// 2047), which bounds the table.
+    private let channelLocks = Mutex<[UInt32: ChannelLock]>([:])
+    private final class ChannelLock: Sendable { let mutex = Mutex(()) }
     private let descriptor: veneer_plugin_descriptor
     private let ioCallback: IOCallback?
     private let pciConfigCallback: PCIConfigCallback?
@@ -106,8 +113,9 @@ public final class PluginDevice: @unchecked Sendable {
     public func create(parameters: [ParameterValue], vcpuCount: UInt32) throws(PluginDeviceError) {
         guard let create = descriptor.create else { throw failure("create", "no create callback") }
         clearError()
-        // C strings for names and string values must outlive the call only.
+        // C strings for names and string values, and groups' item arrays, must outlive the call only.
         var cStrings: [UnsafeMutablePointer<CChar>] = []
+        var itemArrays: [UnsafeMutableBufferPointer<veneer_param_value>] = []
         func keep(_ s: String) -> UnsafePointer<CChar> {
             let utf8 = Array(s.utf8CString)
             let p = UnsafeMutablePointer<CChar>.allocate(capacity: utf8.count)
@@ -115,8 +123,11 @@ public final class PluginDevice: @unchecked Sendable {
             cStrings.append(p)
             return UnsafePointer(p)
         }
-        defer { cStrings.forEach { $0.deallocate() } }
-        let values: [veneer_param_value] = parameters.map { p in
+        defer {
+            cStrings.forEach { $0.deallocate() }
+            itemArrays.forEach { $0.deallocate() }
+        }
+        func cValue(_ p: ParameterValue, _ kind: ParameterSchema.Kind?) -> veneer_param_value {
             var v = veneer_param_value()
             v.struct_size = UInt32(MemoryLayout<veneer_param_value>.size)
             v.name = keep(p.name)
@@ -124,15 +135,29 @@ public final class PluginDevice: @unchecked Sendable {
             case .bool(let b): v.type = VENEER_PARAM_BOOL.rawValue; v.int_value = b ? 1 : 0
             case .int(let i): v.type = VENEER_PARAM_INT.rawValue; v.int_value = i
             case .string(let s):
-                v.type = switch info.parameters.first(where: { $0.name == p.name })?.kind {
+                v.type = switch kind {
                 case .choice?: VENEER_PARAM_CHOICE.rawValue
                 case .path?: VENEER_PARAM_PATH.rawValue
                 default: VENEER_PARAM_STRING.rawValue
                 }
                 v.string_value = keep(s)
+            case .group(let tables):
+                // Table-major, member order: validation produced every member of every table.
+                v.type = VENEER_PARAM_GROUP.rawValue
+                v.int_value = Int64(tables.count)
+                let members: [ParameterSchema] = if case .group(_, _, let m)? = kind { m } else { [] }
+                let flat = tables.flatMap { $0 }
+                guard !flat.isEmpty else { break }
+                let items = UnsafeMutableBufferPointer<veneer_param_value>.allocate(capacity: flat.count)
+                itemArrays.append(items)
+                for (i, item) in flat.enumerated() {
+                    items.initializeElement(at: i, to: cValue(item, members.first { $0.name == item.name }?.kind))
+                }
+                v.items = UnsafePointer(items.baseAddress)
             }
             return v
         }
+        let values: [veneer_param_value] = parameters.map { p in cValue(p, info.parameters.first { $0.name == p.name }?.kind) }
         let instance = keep(instanceName)
         let handle: OpaquePointer? = values.withUnsafeBufferPointer { buffer in
             var args = veneer_create_args()
@@ -220,19 +245,33 @@ public final class PluginDevice: @unchecked Sendable {
 
     // MARK: ABI 1.1 VMBus events
 
+    /// A VMBus event: under the instance's lock for a serialised plugin (as every callback), under
+    /// the channel's own lock for a concurrent one.
+    @inline(__always)
+    private func channelEvent(_ channel: UInt32, _ callback: PluginCallback, _ body: () -> Void) {
+        guard !serialised else { return serially(callback, body) }
+        let channelLock = channelLocks.withLock { locks -> ChannelLock in
+            if let existing = locks[channel] { return existing }
+            let created = ChannelLock()
+            locks[channel] = created
+            return created
+        }
+        channelLock.mutex.withLock { _ in serially(callback, body) }
+    }
+
     public func vmbusOpened(channel: UInt32, userData: [UInt8]) {
         guard let device, let call = descriptor.vmbus_opened else { return }
-        userData.withUnsafeBufferPointer { buffer in serially(.vmbusOpened) { call(device, channel, buffer.baseAddress, buffer.count) } }
+        userData.withUnsafeBufferPointer { buffer in channelEvent(channel, .vmbusOpened) { call(device, channel, buffer.baseAddress, buffer.count) } }
     }
 
     public func vmbusSignalled(channel: UInt32) {
         guard let device, let call = descriptor.vmbus_signalled else { return }
-        serially(.vmbusSignalled) { call(device, channel) }
+        channelEvent(channel, .vmbusSignalled) { call(device, channel) }
     }
 
     public func vmbusClosed(channel: UInt32) {
         guard let device, let call = descriptor.vmbus_closed else { return }
-        serially(.vmbusClosed) { call(device, channel) }
+        channelEvent(channel, .vmbusClosed) { call(device, channel) }
     }
 
     public static let maxStateBytes = 64 << 20

@@ -31,6 +31,9 @@ public struct ParameterSchema: Sendable, Equatable {
         /// A host file; relative paths resolve against the config file's directory, except ""
         /// and `words` (`none`, `stdout`), which pass through (ABI 1.6).
         case path(words: [String])
+        /// An array of tables (`[[device.NAME]]`), each validated against `members`, between
+        /// `min` and `max` of them (ABI 1.7). Members are never groups themselves.
+        case group(min: Int, max: Int, members: [ParameterSchema])
 
         public var typeName: String {
             switch self {
@@ -40,6 +43,7 @@ public struct ParameterSchema: Sendable, Equatable {
             case .choice(let c): "one of \(c.joined(separator: ", "))"
             case .intChoice(let c): "integer, one of \(c.map { "\($0)" }.joined(separator: ", "))"
             case .path(let words): words.isEmpty ? "path" : "path or \(words.joined(separator: ", "))"
+            case .group(let min, let max, _): min == max ? "group of \(min) tables" : "group of \(min)...\(max) tables"
             }
         }
     }
@@ -49,6 +53,13 @@ public struct ParameterSchema: Sendable, Equatable {
     public var kind: Kind
     /// The textual default, or nil when the parameter is required.
     public var defaultText: String?
+
+    public init(name: String, doc: String, kind: Kind, defaultText: String?) {
+        self.name = name
+        self.doc = doc
+        self.kind = kind
+        self.defaultText = defaultText
+    }
 }
 
 /// A validated parameter value, in schema order, ready for `create`.
@@ -57,6 +68,8 @@ public struct ParameterValue: Sendable, Equatable {
         case bool(Bool)
         case int(Int64)
         case string(String)
+        /// One array of values per table, each in member order with defaults filled in.
+        case group([[ParameterValue]])
     }
 
     public var name: String

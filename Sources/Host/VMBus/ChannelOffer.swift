@@ -41,4 +41,13 @@ public protocol VMBusChannelHandler: AnyObject, Sendable {
     func channelSignalled(_ channel: VMBusChannel)
     /// The channel closed (guest CLOSECHANNEL, UNLOAD, reconnect, or the VSP's own unregister).
     func channelClosed(_ channel: VMBusChannel)
+    /// The channel stopped being the VSP's: rescinded by `unregister`, withdrawn with its
+    /// primary (a sub-channel), or dropped when the guest unloaded or reconnected (a
+    /// sub-channel). Any `channelClosed` came first. Runs under the host's lock, like
+    /// `channelClosed`; the default does nothing.
+    func channelRetired(_ channel: VMBusChannel)
+}
+
+extension VMBusChannelHandler {
+    public func channelRetired(_ channel: VMBusChannel) {}
 }

@@ -34,6 +34,9 @@ public final class VMBusChannel: Sendable {
     private let signaller: any GuestSignaller
     private let diagnostics: VMBusDiagnostics
     private let state = Mutex<OpenState?>(nil)
+    /// Set once the channel stopped being the VSP's (rescinded, or dropped with its primary or the
+    /// guest's connection); its relid may then belong to another channel.
+    private let retired = Atomic<Bool>(false)
 
     /// Everything that exists only while the guest has the channel open.
     struct OpenState: Sendable {
@@ -55,6 +58,12 @@ public final class VMBusChannel: Sendable {
     }
 
     public var isOpen: Bool { state.withLock { $0 != nil } }
+
+    /// True once the host withdrew the channel: the VSP must forget it (see `retired`).
+    public var isRetired: Bool { retired.load(ordering: .acquiring) }
+
+    /// The sub-channel index of the offer: 0 for a primary.
+    public var isSubchannel: Bool { offer.subChannelIndex != 0 }
 
     // MARK: Reading the guest-to-host ring
 
@@ -107,6 +116,17 @@ public final class VMBusChannel: Sendable {
         return outcome
     }
 
+    /// Writes `packets` in order until one does not fit, signalling the guest at most once for
+    /// all of them (see `RingWriter.writeBatch`). Returns how many were written; fewer than
+    /// given: retry the rest after the next `channelSignalled`. A malformed packet writes nothing
+    /// (`invalidPacket` / `packetTooLarge`).
+    public func writeBatch(_ packets: [OutgoingRingPacket]) throws(ChannelError) -> Int {
+        guard !packets.isEmpty else { return 0 }
+        let outcome = try withRings { open throws(RingError) in try open.outgoing.writeBatch(packets) }
+        if outcome.signalReader { signalGuest() }
+        return outcome.written
+    }
+
     /// Sets this channel's event flag for the guest and raises its SINT (unless the guest asked
     /// for no interrupts). Usually implied by writes; exposed for VSPs that batch.
     public func signalGuest() {
@@ -120,6 +140,7 @@ public final class VMBusChannel: Sendable {
     // MARK: Host side
 
     func attach(_ open: OpenState) { state.withLock { $0 = open } }
+    func retire() { retired.store(true, ordering: .releasing) }
     func detach() { state.withLock { $0 = nil } }
 
     func retarget(vp: UInt32) {

@@ -18,7 +18,9 @@ import VMBusProtocol
 //     reading the 256-byte input page (`PostMessageInput.decode`); returns the HV status for RAX.
 //   - `handleSignalEvent(connectionID:flagNumber:)` for HvSignalEvent (0x5D, fast: RDX bits 0-23
 //     connection id, bits 32-47 flag number); returns the HV status for RAX.
-//   - `register(offer:handler:)` / `unregister(_:)` when VSP devices come and go.
+//   - `register(offer:handler:)` / `unregister(_:)` when VSP devices come and go (also while the
+//     guest runs: hot add and remove); `registerSubchannels(of:handlers:)` when a VSP grants the
+//     guest's request for more channels of an open primary (they go when the primary closes).
 //
 // The guest posts channel messages to connection id 1 (`messageConnectionID`), and from protocol
 // 5.0 its INITIATE_CONTACT to connection id 4; both are accepted for every message. Replies go to
@@ -38,9 +40,14 @@ public enum VMBusHostError: Error, Equatable, Sendable, CustomStringConvertible 
     case tooManyChannels(limit: Int)
     case duplicateInstance(GUID)
     case userDefinedTooLong(Int)
+    /// Sub-channels were asked of a channel that is not an open primary.
+    case notAnOpenPrimary(UInt32)
+    case tooManySubchannels(primary: UInt32, limit: Int)
 
     public var description: String {
         switch self {
+        case .notAnOpenPrimary(let relid): "channel \(relid) is not an open primary channel"
+        case .tooManySubchannels(let relid, let limit): "channel \(relid) would exceed \(limit) sub-channels"
         case .tooManyChannels(let limit): "no free relid: \(limit) channels registered"
         case .duplicateInstance(let guid): "a channel with instance \(guid) of that interface type is already registered"
         case .userDefinedTooLong(let n): "user-defined offer data of \(n) bytes exceeds 120"
@@ -107,9 +114,29 @@ public final class VMBusHost: Sendable {
     }
 
     /// Removes a device: closes it if open and rescinds the offer if the guest saw it (the relid
-    /// stays reserved until the guest's RELID_RELEASED).
+    /// stays reserved until the guest's RELID_RELEASED). A primary's sub-channels go first.
     public func unregister(_ channel: VMBusChannel) {
         state.withLock { $0.unregister(channel, env) }
+    }
+
+    /// Offers `handlers.count` sub-channels of the open primary `primary` (one handler each), at
+    /// once if the guest asked for offers already. All or nothing. They are withdrawn when the
+    /// primary closes, is unregistered, or the guest unloads or reconnects (each open one gets
+    /// `channelClosed`, then every one `channelRetired`).
+    public func registerSubchannels(of primary: VMBusChannel, handlers: [any VMBusChannelHandler]) throws(VMBusHostError) -> [VMBusChannel] {
+        let result: Result<[VMBusChannel], VMBusHostError> = state.withLock { $0.registerSubchannels(of: primary, handlers: handlers, env) }
+        return try result.get()
+    }
+
+    /// The complete GPADL `gpadl` the guest created for `channel` (or for its primary, when it is
+    /// a sub-channel) as guest-RAM segments; nil when there is none.
+    public func gpadlSegments(channel: VMBusChannel, gpadl: UInt32) -> [VMBusSegment]? {
+        state.withLock { $0.gpadlSegments(channel, gpadl: gpadl, env) }
+    }
+
+    /// The live sub-channels of `primary`, in relid order (diagnostics, tests).
+    public func subchannelRelids(of primary: VMBusChannel) -> [UInt32] {
+        state.withLock { $0.subchannels(of: primary.relid) }
     }
 
     /// The protocol version in use, nil while the guest is not connected.

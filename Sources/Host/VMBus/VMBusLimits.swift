@@ -20,6 +20,10 @@ public struct VMBusLimits: Sendable, Equatable {
 
     public init() {}
 
+    /// Sub-channels one primary may have at once (storvsc asks for one per vCPU; netvsc for up
+    /// to 64 queues).
+    public static let maxSubchannels = 64
+
     /// The highest relid: event-flag bits per SINT (2048) minus the reserved bit 0.
     public static let maxRelid: UInt32 = 2047
 }

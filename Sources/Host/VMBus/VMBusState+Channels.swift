@@ -31,16 +31,96 @@ extension VMBusState {
     mutating func unregister(_ channel: VMBusChannel, _ env: VMBusEnvironment) {
         let relid = channel.relid
         guard let existing = channels[relid], existing.channel === channel, existing.phase != .rescinded else { return }
+        if existing.primary == nil { withdrawSubchannels(of: relid, env) }
+        withdraw(relid, env)
+    }
+
+    /// Takes a channel from the VSP: closes it if open (the VSP hears `channelClosed` first),
+    /// retires it, and rescinds the offer if the guest saw it (the relid stays reserved until the
+    /// guest's RELID_RELEASED), else forgets it at once.
+    mutating func withdraw(_ relid: UInt32, _ env: VMBusEnvironment) {
+        guard let existing = channels[relid], existing.phase != .rescinded else { return }
         if case .open = existing.phase { closeOpenChannel(relid) }
+        retire(existing)
         guard var record = channels[relid], record.offered, !record.releasedByGuest else {
             channels[relid] = nil
             removeGPADLs(ownedBy: relid)
             return
         }
-        // The guest knows the relid: keep it reserved until it answers with RELID_RELEASED.
         record.phase = .rescinded
         channels[relid] = record
         post(RescindChannelOffer(childRelid: relid).encode(), env)
+    }
+
+    /// Sub-channels live only while their primary is open: closing or removing the primary
+    /// withdraws them, so a guest that reopens it (or reconnects) is offered the primary alone.
+    mutating func withdrawSubchannels(of primary: UInt32, _ env: VMBusEnvironment) {
+        for relid in subchannels(of: primary) { withdraw(relid, env) }
+    }
+
+    /// The live (not rescinded) sub-channels of `primary`, by relid.
+    func subchannels(of primary: UInt32) -> [UInt32] {
+        channels.filter { $0.value.primary == primary && $0.value.phase != .rescinded }.keys.sorted()
+    }
+
+    func retire(_ record: ChannelRecord) {
+        record.channel.retire()
+        record.handler.channelRetired(record.channel)
+    }
+
+    /// Offers `handlers.count` sub-channels of the open primary `primary`: same type and
+    /// instance, sub_channel_index continuing after every index the guest may still know (the
+    /// guest matches a sub-channel to its primary by type and instance, and tells it apart by a
+    /// non-zero index), relids from the common pool. All or nothing.
+    mutating func registerSubchannels(of primary: VMBusChannel, handlers: [any VMBusChannelHandler],
+                                      _ env: VMBusEnvironment) -> Result<[VMBusChannel], VMBusHostError> {
+        let relid = primary.relid
+        guard let record = channels[relid], record.channel === primary, record.primary == nil, case .open = record.phase else {
+            return .failure(.notAnOpenPrimary(relid))
+        }
+        guard !handlers.isEmpty else { return .success([]) }
+        let live = subchannels(of: relid).count
+        guard live + handlers.count <= VMBusLimits.maxSubchannels else {
+            return .failure(.tooManySubchannels(primary: relid, limit: VMBusLimits.maxSubchannels))
+        }
+        let offer = primary.offer
+        let known = channels.values.filter {
+            $0.channel.offer.interfaceType == offer.interfaceType && $0.channel.offer.interfaceInstance == offer.interfaceInstance
+        }
+        let first = Int(known.map(\.channel.offer.subChannelIndex).max() ?? 0) + 1
+        guard first + handlers.count - 1 <= Int(UInt16.max) else {
+            return .failure(.tooManySubchannels(primary: relid, limit: VMBusLimits.maxSubchannels))
+        }
+        let taken = Set(channels.keys)
+        let relids = Array((1...VMBusLimits.maxRelid).lazy.filter { !taken.contains($0) }.prefix(handlers.count))
+        guard channels.count + handlers.count <= env.limits.maxChannels, relids.count == handlers.count else {
+            return .failure(.tooManyChannels(limit: env.limits.maxChannels))
+        }
+        var created: [VMBusChannel] = []
+        for (i, (handler, subRelid)) in zip(handlers, relids).enumerated() {
+            var subOffer = offer
+            subOffer.subChannelIndex = UInt16(first + i)
+            let channel = VMBusChannel(offer: subOffer, relid: subRelid, connectionID: ChannelRecord.connectionID(relid: subRelid),
+                                       signaller: env.signaller, diagnostics: env.diagnostics)
+            var sub = ChannelRecord(channel: channel, handler: handler, primary: relid)
+            if connection?.offersSent == true {
+                post(sub.offerMessage.encode(), env)
+                sub.offered = true
+            }
+            channels[subRelid] = sub
+            created.append(channel)
+        }
+        return .success(created)
+    }
+
+    /// The pages of the complete GPADL `id` that the guest created for `channel` or, when it is a
+    /// sub-channel, for its primary (netvsc's buffers belong to the primary), as segments.
+    func gpadlSegments(_ channel: VMBusChannel, gpadl id: UInt32, _ env: VMBusEnvironment) -> [VMBusSegment]? {
+        guard let record = channels[channel.relid], record.channel === channel, record.phase != .rescinded,
+              let gpadl = gpadls[id], let ranges = gpadl.ranges,
+              gpadl.owner == channel.relid || (record.primary != nil && gpadl.owner == record.primary)
+        else { return nil }
+        return VMBusSegment.segments(of: ranges, memory: env.memory)
     }
 
     mutating func openChannel(_ request: OpenChannel, _ env: VMBusEnvironment) {
@@ -97,6 +177,7 @@ extension VMBusState {
             drop("CLOSECHANNEL for relid \(request.childRelid), which is not open", env)
             return
         }
+        if channels[request.childRelid]?.primary == nil { withdrawSubchannels(of: request.childRelid, env) }
         closeOpenChannel(request.childRelid)
     }
 

@@ -65,6 +65,13 @@ extension VMBusState {
     /// Back to "no guest": every channel closed and un-offered, every GPADL gone, rescinded
     /// channels forgotten (the next connection never saw them).
     mutating func resetConnection(_ env: VMBusEnvironment) {
+        // Sub-channels first: they go entirely (the next connection is offered primaries only).
+        for relid in channels.keys.sorted() {
+            guard let record = channels[relid], record.primary != nil else { continue }
+            if case .open = record.phase { closeOpenChannel(relid) }
+            if record.phase != .rescinded { retire(record) }
+            channels[relid] = nil
+        }
         for relid in channels.keys.sorted() {
             if case .open = channels[relid]?.phase { closeOpenChannel(relid) }
             guard var record = channels[relid] else { continue }

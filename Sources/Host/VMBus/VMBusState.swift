@@ -21,6 +21,8 @@ struct ChannelRecord {
 
     let channel: VMBusChannel
     let handler: any VMBusChannelHandler
+    /// The relid of the primary a sub-channel belongs to; nil for a primary.
+    var primary: UInt32? = nil
     var phase: Phase = .closed
     /// OFFERCHANNEL went to the guest on the current connection.
     var offered = false
