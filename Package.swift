@@ -27,6 +27,8 @@ let plugins: [PluginTarget] = [
     PluginTarget(name: "fw-cfg", module: "FirmwareConfig", path: "Plugins/Emulated/fw-cfg"),
     PluginTarget(name: "hv-testdev", module: "HyperVTestDevice", path: "Plugins/Synthetic/hv-testdev"),
     PluginTarget(name: "param-testdev", module: "ParamTestDevice", path: "Plugins/Emulated/param-testdev"),
+    PluginTarget(name: "storvsp", module: "StorVSP", path: "Plugins/Synthetic/storvsp",
+                 dependencies: ["VeneerDisk", "StorVSPProtocol", "SCSIProtocol"]),
 ]
 
 let strict: [SwiftSetting] = [.enableUpcomingFeature("ExistentialAny")]
@@ -57,6 +59,10 @@ let package = Package(
         .target(name: "ICProtocol", path: "Sources/Protocols/IC", swiftSettings: strict),
         // VHDX on-disk structures: little-endian encode/decode and CRC-32C, no file I/O.
         .target(name: "VHDXFormat", path: "Sources/Protocols/VHDX", swiftSettings: strict),
+        // storvsp's VMBus packets (vstor_packet, the SCSI request block, channel properties).
+        .target(name: "StorVSPProtocol", path: "Sources/Protocols/StorVSP", swiftSettings: strict),
+        // SCSI (SPC/SBC/MMC basics): CDBs, sense data, INQUIRY and VPD, mode pages, capacity data.
+        .target(name: "SCSIProtocol", path: "Sources/Protocols/SCSI", swiftSettings: strict),
         .target(
             name: "VeneerHost",
             dependencies: ["CKVM", "VeneerPluginABI", "VMBusProtocol", "TOMLKit"],
@@ -87,6 +93,9 @@ let package = Package(
         // DiskQueue alone on a raw file, for bench/storage/run (against fio).
         .executableTarget(name: "veneer-disk-bench", dependencies: ["VeneerDisk"], path: "bench/storage/DiskBench", swiftSettings: strict),
         .testTarget(name: "DiskTests", dependencies: ["VeneerDisk", "VHDXFormat"], path: "Tests/DiskTests", swiftSettings: strict),
+        // storvsp's wire formats and its SCSI target and channel logic, below the plugin ABI.
+        .testTarget(name: "StorVSPTests", dependencies: ["StorVSP", "StorVSPProtocol", "SCSIProtocol", "VeneerDisk", "VeneerPluginKit", "VeneerPluginABI"],
+                    path: "Tests/StorVSPTests", swiftSettings: strict),
         .testTarget(name: "IntegrationTests", dependencies: ["VeneerHost"], path: "Tests/IntegrationTests", swiftSettings: strict),
     ] + plugins.map {
         .target(name: $0.module, dependencies: ["VeneerPluginKit"] + $0.dependencies.map { .target(name: $0) }, path: $0.path, swiftSettings: strict)
