@@ -22,7 +22,8 @@ struct LinuxGuestTests {
         let disks = try LinuxGuest.createDisks(directory: scratch)
 
         let started = Date()
-        let run = try VeneerProcess.run(VeneerProcess.executable, ["run", config, "--log-level", "debug"], timeout: 600)
+        // The storage checks (mke2fs, file I/O in interpreted kernel code) add minutes on a busy machine.
+        let run = try VeneerProcess.run(VeneerProcess.executable, ["run", config, "--log-level", "debug"], timeout: 1500)
         let seconds = Int(Date().timeIntervalSince(started))
         let output = (try? String(contentsOfFile: console, encoding: .utf8)) ?? ""
         // The guest's serial console ends lines with "\r\n", a single Character in Swift.

@@ -45,6 +45,16 @@ struct StorageGuestTests {
     }
 
     @Test func storvscGuestProbesAndVerifiesItsDisks() throws {
+        try runAndCheck(image: "storvsc.bin")
+    }
+
+    /// The same guest ending as Linux powers off, with every channel still open: storvsp and the
+    /// VMM must still close the images (a VHDX with its log cleared).
+    @Test func disksAreCleanWhenTheGuestExitsWithChannelsOpen() throws {
+        try runAndCheck(image: "storvsc-open.bin")
+    }
+
+    func runAndCheck(image: String) throws {
         let scratch = try BootTestSupport.Scratch()
         let dir = scratch.path
         // The shipped config, with the guest image made absolute; the disks' relative paths then
@@ -53,7 +63,7 @@ struct StorageGuestTests {
         let imageLine = "image = \"guests/build/storvsc.bin\""
         try #require(example.contains(imageLine), "examples/storage.toml no longer boots guests/build/storvsc.bin")
         let config = example.replacingOccurrences(
-            of: imageLine, with: "image = \"\(VeneerProcess.repoRoot)/examples/guests/build/storvsc.bin\"")
+            of: imageLine, with: "image = \"\(VeneerProcess.repoRoot)/examples/guests/build/\(image)\"")
         try config.write(toFile: dir + "/storage.toml", atomically: true, encoding: .utf8)
         try FileManager.default.createDirectory(atPath: dir + "/build/storage", withIntermediateDirectories: true)
         let disks = dir + "/build/storage"
@@ -72,6 +82,8 @@ struct StorageGuestTests {
         #expect(r.stdout.contains("storvsc: all checks passed"), "\(r.stdout)")
         #expect(!r.stdout.contains("FAILED"), "\(r.stdout)")
         #expect(r.stdout.contains("storvsc: subchannels: CREATE_SUB_CHANNELS 3"), "\(r.stdout)")
+        #expect(r.stdout.contains(image == "storvsc.bin" ? "storvsc: close: 4 channels closed" : "storvsc: exit with 4 channels open"),
+                "\(r.stdout)")
         // Nothing the plugin or the VMBus host had to complain about.
         let complaints = r.stderr.split(separator: "\n").filter {
             ($0.hasPrefix("veneer: error:") || $0.hasPrefix("veneer: warning:"))

@@ -16,6 +16,9 @@
  * of range (ILLEGAL REQUEST, ASC 0x21), write to a read-only LUN (DATA PROTECT, ASC 0x27), an
  * absent LUN (INQUIRY byte 0 = 0x7F).
  *
+ * Built twice: storvsc.bin closes every channel, tears down the GPADLs and unloads at the end;
+ * storvsc-open.bin (-DEXIT_WITH_CHANNELS_OPEN) ends with the channels open, as Linux powers off.
+ *
  * Channel management runs at CPL0 (it needs the SynIC message slot and EOM); the SCSI traffic
  * runs at CPL3 (native on this host, where CPL0 is interpreted), polling the rings. Every step
  * prints a line; the last is "storvsc: all checks passed" and exit status 0, or
@@ -1090,6 +1093,14 @@ void kmain(u64 vcpu_index, u64 vcpu_count)
     create_subchannels(c, vcpu_count);
 
     run_user(scsi_phase, 0, user_stack_top());
+
+#ifdef EXIT_WITH_CHANNELS_OPEN
+    /* As Linux powers off: no close, no unload. The VMM and storvsp must still leave every disk
+     * clean (a VHDX without a pending log). */
+    printf(PROG ": exit with %u channels open, as Linux powers off\n", channel_count);
+    printf(PROG ": all checks passed\n");
+    guest_exit(0);
+#endif
 
     /* vmbus_close of the primary as Linux does it: the sub-channels first. A VSP may withdraw
      * the closed sub-channels (RESCIND_CHANNELOFFER): released as Linux does. */
