@@ -28,6 +28,7 @@ let plugins: [PluginTarget] = [
     PluginTarget(name: "hv-testdev", module: "HyperVTestDevice", path: "Plugins/Synthetic/hv-testdev"),
     PluginTarget(name: "param-testdev", module: "ParamTestDevice", path: "Plugins/Emulated/param-testdev"),
     PluginTarget(name: "kvp", module: "KVP", path: "Plugins/Synthetic/kvp", dependencies: ["VeneerIC"]),
+    PluginTarget(name: "vss", module: "VSS", path: "Plugins/Synthetic/vss", dependencies: ["VeneerIC"]),
 ]
 
 let strict: [SwiftSetting] = [.enableUpcomingFeature("ExistentialAny")]
