@@ -29,6 +29,7 @@ let plugins: [PluginTarget] = [
     PluginTarget(name: "param-testdev", module: "ParamTestDevice", path: "Plugins/Emulated/param-testdev"),
     PluginTarget(name: "kvp", module: "KVP", path: "Plugins/Synthetic/kvp", dependencies: ["VeneerIC"]),
     PluginTarget(name: "vss", module: "VSS", path: "Plugins/Synthetic/vss", dependencies: ["VeneerIC"]),
+    PluginTarget(name: "fcopy", module: "FileCopy", path: "Plugins/Synthetic/fcopy", dependencies: ["VeneerIC"]),
 ]
 
 let strict: [SwiftSetting] = [.enableUpcomingFeature("ExistentialAny")]
