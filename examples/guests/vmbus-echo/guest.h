@@ -26,6 +26,8 @@ typedef _Bool bool;
 #ifndef PROG
 #if defined(BENCH)
 #define PROG "vmbus-bench"
+#elif defined(KVPGUEST)
+#define PROG "vmbus-kvp"
 #elif defined(HEARTBEAT)
 #define PROG "vmbus-heartbeat"
 #else
