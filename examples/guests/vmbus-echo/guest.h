@@ -28,6 +28,10 @@ typedef _Bool bool;
 #define PROG "vmbus-bench"
 #elif defined(KVPGUEST)
 #define PROG "vmbus-kvp"
+#elif defined(VSSGUEST)
+#define PROG "vmbus-vss"
+#elif defined(FCOPYGUEST)
+#define PROG "vmbus-fcopy"
 #elif defined(HEARTBEAT)
 #define PROG "vmbus-heartbeat"
 #else
