@@ -29,6 +29,9 @@ let plugins: [PluginTarget] = [
     PluginTarget(name: "param-testdev", module: "ParamTestDevice", path: "Plugins/Emulated/param-testdev"),
     PluginTarget(name: "storvsp", module: "StorVSP", path: "Plugins/Synthetic/storvsp",
                  dependencies: ["VeneerDisk", "StorVSPProtocol", "SCSIProtocol"]),
+    PluginTarget(name: "kvp", module: "KVP", path: "Plugins/Synthetic/kvp", dependencies: ["VeneerIC"]),
+    PluginTarget(name: "vss", module: "VSS", path: "Plugins/Synthetic/vss", dependencies: ["VeneerIC"]),
+    PluginTarget(name: "fcopy", module: "FileCopy", path: "Plugins/Synthetic/fcopy", dependencies: ["VeneerIC"]),
 ]
 
 let strict: [SwiftSetting] = [.enableUpcomingFeature("ExistentialAny")]

@@ -4,7 +4,8 @@ import Testing
 import VeneerIC
 
 // Seeded fuzz of the IC framing decoders a host runs on guest answers: ICFrame, the negotiate,
-// heartbeat, time-sync (both layouts) and shutdown bodies, and the negotiation check. Inputs are
+// heartbeat, time-sync (both layouts), shutdown, KVP (exchange and IP info), VSS and file-copy
+// bodies, and the negotiation check. Inputs are
 // valid messages mutated (bit flips, byte stores, truncation, extension, hostile counts and
 // sizes) or plain random bytes. After each input: no crash; a decoded frame re-encodes to exactly the input; a decoded negotiate body is
 // within its limits and re-encodes to the bytes it came from; the negotiation check accepts only
@@ -40,7 +41,9 @@ private struct FramingFuzzer {
 
     /// A plausible message: a negotiate request or answer, a heartbeat, or another type.
     mutating func seed() -> [UInt8] {
-        let type = [ICMessageType.negotiate, .heartbeat, .shutdown, .timeSync, ICMessageType(rawValue: UInt16(random.below(0x10000)))][random.below(5)]
+        let types = [ICMessageType.negotiate, .heartbeat, .shutdown, .timeSync, .kvpExchange, .vss, .fileCopy,
+                     ICMessageType(rawValue: UInt16(random.below(0x10000)))]
+        let type = types[random.below(types.count)]
         let body: [UInt8]
         switch type {
         case .negotiate:
@@ -56,12 +59,57 @@ private struct FramingFuzzer {
             let units = (0..<random.below(40)).map { _ in UInt16(truncatingIfNeeded: random.next()) | 1 }
             body = ShutdownMessage(reasonCode: UInt32(truncatingIfNeeded: random.next()), flags: ShutdownFlags(rawValue: UInt32(random.below(8))),
                                    displayMessage: units)?.encode() ?? []
+        case .kvpExchange:
+            body = kvpBody()
+        case .vss:
+            body = VSSMessage(operation: VSSOperation(rawValue: UInt8(random.below(9))), flags: UInt32(truncatingIfNeeded: random.next())).encode()
+        case .fileCopy:
+            body = fileCopyBody()
         default:
             body = (0..<random.below(64)).map { _ in UInt8(truncatingIfNeeded: random.next()) }
         }
         var frame = ICFrame.request(type: type, transactionID: UInt8(truncatingIfNeeded: random.next()), body: body)
         if random.below(2) == 0 { frame.header.flags = .guestResponse }
         return frame.encode()
+    }
+
+    mutating func units(_ most: Int) -> [UInt16] {
+        (0..<random.below(most + 1)).map { _ in random.below(4) == 0 ? UInt16(truncatingIfNeeded: random.next()) | 1 : UInt16(0x41 + random.below(26)) }
+    }
+
+    mutating func kvpBody() -> [UInt8] {
+        let pool = KVPPool(rawValue: UInt8(random.below(6)))
+        let key = units([4, 40, 255][random.below(3)]), text = units([4, 100, 1023][random.below(3)])
+        let value: KVPExchangeValue.Value
+        switch random.below(4) {
+        case 0: value = .u32(UInt32(truncatingIfNeeded: random.next()))
+        case 1: value = .u64(random.next(), type: random.below(2) == 0 ? .linuxU64 : .windowsU64)
+        default: value = .string(text)
+        }
+        guard let pair = KVPExchangeValue(key: key, value: value) else { return [] }
+        switch random.below(6) {
+        case 0: return KVPMessage(pool: pool, body: .get(pair)).encode()
+        case 1: return KVPMessage(pool: pool, body: .set(pair)).encode()
+        case 2: return KVPMessage(pool: pool, body: .delete(key: key)).encode()
+        case 3: return KVPMessage(pool: pool, body: .enumerate(index: UInt32(random.below(20)), pair)).encode()
+        default:
+            return KVPIPInfoMessage(operation: random.below(2) == 0 ? .getIPInfo : .setIPInfo, pool: pool, adapterID: units(127),
+                                    addressFamily: UInt8(random.below(4)), dhcpEnabled: random.below(2) == 0, addresses: units(60),
+                                    subnets: units(60), gateways: units(60), dnsServers: units(60))?.encode() ?? []
+        }
+    }
+
+    mutating func fileCopyBody() -> [UInt8] {
+        switch random.below(4) {
+        case 0:
+            guard let start = StartFileCopy(fileName: units(259).filter { $0 != 0 } + [0x61], pathName: units(200).filter { $0 != 0 },
+                                            flags: FileCopyFlags(rawValue: UInt32(random.below(4))), fileSize: random.next()) else { return [] }
+            return FileCopyMessage.start(start).encode()
+        case 1:
+            return FileCopyMessage.write(offset: random.next(), data: (0..<random.below(6145)).map { _ in UInt8(truncatingIfNeeded: random.next()) }).encode()
+        case 2: return FileCopyMessage.complete.encode()
+        default: return FileCopyMessage.cancel.encode()
+        }
     }
 
     mutating func mutate(_ input: [UInt8]) -> [UInt8] {
@@ -84,6 +132,10 @@ private struct FramingFuzzer {
                     let count = [0, 1, 2, 99, 100, 101, 0xffff, random.below(0x10000)][random.below(8)]
                     bytes[at] = UInt8(truncatingIfNeeded: count); bytes[at + 1] = UInt8(truncatingIfNeeded: count >> 8)
                 }
+            case 7 where bytes.count >= 44: // hostile KVP sizes (key_size, value_size), index, file-copy size
+                let at = [36, 40, 32, 76, 28][random.below(5)]
+                let value = [0, 1, 2, 511, 512, 513, 2047, 2048, 2049, 6144, 6145, 0xffff_ffff, random.below(1 << 32)][random.below(13)]
+                for i in 0..<4 where at + i < bytes.count { bytes[at + i] = UInt8(truncatingIfNeeded: value >> (8 * i)) }
             case 6:                        // huge
                 if random.below(64) == 0 { bytes += [UInt8](repeating: 0xa5, count: ICFrame.maximumSize) }
             default:
@@ -160,6 +212,62 @@ private struct FramingFuzzer {
         } else if frame.body.count >= ShutdownMessage.size {
             return "shutdown body of \(frame.body.count) bytes refused"
         }
+        return kvpViolation(frame.body) ?? vssViolation(frame.body) ?? fileCopyViolation(frame.body)
+    }
+
+    /// KVP: decoded only when the whole operation is present; strings within their fields and
+    /// without NULs; what decodes re-encodes to something that decodes to the same message.
+    func kvpViolation(_ body: [UInt8]) -> String? {
+        if let message = try? KVPMessage.decode(body[...]) {
+            guard let size = KVPMessage.size(of: message.operation), body.count >= size else { return "KVP \(message.operation) decoded from \(body.count) bytes" }
+            let pairs: [KVPExchangeValue]
+            switch message.body {
+            case .get(let v), .set(let v), .enumerate(_, let v): pairs = [v]
+            case .delete(let key):
+                guard key.count <= KVPExchangeValue.maximumKeyUnits, !key.contains(0) else { return "KVP delete key units" }
+                pairs = []
+            }
+            for pair in pairs {
+                guard pair.key.count <= KVPExchangeValue.maximumKeyUnits, !pair.key.contains(0) else { return "KVP key units" }
+                if case .string(let units) = pair.value {
+                    guard units.count <= KVPExchangeValue.maximumValueUnits, !units.contains(0) else { return "KVP value units" }
+                }
+            }
+            let encoded = message.encode()
+            guard encoded.count == KVPMessage.size(of: message.operation), (try? KVPMessage.decode(encoded[...])) == message else {
+                return "KVP \(message.operation) does not round-trip"
+            }
+        }
+        if let ip = try? KVPIPInfoMessage.decode(body[...]) {
+            guard body.count >= KVPIPInfoMessage.size else { return "IP info decoded from \(body.count) bytes" }
+            let encoded = ip.encode()
+            guard encoded.count == KVPIPInfoMessage.size, (try? KVPIPInfoMessage.decode(encoded[...])) == ip else { return "IP info does not round-trip" }
+        }
+        return nil
+    }
+
+    func vssViolation(_ body: [UInt8]) -> String? {
+        if let message = try? VSSMessage.decode(body[...]) {
+            guard body.count >= VSSMessage.size else { return "VSS decoded from \(body.count) bytes" }
+            guard message.encode()[0] == body[0], message.encode()[8...] == body[8..<12] else { return "VSS fields changed" }
+        } else if body.count >= VSSMessage.size {
+            return "VSS body of \(body.count) bytes refused"
+        }
+        return nil
+    }
+
+    func fileCopyViolation(_ body: [UInt8]) -> String? {
+        guard let message = try? FileCopyMessage.decode(body[...]) else { return nil }
+        switch message {
+        case .start(let s):
+            guard body.count >= FileCopyMessage.startSize else { return "file-copy start decoded from \(body.count) bytes" }
+            guard !s.fileName.isEmpty, s.fileName.count < FileCopyMessage.pathUnits, s.pathName.count < FileCopyMessage.pathUnits else { return "file-copy names" }
+        case .write(_, let data):
+            guard body.count >= FileCopyMessage.writeSize, data.count <= FileCopyMessage.fragmentSize else { return "file-copy write of \(data.count) from \(body.count) bytes" }
+        case .complete, .cancel:
+            guard body.count >= 4 + 32 else { return "file-copy header decoded from \(body.count) bytes" }
+        }
+        guard (try? FileCopyMessage.decode(message.encode()[...])) == message else { return "file-copy \(message.operation) does not round-trip" }
         return nil
     }
 }

@@ -26,6 +26,12 @@ typedef _Bool bool;
 #ifndef PROG
 #if defined(BENCH)
 #define PROG "vmbus-bench"
+#elif defined(KVPGUEST)
+#define PROG "vmbus-kvp"
+#elif defined(VSSGUEST)
+#define PROG "vmbus-vss"
+#elif defined(FCOPYGUEST)
+#define PROG "vmbus-fcopy"
 #elif defined(HEARTBEAT)
 #define PROG "vmbus-heartbeat"
 #else

@@ -8,7 +8,25 @@
 #include "ring.h"
 #include "vmbus.h"
 
-#ifdef HEARTBEAT
+#if defined(KVPGUEST)
+/* The KVP integration service: a9a0f4e7-5a45-4d96-b827-8a841e8c03e6, in wire order. */
+#define DEVICE_NAME "KVP"
+#define DEVICE_TEXT "KVP interface a9a0f4e7-5a45-4d96-b827-8a841e8c03e6"
+static const u8 device_interface[16] = { 0xe7, 0xf4, 0xa0, 0xa9, 0x45, 0x5a, 0x96, 0x4d,
+                                         0xb8, 0x27, 0x8a, 0x84, 0x1e, 0x8c, 0x03, 0xe6 };
+#elif defined(VSSGUEST)
+/* The VSS integration service: 35fa2e29-ea23-4236-96ae-3a6ebacba440, in wire order. */
+#define DEVICE_NAME "VSS"
+#define DEVICE_TEXT "VSS interface 35fa2e29-ea23-4236-96ae-3a6ebacba440"
+static const u8 device_interface[16] = { 0x29, 0x2e, 0xfa, 0x35, 0x23, 0xea, 0x36, 0x42,
+                                         0x96, 0xae, 0x3a, 0x6e, 0xba, 0xcb, 0xa4, 0x40 };
+#elif defined(FCOPYGUEST)
+/* The file-copy integration service: 34d14be3-dee4-41c8-9ae7-6b174977c192, in wire order. */
+#define DEVICE_NAME "file copy"
+#define DEVICE_TEXT "file-copy interface 34d14be3-dee4-41c8-9ae7-6b174977c192"
+static const u8 device_interface[16] = { 0xe3, 0x4b, 0xd1, 0x34, 0xe4, 0xde, 0xc8, 0x41,
+                                         0x9a, 0xe7, 0x6b, 0x17, 0x49, 0x77, 0xc1, 0x92 };
+#elif defined(HEARTBEAT)
 /* The heartbeat integration service: 57164f39-9115-4e78-ab55-382f3bd5422d, in wire order. */
 #define DEVICE_NAME "heartbeat"
 #define DEVICE_TEXT "heartbeat interface 57164f39-9115-4e78-ab55-382f3bd5422d"
@@ -106,7 +124,7 @@ static void stalled(const char *step, const char *what)
          inbound.control->read_index, inbound.control->interrupt_mask, inbound.control->pending_send_sz);
 }
 
-#if defined(HEARTBEAT)
+#if defined(HEARTBEAT) || defined(KVPGUEST) || defined(VSSGUEST) || defined(FCOPYGUEST)
 
 /* The guest side of the heartbeat IC as Linux hv_utils does it (drivers/hv/hv_util.c,
  * vmbus_prep_negotiate_resp in channel_mgmt.c): read each host packet at its ring length, answer
@@ -169,9 +187,28 @@ static bool ic_pick(const u16 mine[][2], u32 n, u32 first, u32 count, u16 *major
     return false;
 }
 
+/* What Linux accepts, newest first: framework 3.0 and 1.0 in hv_utils, 3.0 alone for VSS
+ * (hv_snapshot.c) and file copy (hv_fcopy_uio_daemon.c). */
+#if defined(KVPGUEST)
+#define IC_SERVICE "KVP"
+static const u16 service_versions[][2] = { { 4, 0 }, { 3, 0 }, { 1, 0 } }; /* hv_kvp.c kvp_versions */
+static const u16 framework[][2] = { { 3, 0 }, { 1, 0 } };
+#elif defined(VSSGUEST)
+#define IC_SERVICE "VSS"
+static const u16 service_versions[][2] = { { 5, 0 } };
+static const u16 framework[][2] = { { 3, 0 } };
+#elif defined(FCOPYGUEST)
+#define IC_SERVICE "file copy"
+static const u16 service_versions[][2] = { { 1, 1 } };
+static const u16 framework[][2] = { { 3, 0 } };
+#else
+#define IC_SERVICE "heartbeat"
+static const u16 service_versions[][2] = { { 3, 0 }, { 1, 0 } };
+static const u16 framework[][2] = { { 3, 0 }, { 1, 0 } };
+#endif
+
 static void ic_negotiate(void)
 {
-    static const u16 framework[][2] = { { 3, 0 }, { 1, 0 } }, heartbeat[][2] = { { 3, 0 }, { 1, 0 } };
     u64 id;
     u32 len = ic_receive("negotiate", &id);
     if (get16(12) != 0)
@@ -181,12 +218,12 @@ static void ic_negotiate(void)
         fail("negotiate", "counts %u/%u in a %u-byte packet", fw_count, msg_count, len);
     printf(PROG ": negotiate: %u bytes, host offers framework", len);
     for (u32 j = 0; j < fw_count + msg_count; j++)
-        printf("%s %u.%u", j == fw_count ? ", heartbeat" : "", get16(36 + 4 * j), get16(38 + 4 * j));
+        printf("%s %u.%u", j == fw_count ? ", " IC_SERVICE : "", get16(36 + 4 * j), get16(38 + 4 * j));
     printf("\n");
     u16 fw_major, fw_minor, hb_major, hb_minor;
     if (!ic_pick(framework, ARRAY_SIZE(framework), 0, fw_count, &fw_major, &fw_minor)
-        || !ic_pick(heartbeat, ARRAY_SIZE(heartbeat), fw_count, msg_count, &hb_major, &hb_minor))
-        fail("negotiate", "no framework/heartbeat version Linux accepts");
+        || !ic_pick(service_versions, ARRAY_SIZE(service_versions), fw_count, msg_count, &hb_major, &hb_minor))
+        fail("negotiate", "no framework/" IC_SERVICE " version Linux accepts");
     put16(18, 16);
     put16(28, 1);
     put16(30, 1);
@@ -195,9 +232,14 @@ static void ic_negotiate(void)
     put16(40, hb_major);
     put16(42, hb_minor);
     ic_answer("negotiate", id, len);
-    printf(PROG ": negotiate: answered framework %u.%u, heartbeat %u.%u (Linux: \"Heartbeat IC version %u.%u\")\n",
-           fw_major, fw_minor, hb_major, hb_minor, hb_major, hb_minor);
+    printf(PROG ": negotiate: answered framework %u.%u, " IC_SERVICE " %u.%u\n", fw_major, fw_minor, hb_major, hb_minor);
 }
+
+#if defined(KVPGUEST)
+#include "kvp.inc"
+#elif defined(VSSGUEST) || defined(FCOPYGUEST)
+#include "vss-fcopy.inc"
+#else
 
 /* One heartbeat: checks it and, if `answer`, sends seq_num + 1 back. Returns its seq_num. */
 static u64 ic_heartbeat(bool answer)
@@ -248,6 +290,7 @@ static void run_test(void)
     ic_heartbeat(false);
     printf(PROG ": heartbeat: answered %u more (seq %lu..%lu)\n", ANSWERED_AGAIN, again, again + ANSWERED_AGAIN - 1);
 }
+#endif /* KVPGUEST */
 
 #elif !defined(BENCH)
 
@@ -522,7 +565,11 @@ void kmain(u64 vcpu_index, u64 vcpu_count)
     printf(PROG ": teardown: GPADL_TORNDOWN 0x%x\n", VMBUS_FIRST_GPADL);
     vmbus_unload();
     printf(PROG ": unload: UNLOAD_RESPONSE\n");
-#if defined(HEARTBEAT)
+#if defined(KVPGUEST)
+    printf(PROG ": KVP IC negotiated; pools exchanged\n");
+#elif defined(VSSGUEST) || defined(FCOPYGUEST)
+    printf(PROG ": " IC_SERVICE " IC negotiated and answered\n");
+#elif defined(HEARTBEAT)
     printf(PROG ": heartbeat IC negotiated and answered\n");
 #elif !defined(BENCH)
     printf(PROG ": %u packets echoed and verified\n", ECHO_PACKETS);
