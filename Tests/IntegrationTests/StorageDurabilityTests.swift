@@ -223,6 +223,7 @@ struct StorageDurabilityTests {
             return
         }
         let image = VeneerProcess.repoRoot + "/examples/guests/build/storvsc-durability.bin"
+        try #require(FileManager.default.fileExists(atPath: image), "\(image) was not built")
         for format in ["raw", "vhdx"] {
             let scratch = try BootTestSupport.Scratch()
             let dir = scratch.path, disk = scratch.path + "/disk.\(format)"
