@@ -86,7 +86,7 @@ struct StorageDurabilityTests {
     /// Runs the VM until the guest writes, waits the trial's delay, SIGKILLs it; returns its output.
     static func runAndKill(config: String, trial: Trial, dir: String) throws -> String {
         let outPath = dir + "/out-\(trial.index).txt"
-        FileManager.default.createFile(atPath: outPath, contents: nil)
+        _ = FileManager.default.createFile(atPath: outPath, contents: nil)
         guard let out = FileHandle(forWritingAtPath: outPath) else { throw TestFailure("cannot open \(outPath)") }
         defer { try? out.close() }
         let process = Process()
@@ -231,7 +231,7 @@ struct StorageDurabilityTests {
             try #require(made.status == 0, "\(made.stderr)")
             try Self.config(image: image, disk: disk, format: format, cache: cache).write(toFile: dir + "/vm.toml", atomically: true, encoding: .utf8)
             let outPath = dir + "/out.txt", tracePath = dir + "/strace.txt"
-            FileManager.default.createFile(atPath: outPath, contents: nil)
+            _ = FileManager.default.createFile(atPath: outPath, contents: nil)
             guard let out = FileHandle(forWritingAtPath: outPath) else { throw TestFailure("cannot open \(outPath)") }
             defer { try? out.close() }
             let process = Process()
