@@ -121,7 +121,9 @@ enum veneer_param_type {
                               * own keys are against its schema (unknown keys, types, bounds,
                               * defaults). [min, max] bounds the number of tables (default_value
                               * must be NULL: an absent group is zero tables, so min > 0 makes it
-                              * required). Members must not be groups themselves.              */
+                              * required). Members must not be groups themselves. This host
+                              * accepts max <= 4096 (each table is member_count values in
+                              * create's arguments).                                          */
 };
 
 /* One parameter a plugin accepts. The host validates a VM config against this schema before any
