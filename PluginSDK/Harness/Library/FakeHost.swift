@@ -448,20 +448,9 @@ public final class FakeHost: DeviceHost, @unchecked Sendable {
     /// A GPA-direct header's ranges ({u32 reserved; u32 rangecount; ranges}) when well formed
     /// (1-256 ranges, each complete) and every page is guest RAM, as the VMM's ring reader checks.
     static func gpaDirectRanges(_ header: [UInt8], memory: GuestMemory) -> [GPARange]? {
-        var r = ByteReader(header, structure: "GPADirectHeader")
-        do throws(VMBusWireError) {
-            _ = try r.u32()
-            let count = try r.u32()
-            guard count >= 1, count <= UInt32(VMBusLimits().maxGPADirectRanges) else { return nil }
-            var ranges: [GPARange] = []
-            for _ in 0..<count { ranges.append(try GPARange(from: &r)) }
-            for range in ranges {
-                for pfn in range.pfns where pfn > UInt64.max >> 12 || !memory.isRAM(pfn << 12, length: 4096) { return nil }
-            }
-            return ranges
-        } catch {
-            return nil
-        }
+        guard let decoded = try? GPADirectHeader.decode(header: header, maxRanges: VMBusLimits().maxGPADirectRanges),
+              memory.firstPageOutsideRAM(decoded.ranges) == nil else { return nil }
+        return decoded.ranges
     }
 
     public func vmbusGPADLSegments(channel: UInt32, gpadl: UInt32) -> (veneer_status, [VMBusSegment]) {

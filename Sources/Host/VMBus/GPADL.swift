@@ -53,10 +53,8 @@ struct GPADL {
         } catch {
             throw .init("GPADL \(id): \(error)")
         }
-        for range in parsed {
-            for pfn in range.pfns where pfn > UInt64.max >> 12 || !memory.isRAM(pfn << 12, length: 4096) {
-                throw .init("GPADL \(id): PFN 0x\(String(pfn, radix: 16)) is not guest RAM")
-            }
+        if let pfn = memory.firstPageOutsideRAM(parsed) {
+            throw .init("GPADL \(id): PFN 0x\(String(pfn, radix: 16)) is not guest RAM")
         }
         ranges = parsed
         words = []

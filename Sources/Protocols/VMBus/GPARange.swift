@@ -96,6 +96,17 @@ public struct GPADirectHeader: Equatable, Sendable {
     public static func decode(packet: [UInt8], descriptor: PacketDescriptor, maxRanges: Int) throws(VMBusWireError) -> GPADirectHeader {
         let end = min(descriptor.dataOffset, packet.count)
         var r = ByteReader(Array(packet.prefix(end)), structure: "GPADirectHeader", offset: PacketDescriptor.size)
+        return try decode(from: &r, maxRanges: maxRanges)
+    }
+
+    /// Decodes the header alone ({u32 reserved; u32 rangecount; ranges}), as a VSP sees it after
+    /// the descriptor. `maxRanges` bounds rangecount before any range is read.
+    public static func decode(header: [UInt8], maxRanges: Int) throws(VMBusWireError) -> GPADirectHeader {
+        var r = ByteReader(header, structure: "GPADirectHeader")
+        return try decode(from: &r, maxRanges: maxRanges)
+    }
+
+    private static func decode(from r: inout ByteReader, maxRanges: Int) throws(VMBusWireError) -> GPADirectHeader {
         let reserved = try r.u32()
         let count = try r.u32()
         guard count > 0, count <= UInt32(max(maxRanges, 0)) else {

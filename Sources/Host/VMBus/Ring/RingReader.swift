@@ -98,10 +98,8 @@ public struct RingReader: Sendable {
             } catch {
                 throw .corrupt("GPA-direct ranges: \(error)")
             }
-            for range in header.ranges {
-                for pfn in range.pfns where pfn > UInt64.max >> 12 || !memory.isRAM(pfn << 12, length: UInt64(RingLayout.pageSize)) {
-                    throw .corrupt("GPA-direct PFN 0x\(String(pfn, radix: 16)) is not guest RAM")
-                }
+            if let pfn = memory.firstPageOutsideRAM(header.ranges) {
+                throw .corrupt("GPA-direct PFN 0x\(String(pfn, radix: 16)) is not guest RAM")
             }
             return .gpaDirect(header.ranges)
         default:
