@@ -60,6 +60,8 @@ let package = Package(
         .target(name: "VMBusProtocol", path: "Sources/Protocols/VMBus", swiftSettings: strict),
         // Integration-component (heartbeat, shutdown, ...) message formats over VMBus pipes.
         .target(name: "ICProtocol", path: "Sources/Protocols/IC", swiftSettings: strict),
+        // veneerd <-> worker control messages (newline-delimited JSON over the worker's control socket).
+        .target(name: "WorkerControlProtocol", path: "Sources/Protocols/WorkerControl", swiftSettings: strict),
         // VHDX on-disk structures: little-endian encode/decode and CRC-32C, no file I/O.
         .target(name: "VHDXFormat", path: "Sources/Protocols/VHDX", swiftSettings: strict),
         // storvsp's VMBus packets (vstor_packet, the SCSI request block, channel properties).
@@ -78,6 +80,10 @@ let package = Package(
             path: "Sources/veneer",
             swiftSettings: strict
         ),
+        // veneerd's core: VM definitions under a state directory, one supervised worker per VM.
+        .target(name: "VeneerManagement", dependencies: ["WorkerControlProtocol"], path: "Sources/Management", swiftSettings: strict),
+        // Host networking for NICs: the switch backend (Linux bridges, TAP with vnet headers), port policy.
+        .target(name: "VeneerNet", path: "PluginSDK/Net", swiftSettings: strict),
         .target(name: "VeneerSDKSupport", path: "PluginSDK/CSupport"),
         .target(name: "VeneerPluginKit", dependencies: ["VeneerPluginABI", "VeneerSDKSupport"], path: "PluginSDK/Swift", swiftSettings: strict),
         // The IC framework every integration-service plugin builds on: negotiation, transactions, timeouts.

@@ -38,6 +38,13 @@ public protocol VeneerDevice: AnyObject {
     func hyperVMessage(connection: UInt32, vp: UInt32, messageType: UInt32, payload: [UInt8]) -> HyperVStatus
     /// The guest's HvSignalEvent from VP `vp` to an event connection, with its flag number.
     func hyperVEvent(connection: UInt32, vp: UInt32, flag: UInt32)
+
+    /// A management request (ABI 1.8), on the event thread. Return the answer, or nil to answer
+    /// later with `HostServices.reply(to: request.id, ...)` (e.g. once the guest has answered).
+    /// The default takes no requests.
+    func control(_ request: ControlRequest) -> ControlReply?
+    /// The VM paused or resumed (ABI 1.8), on the event thread. Timers are frozen while paused.
+    func runStateChanged(_ state: RunState)
 }
 
 /// The hypercall status an HvPostMessage to a device's connection returns to the guest.
@@ -62,6 +69,10 @@ extension VeneerDevice {
         .invalidParameter
     }
     public func hyperVEvent(connection: UInt32, vp: UInt32, flag: UInt32) {}
+    public func control(_ request: ControlRequest) -> ControlReply? {
+        .failure(.unsupported, message: "this device takes no management requests")
+    }
+    public func runStateChanged(_ state: RunState) {}
 }
 
 /// One guest access, as the host reports it.

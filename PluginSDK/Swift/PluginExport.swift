@@ -241,6 +241,19 @@ private func makeDescriptor(_ definition: PluginDefinition) -> UnsafeMutablePoin
     }
     d.hv_event = { dev, connection, vp, flag in DeviceBox.from(dev)?.device.hyperVEvent(connection: connection, vp: vp, flag: flag) }
 
+    // ABI 1.8: management requests and run-state changes.
+    d.control = { dev, request, json, length in
+        guard let box = DeviceBox.from(dev) else { return }
+        let body = json.map { Array(UnsafeRawBufferPointer(start: $0, count: length)) } ?? []
+        if let answer = box.device.control(ControlRequest(id: request, body: body)) {
+            box.host.reply(to: request, answer)
+        }
+    }
+    d.run_state = { dev, state in
+        guard let box = DeviceBox.from(dev), let state = RunState(rawValue: state) else { return }
+        box.device.runStateChanged(state)
+    }
+
     let pointer = UnsafeMutablePointer<veneer_plugin_descriptor>.allocate(capacity: 1)
     pointer.initialize(to: d)
     return pointer

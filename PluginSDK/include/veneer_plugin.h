@@ -42,6 +42,10 @@
  *        packets written with one signal (vmbus_write_batch); and parameter groups
  *        (VENEER_PARAM_GROUP: an array of tables in the config, e.g. a controller's disks).
  *        All taken from reserved tails: sizes unchanged.
+ *   1.8  What management needs: metrics a plugin publishes (metric_register, metric_add,
+ *        metric_set; the worker serves them in Prometheus text), management requests a plugin
+ *        answers (the `control` callback, answered once through control_reply, possibly later),
+ *        and the VM's run state (the `run_state` callback: paused, resumed). Reserved tails again.
  *
  * Threading
  *   Unless the descriptor sets VENEER_PLUGIN_CONCURRENT, the host serialises every callback into one
@@ -72,7 +76,7 @@ extern "C" {
 #endif
 
 #define VENEER_ABI_MAJOR 1
-#define VENEER_ABI_MINOR 7
+#define VENEER_ABI_MINOR 8
 
 /* The one symbol every plugin exports: `const veneer_plugin_descriptor *veneer_plugin_entry(void);`
  * It must be callable any number of times and return the same pointer each time. */
@@ -562,8 +566,35 @@ typedef struct veneer_host_api {
     veneer_status (*vmbus_write_batch)(veneer_host *host, uint32_t channel, const veneer_vmbus_send *packets,
                                        uint32_t count, uint32_t packet_size, uint32_t *written);
 
-    void *reserved[8];
+    /* ABI 1.8: metrics the worker serves in Prometheus text, labelled with VM and device. metric_register: from create only; `name` matches
+     * [a-z][a-z0-9_]* (at most 64 bytes, unique within the instance), `help` is one line, `kind`
+     * a VENEER_METRIC_*; stores a handle in *metric. VENEER_EINVAL for a bad name or kind, a
+     * duplicate, or a call after create; VENEER_ENOSPC beyond 256 metrics per instance.
+     * metric_add (counters: delta >= 0) and metric_set (gauges) may be called from any thread,
+     * cost one atomic operation, and ignore an unknown handle. */
+    veneer_status (*metric_register)(veneer_host *host, const char *name, const char *help, uint32_t kind,
+                                     uint32_t *metric);
+    void (*metric_add)(veneer_host *host, uint32_t metric, uint64_t delta);
+    void (*metric_set)(veneer_host *host, uint32_t metric, int64_t value);
+    /* ABI 1.8: the answer to management request `request` (see `control`): `status` VENEER_OK with
+     * a JSON value as the result, or a negative status with a one-line message as `json` (plain
+     * text then). Exactly once per request, from any thread. VENEER_EINVAL for an unknown or
+     * already answered request. */
+    veneer_status (*control_reply)(veneer_host *host, uint64_t request, veneer_status status, const char *json,
+                                   size_t length);
+
+    void *reserved[4];
 } veneer_host_api;
+
+/* ABI 1.8: metric kinds and run states. */
+enum {
+    VENEER_METRIC_COUNTER = 1, /* only grows (metric_add); Prometheus `counter`                 */
+    VENEER_METRIC_GAUGE = 2,   /* any value (metric_set); Prometheus `gauge`                     */
+};
+enum {
+    VENEER_RUN_PAUSED = 1,
+    VENEER_RUN_RESUMED = 2,
+};
 
 /* ---------------------------------------------------------------------------------------------- */
 /* Plugin descriptor                                                                               */
@@ -652,7 +683,19 @@ typedef struct veneer_plugin_descriptor {
      * flag number `flag`. Called on the vCPU thread, serialised; the guest sees success. */
     void (*hv_event)(veneer_device *dev, uint32_t connection_id, uint32_t vp, uint32_t flag);
 
-    void *reserved[18];
+    /* ABI 1.8: a management request for this device (veneerd, `veneer ctl`): `json` is a UTF-8
+     * JSON object of `length` bytes with at least {"op": "<name>"}; what ops a plugin takes is its
+     * own documented interface (e.g. acpi-pm "power-button", kvp "get"/"set"). Called on the
+     * event thread, serialised. The plugin answers with control_reply exactly once, now or later
+     * (after the guest answered); the host times a request out after 30 s and then ignores the
+     * reply. A plugin without this callback answers every request with VENEER_ENOTSUP. */
+    void (*control)(veneer_device *dev, uint64_t request, const char *json, size_t length);
+    /* ABI 1.8: the VM paused (state VENEER_RUN_PAUSED: every vCPU is out of the guest and the
+     * instance's timers are frozen) or resumed (VENEER_RUN_RESUMED: timers run again from where
+     * they stopped, with no burst of missed periods). Event thread, serialised. */
+    void (*run_state)(veneer_device *dev, uint32_t state);
+
+    void *reserved[16];
 } veneer_plugin_descriptor;
 
 typedef const veneer_plugin_descriptor *(*veneer_plugin_entry_fn)(void);

@@ -58,3 +58,8 @@ static_assert(sizeof(veneer_guest_segment) == 16, "veneer_guest_segment layout")
 static_assert(offsetof(veneer_vmbus_send, header) == 16, "veneer_vmbus_send layout");
 static_assert(offsetof(veneer_vmbus_send, payload) == 32, "veneer_vmbus_send layout");
 static_assert(sizeof(veneer_vmbus_send) == 64, "veneer_vmbus_send layout");
+/* 1.8 (metrics, management requests, run state) took its fields from the reserved tails. */
+static_assert(offsetof(veneer_host_api, metric_register) == 272, "veneer_host_api 1.8 layout");
+static_assert(offsetof(veneer_host_api, control_reply) == 296, "veneer_host_api 1.8 layout");
+static_assert(offsetof(veneer_plugin_descriptor, control) == 200, "veneer_plugin_descriptor 1.8 layout");
+static_assert(offsetof(veneer_plugin_descriptor, run_state) == 208, "veneer_plugin_descriptor 1.8 layout");

@@ -462,6 +462,22 @@ public final class FakeHost: DeviceHost, @unchecked Sendable {
         }
     }
 
+    // ABI 1.8: metrics and management requests.
+    public let metrics = DeviceMetrics()
+    public let controlRequests = ControlRequestTable()
+
+    public func metricRegister(name: String, help: String, kind: UInt32) -> (veneer_status, UInt32) {
+        metrics.register(name: name, help: help, kind: kind)
+    }
+
+    public func metricAdd(_ metric: UInt32, delta: UInt64) { metrics.add(metric, delta: delta) }
+
+    public func metricSet(_ metric: UInt32, value: Int64) { metrics.set(metric, value: value) }
+
+    public func controlReply(request: UInt64, status: veneer_status, text: String) -> veneer_status {
+        controlRequests.answer(request, status: status, text: text)
+    }
+
     public func vmbusWriteBatch(channel: UInt32, packets: [OutgoingRingPacket]) -> (veneer_status, written: Int) {
         state.withLock { s -> (veneer_status, written: Int) in
             guard Self.usable(s, channel), let c = s.channels[channel] else { return (.invalid, 0) }

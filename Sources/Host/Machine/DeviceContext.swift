@@ -286,6 +286,22 @@ final class DeviceContext: DeviceHost, @unchecked Sendable {
         return (.ok, segments)
     }
 
+    // ABI 1.8: metrics and management requests.
+    let metrics = DeviceMetrics()
+    let controlRequests = ControlRequestTable()
+
+    func metricRegister(name: String, help: String, kind: UInt32) -> (veneer_status, UInt32) {
+        metrics.register(name: name, help: help, kind: kind)
+    }
+
+    func metricAdd(_ metric: UInt32, delta: UInt64) { metrics.add(metric, delta: delta) }
+
+    func metricSet(_ metric: UInt32, value: Int64) { metrics.set(metric, value: value) }
+
+    func controlReply(request: UInt64, status: veneer_status, text: String) -> veneer_status {
+        controlRequests.answer(request, status: status, text: text)
+    }
+
     func vmbusWriteBatch(channel id: UInt32, packets: [OutgoingRingPacket]) -> (veneer_status, written: Int) {
         guard let channel = channel(id) else { return (.invalid, 0) }
         do {

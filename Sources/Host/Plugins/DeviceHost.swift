@@ -63,6 +63,31 @@ public protocol DeviceHost: AnyObject, Sendable {
     func vmbusGPADLSegments(channel: UInt32, gpadl: UInt32) -> (veneer_status, [VMBusSegment])
     /// Writes packets in order until one does not fit, signalling the guest at most once.
     func vmbusWriteBatch(channel: UInt32, packets: [OutgoingRingPacket]) -> (veneer_status, written: Int)
+
+    // ABI 1.8 (management)
+    /// Registers a metric (`name` already checked against [a-z][a-z0-9_]{0,63}, `kind` a
+    /// VENEER_METRIC_*): its handle, `.invalid` for a duplicate or a call after create,
+    /// `.noSpace` beyond `ManagementLimits.maxMetrics`.
+    func metricRegister(name: String, help: String, kind: UInt32) -> (veneer_status, UInt32)
+    func metricAdd(_ metric: UInt32, delta: UInt64)
+    func metricSet(_ metric: UInt32, value: Int64)
+    /// The answer to management request `request`: `.invalid` when it is unknown or already answered.
+    func controlReply(request: UInt64, status: veneer_status, text: String) -> veneer_status
+}
+
+/// Bounds on ABI 1.8 calls.
+public enum ManagementLimits {
+    public static let maxMetrics = 256
+    public static let maxMetricNameBytes = 64
+    /// A control_reply text beyond this is refused (VENEER_EINVAL).
+    public static let maxReplyBytes = 1 << 20
+
+    /// [a-z][a-z0-9_]* of at most 64 bytes: a Prometheus-safe name suffix.
+    public static func isMetricName(_ name: String) -> Bool {
+        let b = Array(name.utf8)
+        guard (1...maxMetricNameBytes).contains(b.count), (0x61...0x7A).contains(b[0]) else { return false }
+        return b.allSatisfy { (0x61...0x7A).contains($0) || (0x30...0x39).contains($0) || $0 == 0x5F }
+    }
 }
 
 /// What vmbus_read_segments found: the status, the packet's fields (with `.ok`, and with

@@ -190,6 +190,23 @@ public enum HostServiceTable {
             for (i, segment) in found.enumerated() { segments[i] = veneer_guest_segment(gpa: segment.gpa, length: segment.length) }
             return .ok
         }
+        t.metric_register = { h, name, help, kind, metric in
+            guard let host = HostBinding.host(h), let name, let metric else { return .invalid }
+            let n = String(cString: name)
+            guard ManagementLimits.isMetricName(n),
+                  kind == UInt32(VENEER_METRIC_COUNTER) || kind == UInt32(VENEER_METRIC_GAUGE) else { return .invalid }
+            let (status, handle) = host.metricRegister(name: n, help: text(help), kind: kind)
+            if status == .ok { metric.pointee = handle }
+            return status
+        }
+        t.metric_add = { h, metric, delta in HostBinding.host(h)?.metricAdd(metric, delta: delta) }
+        t.metric_set = { h, metric, value in HostBinding.host(h)?.metricSet(metric, value: value) }
+        t.control_reply = { h, request, status, json, length in
+            guard let host = HostBinding.host(h), length <= ManagementLimits.maxReplyBytes else { return .invalid }
+            guard length == 0 || json != nil else { return .invalid }
+            let reply = json.map { String(decoding: UnsafeRawBufferPointer(start: $0, count: length), as: UTF8.self) } ?? ""
+            return host.controlReply(request: request, status: status, text: reply)
+        }
         t.vmbus_write_batch = { h, channel, packets, count, packetSize, written in
             guard let host = HostBinding.host(h), let written else { return .invalid }
             written.pointee = 0

@@ -3,7 +3,7 @@ import CKVM
 /// The calls into a plugin a crash report can name, by their names in the C descriptor.
 public enum PluginCallback: Int, CaseIterable, Sendable {
     case create, reset, start, stop, destroy, io, timer, fdReady, work, save, load
-    case vmbusOpened, vmbusSignalled, vmbusClosed, pciConfig, hvMessage, hvEvent
+    case vmbusOpened, vmbusSignalled, vmbusClosed, pciConfig, hvMessage, hvEvent, control, runState
 
     public var name: String {
         switch self {
@@ -24,6 +24,8 @@ public enum PluginCallback: Int, CaseIterable, Sendable {
         case .pciConfig: "pci_config"
         case .hvMessage: "hv_message"
         case .hvEvent: "hv_event"
+        case .control: "control"
+        case .runState: "run_state"
         }
     }
 }

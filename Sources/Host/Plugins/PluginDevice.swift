@@ -228,6 +228,26 @@ public final class PluginDevice: @unchecked Sendable {
         serially(.hvEvent) { call(device, connectionID, vp, flag) }
     }
 
+    /// The first minor whose descriptor has control and run_state.
+    static let managementMinor: UInt16 = 8
+    private var hasManagementCallbacks: Bool { info.abiMinor >= Self.managementMinor }
+
+    /// ABI 1.8: a management request (a JSON object text) the device answers through
+    /// control_reply with `request`; false when the plugin has no control callback (the caller
+    /// answers "unsupported" itself).
+    public func control(request: UInt64, json: String) -> Bool {
+        guard let device, hasManagementCallbacks, let call = descriptor.control else { return false }
+        let bytes = Array(json.utf8CString)
+        serially(.control) { bytes.withUnsafeBufferPointer { b in b.baseAddress.map { call(device, request, $0, b.count - 1) } } }
+        return true
+    }
+
+    /// ABI 1.8: the VM paused (VENEER_RUN_PAUSED) or resumed (VENEER_RUN_RESUMED).
+    public func runStateChanged(_ state: UInt32) {
+        guard let device, hasManagementCallbacks, let call = descriptor.run_state else { return }
+        serially(.runState) { call(device, state) }
+    }
+
     public func timerFired(token: UInt64) {
         guard let device, let timer = descriptor.timer else { return }
         serially(.timer) { timer(device, token) }
