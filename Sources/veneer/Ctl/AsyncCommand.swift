@@ -6,21 +6,26 @@ import Synchronization
 /// synchronous because `veneer run` drives the VM from the main thread; the ctl commands talk to
 /// veneerd with async clients, so each waits here for its detached task.
 func runToCompletion(_ body: @escaping @Sendable () async throws -> Void) throws {
-    let outcome = Mutex<Result<Void, any Error>?>(nil)
+    let outcome = Outcome()
     let finished = DispatchSemaphore(value: 0)
     Task.detached {
         do {
             try await body()
-            outcome.withLock { $0 = .success(()) }
+            outcome.result.withLock { $0 = .success(()) }
         } catch {
-            outcome.withLock { $0 = .failure(error) }
+            outcome.result.withLock { $0 = .failure(error) }
         }
         finished.signal()
     }
     finished.wait()
-    switch outcome.withLock({ $0 }) {
+    switch outcome.result.withLock({ $0 }) {
     case .success, nil: return
     case .failure(let failure as CtlFailure): throw failure.report()
     case .failure(let error): throw error
     }
+}
+
+/// The detached task's result, handed to the waiting thread.
+private final class Outcome: Sendable {
+    let result = Mutex<Result<Void, any Error>?>(nil)
 }

@@ -33,7 +33,7 @@ enum CtlFormat {
         }
         if unit == 0 { return "\(value) B" }
         let rounded = (scaled * 10).rounded() / 10
-        return rounded == rounded.rounded() ? "\(Int(rounded)) \(units[unit])" : String(format: "%.1f %@", rounded, units[unit])
+        return rounded == rounded.rounded() ? "\(Int(rounded)) \(units[unit])" : "\(String(format: "%.1f", rounded)) \(units[unit])"
     }
 
     /// 45s, 3m05s, 2h07m, 4d03h.
