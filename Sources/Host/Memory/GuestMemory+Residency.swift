@@ -32,7 +32,7 @@ public func processResidentBytes() -> UInt64? {
     while fgets(&line, Int32(line.count), file) != nil {
         let text = String(decoding: line.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
         guard text.hasPrefix("VmRSS:") else { continue }
-        let kib = text.dropFirst(6).split(separator: " ").first.flatMap { UInt64($0) }
+        let kib = text.dropFirst(6).split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\n" }).first.flatMap { UInt64($0) }
         return kib.map { $0 * 1024 }
     }
     return nil
