@@ -40,22 +40,7 @@ struct CtlDefine: ParsableCommand {
     /// Reads the config (bounded) and names its absolute directory for veneerd.
     static func definition(configPath: String, name: String?, restartPolicy: RestartPolicy?) throws(CtlFailure) -> VMDefinition {
         let url = URL(fileURLWithPath: configPath).standardizedFileURL
-        let maxConfigBytes = 1 << 20
-        let data: Data
-        do {
-            let attributes = try FileManager.default.attributesOfItem(atPath: url.path)
-            guard attributes[.type] as? FileAttributeType == .typeRegular else {
-                throw CtlFailure(.noInput, "\(configPath): not a regular file")
-            }
-            if let size = attributes[.size] as? Int, size > maxConfigBytes {
-                throw CtlFailure(.noInput, "\(configPath): \(size) bytes is larger than a config may be (\(maxConfigBytes))")
-            }
-            data = try Data(contentsOf: url)
-        } catch let failure as CtlFailure {
-            throw failure
-        } catch {
-            throw CtlFailure(.noInput, "\(configPath): cannot be read: \((error as NSError).localizedDescription)")
-        }
+        let data = try LocalFile.read(url.path, limit: 1 << 20, what: "config")
         guard let text = String(data: data, encoding: .utf8) else {
             throw CtlFailure(.noInput, "\(configPath): not UTF-8 text")
         }

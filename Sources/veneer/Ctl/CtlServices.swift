@@ -110,20 +110,7 @@ struct CtlCopyFile: ParsableCommand {
     }
 
     static func read(_ path: String) throws(CtlFailure) -> [UInt8] {
-        do {
-            let attributes = try FileManager.default.attributesOfItem(atPath: path)
-            guard attributes[.type] as? FileAttributeType == .typeRegular else {
-                throw CtlFailure(.noInput, "\(path): not a regular file")
-            }
-            if let size = attributes[.size] as? Int, size > maxBytes {
-                throw CtlFailure(.badRequest, "\(path): \(size) bytes is more than a copy may carry (\(maxBytes))")
-            }
-            return Array(try Data(contentsOf: URL(fileURLWithPath: path)))
-        } catch let failure as CtlFailure {
-            throw failure
-        } catch {
-            throw CtlFailure(.noInput, "\(path): cannot be read: \((error as NSError).localizedDescription)")
-        }
+        Array(try LocalFile.read(path, limit: maxBytes, what: "file to copy"))
     }
 }
 
