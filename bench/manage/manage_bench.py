@@ -130,8 +130,10 @@ output = "{fifo}"
         def bare_start():
             drain(fifo_fd)
             t0 = time.perf_counter()
+            # In a session of its own, as veneerd starts workers: with autogroup scheduling a new
+            # session is also a new CPU share, which on a busy host alone changes start times.
             process = subprocess.Popen([args.veneer, "run", config], stdin=subprocess.DEVNULL,
-                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
             t1 = wait_for_byte(fifo_fd)
             process.terminate()
             process.wait()
