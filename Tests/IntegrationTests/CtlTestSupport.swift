@@ -89,7 +89,8 @@ final class VeneerdUnderTest: @unchecked Sendable {
                 }
             }
         }
-        signal(SIGTERM)
+        // SIGKILL: children of the test runner inherit its blocked SIGTERM.
+        signal(SIGKILL)
         for pid in Self.workerPIDs(stateDirectory: stateDirectory) { kill(pid, SIGKILL) }
         try? FileManager.default.removeItem(atPath: stateDirectory)
     }
@@ -187,8 +188,9 @@ final class InteractiveProcess: @unchecked Sendable {
         return process.terminationStatus
     }
 
+    /// SIGKILL: children of the test runner inherit its blocked SIGTERM.
     func terminate() {
-        if process.isRunning { process.terminate() }
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
         process.waitUntilExit()
         readers.wait()
     }
