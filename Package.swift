@@ -50,6 +50,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/LebJe/TOMLKit", exact: "0.6.0"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
     ],
     targets: [
         // C facts Swift cannot import: KVM ioctl numbers, non-variadic ioctl, packed epoll events.
@@ -70,7 +71,8 @@ let package = Package(
         .target(name: "SCSIProtocol", path: "Sources/Protocols/SCSI", swiftSettings: strict),
         .target(
             name: "VeneerHost",
-            dependencies: ["CKVM", "VeneerPluginABI", "VMBusProtocol", "WorkerControlProtocol", "TOMLKit"],
+            dependencies: ["CKVM", "VeneerPluginABI", "VMBusProtocol", "WorkerControlProtocol", "TOMLKit",
+                           .product(name: "Logging", package: "swift-log")],
             path: "Sources/Host",
             swiftSettings: strict
         ),
