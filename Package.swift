@@ -50,6 +50,8 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/LebJe/TOMLKit", exact: "0.6.0"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
     ],
     targets: [
         // C facts Swift cannot import: KVM ioctl numbers, non-variadic ioctl, packed epoll events.
@@ -81,7 +83,14 @@ let package = Package(
             swiftSettings: strict
         ),
         // veneerd's core: VM definitions under a state directory, one supervised worker per VM.
-        .target(name: "VeneerManagement", dependencies: ["WorkerControlProtocol"], path: "Sources/Management", swiftSettings: strict),
+        .target(name: "VeneerManagement",
+                dependencies: ["WorkerControlProtocol", "CManagementSupport", "VeneerHost",
+                               .product(name: "Logging", package: "swift-log"),
+                               .product(name: "NIOCore", package: "swift-nio"),
+                               .product(name: "NIOPosix", package: "swift-nio")],
+                path: "Sources/Management", swiftSettings: strict),
+        // posix_spawn's setsid/chdir/closefrom actions and pidfd_open: GNU extensions Swift's Glibc hides.
+        .target(name: "CManagementSupport", path: "Sources/ManagementSupport"),
         // Host networking for NICs: the switch backend (Linux bridges, TAP with vnet headers), port policy.
         .target(name: "VeneerNet", path: "PluginSDK/Net", swiftSettings: strict),
         .target(name: "VeneerSDKSupport", path: "PluginSDK/CSupport"),
@@ -106,6 +115,9 @@ let package = Package(
         .testTarget(name: "StorVSPTests", dependencies: ["StorVSP", "StorVSPProtocol", "SCSIProtocol", "VeneerDisk", "VeneerPluginKit", "VeneerPluginABI"],
                     path: "Tests/StorVSPTests", swiftSettings: strict),
         .testTarget(name: "IntegrationTests", dependencies: ["VeneerHost"], path: "Tests/IntegrationTests", swiftSettings: strict),
+        // VMSupervisor against real `veneer run --control-dir` workers and test guests.
+        .testTarget(name: "ManagementTests", dependencies: ["VeneerManagement", "WorkerControlProtocol"],
+                    path: "Tests/ManagementTests", swiftSettings: strict),
     ] + plugins.map {
         .target(name: $0.module, dependencies: ["VeneerPluginKit"] + $0.dependencies.map { .target(name: $0) }, path: $0.path, swiftSettings: strict)
     },
