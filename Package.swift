@@ -91,6 +91,9 @@ let package = Package(
                 path: "Sources/Management", swiftSettings: strict),
         // posix_spawn's setsid/chdir/closefrom actions and pidfd_open: GNU extensions Swift's Glibc hides.
         .target(name: "CManagementSupport", path: "Sources/ManagementSupport"),
+        // VMSupervisor against real `veneer run --control-dir` workers and test guests.
+        .testTarget(name: "ManagementTests", dependencies: ["VeneerManagement", "WorkerControlProtocol"],
+                    path: "Tests/ManagementTests", swiftSettings: strict),
         // Host networking for NICs: the switch backend (Linux bridges, TAP with vnet headers), port policy.
         .target(name: "VeneerNet", path: "PluginSDK/Net", swiftSettings: strict),
         .target(name: "VeneerSDKSupport", path: "PluginSDK/CSupport"),
@@ -115,9 +118,6 @@ let package = Package(
         .testTarget(name: "StorVSPTests", dependencies: ["StorVSP", "StorVSPProtocol", "SCSIProtocol", "VeneerDisk", "VeneerPluginKit", "VeneerPluginABI"],
                     path: "Tests/StorVSPTests", swiftSettings: strict),
         .testTarget(name: "IntegrationTests", dependencies: ["VeneerHost"], path: "Tests/IntegrationTests", swiftSettings: strict),
-        // VMSupervisor against real `veneer run --control-dir` workers and test guests.
-        .testTarget(name: "ManagementTests", dependencies: ["VeneerManagement", "WorkerControlProtocol"],
-                    path: "Tests/ManagementTests", swiftSettings: strict),
     ] + plugins.map {
         .target(name: $0.module, dependencies: ["VeneerPluginKit"] + $0.dependencies.map { .target(name: $0) }, path: $0.path, swiftSettings: strict)
     },
