@@ -1,5 +1,8 @@
 import VeneerNet
 import VeneerPluginKit
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The NIC's settings from its config table, checked.
 struct NICConfiguration: Sendable, Equatable {
@@ -50,6 +53,13 @@ enum QueueFDList {
             fds.append(fd)
         }
         guard !fds.isEmpty, fds.count <= 64 else { throw PluginError("device '\(device)': fds: between 1 and 64 queue fds") }
+        // The data paths never block: each fd is switched to non-blocking here.
+        for fd in fds {
+            let flags = fcntl(fd, F_GETFL)
+            guard flags >= 0, fcntl(fd, F_SETFL, flags | O_NONBLOCK) == 0 else {
+                throw PluginError("device '\(device)': fds: \(fd) is not an open file descriptor")
+            }
+        }
         return fds
     }
 }

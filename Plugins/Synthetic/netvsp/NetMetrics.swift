@@ -14,8 +14,8 @@ final class NetMetrics: Sendable {
         case txVLANDropped
         /// Guest frames the port could not take (queue full or error).
         case txQueueDropped
-        /// Host frames dropped: no free receive section, ring full, filtered, malformed.
-        case rxNoBufferDropped, rxRingFullDropped, rxFilteredDropped, rxMalformedDropped
+        /// Host frames dropped: the guest's ring full, filtered out, malformed (or GSO).
+        case rxRingFullDropped, rxFilteredDropped, rxMalformedDropped
         /// Guest packets or messages that broke a rule: bad section index or size, bad RNDIS
         /// length/offset, bad PPI, buffers outside guest RAM, unknown or out-of-order NVSP.
         case badSection, badRNDIS, badPPI, badBuffer, badNVSP
@@ -33,7 +33,6 @@ final class NetMetrics: Sendable {
             case .txRateDropped: "tx_rate_limited_dropped"
             case .txVLANDropped: "tx_vlan_dropped"
             case .txQueueDropped: "tx_queue_dropped"
-            case .rxNoBufferDropped: "rx_no_buffer_dropped"
             case .rxRingFullDropped: "rx_ring_full_dropped"
             case .rxFilteredDropped: "rx_filtered_dropped"
             case .rxMalformedDropped: "rx_malformed_dropped"

@@ -81,7 +81,7 @@ struct RNDISController {
         case RNDISOID.transmitError:
             return u64(m.value(.txQueueDropped) + m.value(.txSpoofDropped) + m.value(.txRateDropped) + m.value(.txVLANDropped))
         case RNDISOID.receiveError: return u64(m.value(.rxMalformedDropped))
-        case RNDISOID.receiveNoBuffer: return u64(m.value(.rxNoBufferDropped) + m.value(.rxRingFullDropped))
+        case RNDISOID.receiveNoBuffer: return u64(m.value(.rxRingFullDropped))
         case RNDISOID.permanentAddress, RNDISOID.currentAddress: return mac.array
         case RNDISOID.multicastList: return []
         case RNDISOID.maximumMulticastListSize: return u32(32)
