@@ -106,12 +106,25 @@ final class NetVSCGuest {
 
     var messageSize: Int { version.messageSize }
 
-    /// Packets the device wrote on `channel` since the last call.
+    /// Packets the device wrote on `channel` since the last call (besides completions `nvsp`
+    /// already took).
     func newPackets(_ channel: UInt32) -> [FakeHost.Packet] {
         let all = h.host.packetsFromDevice(channel: channel)
         let start = consumed[channel] ?? 0
         consumed[channel] = all.count
-        return Array(all[min(start, all.count)...])
+        let fresh = (backlog.removeValue(forKey: channel) ?? []) + Array(all[min(start, all.count)...])
+        return fresh
+    }
+
+    private var backlog: [UInt32: [FakeHost.Packet]] = [:]
+
+    /// The completion of transaction `tid`, leaving the device's other packets for `newPackets`.
+    private func takeCompletion(_ channel: UInt32, _ tid: UInt64) -> FakeHost.Packet? {
+        var packets = newPackets(channel)
+        let index = packets.firstIndex { $0.type == 11 && $0.transactionID == tid }
+        let found = index.map { packets.remove(at: $0) }
+        backlog[channel] = packets
+        return found
     }
 
     func id() -> UInt64 {
@@ -126,7 +139,7 @@ final class NetVSCGuest {
         let channel = channel ?? primary
         let tid = id()
         h.send([FakeHost.Packet(flags: completion ? 1 : 0, transactionID: tid, payload: message.encoded())], channel: channel)
-        return newPackets(channel).first { $0.type == 11 && $0.transactionID == tid }?.payload
+        return takeCompletion(channel, tid)?.payload
     }
 
     // MARK: Linux's sequence
@@ -318,7 +331,7 @@ final class NetVSCGuest {
         h.send([PluginHarness.gpaDirectPacket(transactionID: tid, ranges: [PluginHarness.guestRange(gpa: gpa, length: message.count)],
                                               payload: NVSPMessage.rndisPacket(channelType: 0, sectionIndex: 0xFFFF_FFFF, sectionSize: 0).encoded())],
                channel: channel)
-        return newPackets(channel).first { $0.type == 11 && $0.transactionID == tid }.map { le32($0.payload, 4) }
+        return takeCompletion(channel, tid).map { le32($0.payload, 4) }
     }
 
     /// A management request as veneerd sends it; the device's answer.

@@ -79,8 +79,9 @@ struct NetVSPFrameTests {
         let tcp = Frames.ipv4(src: mac, dst: Self.peer, tcp: true, payload: 200, l4Checksum: "partial")
         let csum = PPIValue.TransmitChecksum(rawValue: 1 | 4 | 34 << 16)  // IPv4, TCP, header at 34
         #expect(try g.sendFrames([NetVSCGuest.packetMessage(tcp, ppis: [(.checksum, csum.rawValue)])]) == 1)
-        let udp = Frames.ipv4(src: mac, dst: Self.peer, tcp: false, payload: 3000 - 42, l4Checksum: "partial")
-        #expect(try g.sendFrameGPADirect(NetVSCGuest.packetMessage(udp, ppis: [(.checksum, 1 | 8)])) == 1)
+        // A page buffer that crosses a page boundary: two guest pages, one writev.
+        let udp = Frames.ipv4(src: mac, dst: Self.peer, tcp: false, payload: 1400, l4Checksum: "partial")
+        #expect(try g.sendFrameGPADirect(NetVSCGuest.packetMessage(udp, ppis: [(.checksum, 1 | 8)]), gpa: 0x70_0F00) == 1)
         let out = g.ports[0].frames()
         #expect(out.count == 2)
         guard out.count == 2 else { return }
@@ -226,5 +227,35 @@ struct VirtioHeaderFields {
         gsoSize = Int(b[4]) | Int(b[5]) << 8
         checksumStart = Int(b[6]) | Int(b[7]) << 8
         checksumOffset = Int(b[8]) | Int(b[9]) << 8
+    }
+}
+
+/// Completions a guest invents, repeats or sends for a packet still owned free nothing.
+@Suite("netvsp completions")
+struct NetVSPCompletionTests {
+    @Test func forgedAndRepeatedCompletionsFreeNothing() throws {
+        let (g, mac) = try NetVSPFrameTests.ready(["mtu": .int(9000)])
+        let frame = Frames.ipv4(src: NetVSPFrameTests.peer, dst: mac, tcp: false, payload: 10)
+        g.ports[0].inject(frame)
+        g.pump()
+        let packets = g.newPackets(g.primary).filter { $0.type == 7 }
+        #expect(packets.count == 1)
+        guard let packet = packets.first else { return }
+        let complete = { (id: UInt64) in
+            g.h.send([FakeHost.Packet(type: 11, transactionID: id,
+                                      payload: NVSPMessage.rndisPacketComplete(status: 1).encoded(size: g.messageSize))], channel: g.primary)
+        }
+        complete(packet.transactionID ^ (1 << 40))  // wrong generation
+        complete(packet.transactionID &+ 1)         // a section that is not a packet's first
+        complete(0xFFFF_FFFF)                       // out of range
+        #expect(try g.counter("guest_bad_completion") == 3)
+        complete(packet.transactionID)
+        complete(packet.transactionID)              // again
+        #expect(try g.counter("guest_bad_completion") == 4)
+        // Every section is usable once: fill them all, nothing is handed out twice.
+        for _ in 0..<g.sectionCount { g.ports[0].inject(frame) }
+        g.pump()
+        let offsets = try g.receive(channel: g.primary, complete: false).count
+        #expect(offsets == g.sectionCount)
     }
 }

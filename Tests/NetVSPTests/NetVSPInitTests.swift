@@ -4,11 +4,12 @@ import RNDISProtocol
 import Testing
 import VeneerHarness
 import VeneerHost
+import VeneerPluginABI
 
 /// Linux's netvsc bring-up through the harness's fake VMBus, the test playing the guest.
 @Suite("netvsp bring-up")
 struct NetVSPInitTests {
-    static let nicType: [UInt8] = [0x63, 0x51, 0x61, 0xf8, 0x3e, 0xdf, 0xc6, 0x46, 0x91, 0x3f, 0xf2, 0xd2, 0xf9, 0x65, 0xed, 0x0e]
+    static let nicType: [UInt8] = [0x63, 0x51, 0x61, 0xf8, 0x3e, 0xdf, 0xc5, 0x46, 0x91, 0x3f, 0xf2, 0xd2, 0xf9, 0x65, 0xed, 0x0e]
 
     @Test func offersTheSyntheticNICClass() throws {
         let g = try NetVSCGuest()
@@ -60,14 +61,14 @@ struct NetVSPInitTests {
         let g = try NetVSCGuest()
         try g.connect()
         try g.rndisSetUp()
-        #expect(try g.controlOp(#"{"op":"link","up":false}"#).status == 0)
+        #expect(try g.controlOp(#"{"op":"link","up":false}"#).status == veneer_status(VENEER_OK))
         let down = try g.receive(channel: g.primary)
         #expect(down.count == 1 && down[0].type == 7 && le32(down[0].bytes, 8) == RNDISStatus.mediaDisconnect)
         #expect(try g.query(RNDISOID.mediaConnectStatus).info == bytesLE32(1))
-        #expect(try g.controlOp(#"{"op":"link","up":true}"#).status == 0)
+        #expect(try g.controlOp(#"{"op":"link","up":true}"#).status == veneer_status(VENEER_OK))
         let up = try g.receive(channel: g.primary)
         #expect(up.count == 1 && le32(up[0].bytes, 8) == RNDISStatus.mediaConnect)
-        #expect(try g.controlOp(#"{"op":"frobnicate"}"#).status != 0)
+        #expect(try g.controlOp(#"{"op":"frobnicate"}"#).status != veneer_status(VENEER_OK))
     }
 
     @Test func keepaliveResetAndHalt() throws {
