@@ -75,7 +75,7 @@ let package = Package(
         .target(name: "SCSIProtocol", path: "Sources/Protocols/SCSI", swiftSettings: strict),
         .target(
             name: "VeneerHost",
-            dependencies: ["CKVM", "VeneerPluginABI", "VMBusProtocol", "TOMLKit"],
+            dependencies: ["CKVM", "VeneerPluginABI", "VMBusProtocol", "WorkerControlProtocol", "TOMLKit"],
             path: "Sources/Host",
             swiftSettings: strict
         ),
@@ -115,7 +115,7 @@ let package = Package(
         .testTarget(name: "NetVSPTests", dependencies: ["NVSPProtocol", "RNDISProtocol", "VeneerNet", "VeneerPluginKit",
                                                         "VeneerHarness", "VeneerHost", "VMBusProtocol", "VeneerPluginABI"],
                     path: "Tests/NetVSPTests", swiftSettings: strict),
-        .testTarget(name: "IntegrationTests", dependencies: ["VeneerHost"], path: "Tests/IntegrationTests", swiftSettings: strict),
+        .testTarget(name: "IntegrationTests", dependencies: ["VeneerHost", "WorkerControlProtocol"], path: "Tests/IntegrationTests", swiftSettings: strict),
     ] + plugins.map {
         .target(name: $0.module, dependencies: ["VeneerPluginKit"] + $0.dependencies.map { .target(name: $0) }, path: $0.path, swiftSettings: strict)
     },
