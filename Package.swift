@@ -32,6 +32,8 @@ let plugins: [PluginTarget] = [
     PluginTarget(name: "kvp", module: "KVP", path: "Plugins/Synthetic/kvp", dependencies: ["VeneerIC"]),
     PluginTarget(name: "vss", module: "VSS", path: "Plugins/Synthetic/vss", dependencies: ["VeneerIC"]),
     PluginTarget(name: "fcopy", module: "FileCopy", path: "Plugins/Synthetic/fcopy", dependencies: ["VeneerIC"]),
+    PluginTarget(name: "netvsp", module: "NetVSP", path: "Plugins/Synthetic/netvsp",
+                 dependencies: ["NVSPProtocol", "RNDISProtocol", "VeneerNet"]),
 ]
 
 let strict: [SwiftSetting] = [.enableUpcomingFeature("ExistentialAny")]
@@ -68,6 +70,9 @@ let package = Package(
         .target(name: "VHDXFormat", path: "Sources/Protocols/VHDX", swiftSettings: strict),
         // storvsp's VMBus packets (vstor_packet, the SCSI request block, channel properties).
         .target(name: "StorVSPProtocol", path: "Sources/Protocols/StorVSP", swiftSettings: strict),
+        // netvsp's wire formats: NVSP messages and transfer-page headers; RNDIS messages, PPIs, NDIS objects.
+        .target(name: "NVSPProtocol", path: "Sources/Protocols/NVSP", swiftSettings: strict),
+        .target(name: "RNDISProtocol", path: "Sources/Protocols/RNDIS", swiftSettings: strict),
         // SCSI (SPC/SBC/MMC basics): CDBs, sense data, INQUIRY and VPD, mode pages, capacity data.
         .target(name: "SCSIProtocol", path: "Sources/Protocols/SCSI", swiftSettings: strict),
         .target(
@@ -117,6 +122,11 @@ let package = Package(
         // storvsp's wire formats and its SCSI target and channel logic, below the plugin ABI.
         .testTarget(name: "StorVSPTests", dependencies: ["StorVSP", "StorVSPProtocol", "SCSIProtocol", "VeneerDisk", "VeneerPluginKit", "VeneerPluginABI"],
                     path: "Tests/StorVSPTests", swiftSettings: strict),
+        // netvsp: its wire formats, and the plugin through the harness (a test bundle cannot link a
+        // second plugin module: each defines veneer_plugin_entry).
+        .testTarget(name: "NetVSPTests", dependencies: ["NVSPProtocol", "RNDISProtocol", "VeneerNet", "VeneerPluginKit",
+                                                        "VeneerHarness", "VeneerHost", "VMBusProtocol", "VeneerPluginABI"],
+                    path: "Tests/NetVSPTests", swiftSettings: strict),
         .testTarget(name: "IntegrationTests", dependencies: ["VeneerHost", "WorkerControlProtocol"], path: "Tests/IntegrationTests", swiftSettings: strict),
     ] + plugins.map {
         .target(name: $0.module, dependencies: ["VeneerPluginKit"] + $0.dependencies.map { .target(name: $0) }, path: $0.path, swiftSettings: strict)
