@@ -76,14 +76,18 @@ let package = Package(
         ),
         .executableTarget(
             name: "veneer",
-            dependencies: ["VeneerHost", "CKVM", "VeneerDisk", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["VeneerHost", "CKVM", "VeneerDisk", "VeneerNet", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Sources/veneer",
             swiftSettings: strict
         ),
         // veneerd's core: VM definitions under a state directory, one supervised worker per VM.
         .target(name: "VeneerManagement", dependencies: ["WorkerControlProtocol"], path: "Sources/Management", swiftSettings: strict),
         // Host networking for NICs: the switch backend (Linux bridges, TAP with vnet headers), port policy.
-        .target(name: "VeneerNet", path: "PluginSDK/Net", swiftSettings: strict),
+        .target(name: "VeneerNet", dependencies: ["NetlinkProtocol", "VeneerNetSupport"], path: "PluginSDK/Net", swiftSettings: strict),
+        // rtnetlink wire format (nlmsghdr, nlattr, ifinfomsg, ifaddrmsg, bridge VLAN info): encode/decode only.
+        .target(name: "NetlinkProtocol", path: "Sources/Protocols/Netlink", swiftSettings: strict),
+        // TAP ioctls (struct ifreq), AF_PACKET and unshare(CLONE_NEWNET): not in Swift's Glibc module.
+        .target(name: "VeneerNetSupport", path: "PluginSDK/NetSupport"),
         .target(name: "VeneerSDKSupport", path: "PluginSDK/CSupport"),
         .target(name: "VeneerPluginKit", dependencies: ["VeneerPluginABI", "VeneerSDKSupport"], path: "PluginSDK/Swift", swiftSettings: strict),
         // The IC framework every integration-service plugin builds on: negotiation, transactions, timeouts.
@@ -105,6 +109,7 @@ let package = Package(
         // storvsp's wire formats and its SCSI target and channel logic, below the plugin ABI.
         .testTarget(name: "StorVSPTests", dependencies: ["StorVSP", "StorVSPProtocol", "SCSIProtocol", "VeneerDisk", "VeneerPluginKit", "VeneerPluginABI"],
                     path: "Tests/StorVSPTests", swiftSettings: strict),
+        .testTarget(name: "NetTests", dependencies: ["VeneerNet", "NetlinkProtocol", "VeneerNetSupport"], path: "Tests/NetTests", swiftSettings: strict),
         .testTarget(name: "IntegrationTests", dependencies: ["VeneerHost"], path: "Tests/IntegrationTests", swiftSettings: strict),
     ] + plugins.map {
         .target(name: $0.module, dependencies: ["VeneerPluginKit"] + $0.dependencies.map { .target(name: $0) }, path: $0.path, swiftSettings: strict)
