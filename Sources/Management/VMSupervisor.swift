@@ -421,6 +421,11 @@ public actor VMSupervisor: VMManaging {
         let restart = !vm.endRequested && RestartBackoff.shouldRestart(vm.policy, failed: outcome.state == .failed)
         vm.endRequested = false
         vms[name] = vm
+        // A worker that died without its record gets the one made up here, so a later veneerd
+        // still shows Failed and why.
+        if record == nil, outcome.state == .failed, let bytes = try? JSONEncoder().encode(outcome.record) {
+            try? StateDirectory.writeAtomically(runDir + "/" + WorkerControl.exitRecordName, Array(bytes))
+        }
         // Files a worker killed without cleaning up leaves behind.
         unlink(runDir + "/" + WorkerControl.pidFileName)
         unlink(runDir + "/" + WorkerControl.socketName)
@@ -436,7 +441,7 @@ public actor VMSupervisor: VMManaging {
         let record = record ?? WorkerExitRecord(
             reason: "crash",
             status: termination.map { if case .exited(let s) = $0 { s } else if case .signaled(let sig) = $0 { 128 + sig } else { -1 } } ?? -1,
-            message: "the worker " + (termination?.description ?? "ended") + " without writing an exit record",
+            message: "the worker ended (\(termination?.description ?? "how is unknown: not veneerd's child")) without writing an exit record",
             timeMs: nowMs())
         if requested { return (.off, "stopped by request", record) }
         switch record.reason {
