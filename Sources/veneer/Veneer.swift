@@ -10,7 +10,7 @@ struct Veneer: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "veneer",
         abstract: "A Hyper-V-style virtual machine monitor for Linux/KVM.",
-        subcommands: [Run.self, Check.self, Plugins.self, CPUFeatures.self, Disk.self]
+        subcommands: [Run.self, Check.self, Plugins.self, CPUFeatures.self, Disk.self, Switch.self]
     )
 
     /// ArgumentParser's own handling, except that a command-line mistake is one line
