@@ -132,16 +132,16 @@ static void stalled(const char *step, const char *what)
  * dozen packets, so the interpreter's speed does not matter. */
 
 #define ICMSG_HDR 28
-static u8 ic_buffer[4096];
+static u8 ic_buffer[8192]; /* a file-copy WRITE_TO_FILE is 28 + 6196 bytes */
 
 static u16 get16(u32 at) { return (u16)(ic_buffer[at] | ic_buffer[at + 1] << 8); }
 static void put16(u32 at, u16 v) { ic_buffer[at] = (u8)v; ic_buffer[at + 1] = (u8)(v >> 8); }
 
-/* The next host packet, copied to ic_buffer; returns its length (payload padded to 8, which is
- * what Linux's vmbus_recvpacket reports and echoes back). */
-static u32 ic_receive(const char *step, u64 *trans_id)
+/* The next host packet within `ms`, copied to ic_buffer; returns its length (payload padded to
+ * 8, which is what Linux's vmbus_recvpacket reports and echoes back). */
+static u32 ic_receive_within(const char *step, u64 *trans_id, u32 ms)
 {
-    u64 deadline = deadline_ms(STALL_TIMEOUT_MS);
+    u64 deadline = deadline_ms(ms);
     const struct vmpacket_descriptor *d;
     while ((d = ring_peek(&inbound, step)) == NULL) {
         if (expired(deadline))
@@ -163,6 +163,8 @@ static u32 ic_receive(const char *step, u64 *trans_id)
         fail(step, "icflags 0x%x, want 0x3 (TRANSACTION|REQUEST)", ic_buffer[25]);
     return len;
 }
+
+static u32 ic_receive(const char *step, u64 *trans_id) { return ic_receive_within(step, trans_id, STALL_TIMEOUT_MS); }
 
 static void ic_answer(const char *step, u64 trans_id, u32 len)
 {
