@@ -61,8 +61,8 @@ struct ICWorkerTests {
         #expect(console.text.contains("vmbus-fcopy: fcopy: START /tmp/veneer/payload.bin size 50001 flags 0x2"), "\(console.text)")
         let hash = String(Self.fnv1a(data), radix: 16)
         #expect(console.text.contains("vmbus-fcopy: fcopy: received 50001 bytes in 9 writes, fnv1a 0x\(hash)"), "\(console.text)")
-        #expect(worker.waitForExit(timeout: 60) == 0, worker.log)
-        #expect(worker.log.contains("file copy: copied 50001 bytes to /tmp/veneer/payload.bin in the guest"), worker.log)
+        #expect(worker.waitForExit(timeout: 60) == 0, "\(worker.log)")
+        #expect(worker.log.contains("file copy: copied 50001 bytes to /tmp/veneer/payload.bin in the guest"), "\(worker.log)")
     }
 
     @Test func heartbeatStatusShowsTheGuestAliveThroughTheDeviceOp() throws {
@@ -92,7 +92,7 @@ struct ICWorkerTests {
         let ok = try #require(okStatus, "states seen: \(seen) \(worker.log)")
         #expect(ok.lastSeenMsAgo != nil && ok.lastSeenMsAgo ?? .max < 1000, "answered within the last interval or so")
         #expect(seen.first == "not-connected" || seen.first == "no-contact" || seen.first == "ok", "\(seen)")
-        #expect(worker.waitForExit(timeout: 60) == 0, worker.log)
+        #expect(worker.waitForExit(timeout: 60) == 0, "\(worker.log)")
     }
 
     @Test func theDefaultKVPDeviceAnswersHostPoolsAndRefusesUnknownOps() throws {
