@@ -24,25 +24,25 @@ struct ICManagementTests {
     @Test func heartbeatStatusFollowsTheGuestFromNotConnectedToOkToNoContact() throws {
         let h = try PluginHarness(plugin: "heartbeat", parameters: ["lost_after": .int(2)])
         let status = #"{"op":"status"}"#
-        #expect(h.controlNow(status)?.decoded(HeartbeatAnswer.self) == HeartbeatAnswer(state: "not-connected", sequence: 0, lastSeenMsAgo: nil))
+        #expect(h.control(status)?.decoded(HeartbeatAnswer.self) == HeartbeatAnswer(state: "not-connected", sequence: 0, lastSeenMsAgo: nil))
         h.openChannel(1)
         var guest = LinuxICGuest()
         guest.answerNew(h)   // negotiated; heartbeat 0 out
-        #expect(h.controlNow(status)?.decoded(HeartbeatAnswer.self) == HeartbeatAnswer(state: "no-contact", sequence: 0, lastSeenMsAgo: nil))
+        #expect(h.control(status)?.decoded(HeartbeatAnswer.self) == HeartbeatAnswer(state: "no-contact", sequence: 0, lastSeenMsAgo: nil))
         guest.answerNew(h)
         h.advance(nanoseconds: Self.second / 2)
-        #expect(h.controlNow(status)?.decoded(HeartbeatAnswer.self) == HeartbeatAnswer(state: "ok", sequence: 0, lastSeenMsAgo: 500))
+        #expect(h.control(status)?.decoded(HeartbeatAnswer.self) == HeartbeatAnswer(state: "ok", sequence: 0, lastSeenMsAgo: 500))
         #expect(h.metric("heartbeat_answered_total") == 1 && h.metric("heartbeat_health") == 1 && h.metric("heartbeat_sequence") == 0)
         h.advance(nanoseconds: 3 * Self.second / 2)   // heartbeat 1 out, not answered
         guest.ignoreNew(h)
         h.advance(nanoseconds: 2 * Self.second)       // missed; heartbeat 2 out
-        #expect(h.controlNow(status)?.decoded(HeartbeatAnswer.self) == HeartbeatAnswer(state: "degraded", sequence: 2, lastSeenMsAgo: 4000))
+        #expect(h.control(status)?.decoded(HeartbeatAnswer.self) == HeartbeatAnswer(state: "degraded", sequence: 2, lastSeenMsAgo: 4000))
         guest.ignoreNew(h)
         h.advance(nanoseconds: 2 * Self.second)       // two in a row: lost
-        #expect(h.controlNow(status)?.decoded(HeartbeatAnswer.self)?.state == "no-contact")
+        #expect(h.control(status)?.decoded(HeartbeatAnswer.self)?.state == "no-contact")
         #expect(h.metric("heartbeat_missed_total") == 2 && h.metric("heartbeat_health") == 2 && h.metric("heartbeat_sent_total") == 4)
         h.closeChannel(1)
-        #expect(h.controlNow(status)?.decoded(HeartbeatAnswer.self)?.state == "not-connected")
+        #expect(h.control(status)?.decoded(HeartbeatAnswer.self)?.state == "not-connected")
         #expect(h.metric("heartbeat_health") == 0)
     }
 
@@ -51,7 +51,7 @@ struct ICManagementTests {
     ])
     func heartbeatRefusesOtherRequests(json: String, kind: ControlOutcome.Kind) throws {
         let h = try PluginHarness(plugin: "heartbeat")
-        #expect(h.controlNow(json)?.kind == kind)
+        #expect(h.control(json)?.kind == kind)
     }
 
     // MARK: timesync
@@ -59,7 +59,7 @@ struct ICManagementTests {
     @Test func syncSendsASyncNowAndAfterTheMessageInFlight() throws {
         var guest = LinuxICGuest(messageVersions: [ICVersion(4, 0), ICVersion(3, 0), ICVersion(1, 0)])
         let h = try PluginHarness(plugin: "timesync")
-        #expect(h.controlNow(#"{"op":"sync"}"#)?.kind == .notNow, "before the guest connected")
+        #expect(h.control(#"{"op":"sync"}"#)?.kind == .notNow, "before the guest connected")
         h.openChannel(1)
         guest.answerNew(h)   // negotiated: the first SYNC goes out
         #expect(guest.timeSamples.isEmpty)
@@ -69,10 +69,10 @@ struct ICManagementTests {
         #expect(h.controlAnswer(waiting) == ControlOutcome(kind: .success, text: "{}"))
         guest.answerNew(h)
         #expect(guest.timeSamples.map(\.flags) == [TimeSyncFlags.sync.rawValue, TimeSyncFlags.sync.rawValue])
-        #expect(h.controlNow(#"{"op":"sync"}"#) == ControlOutcome(kind: .success, text: "{}"), "nothing in flight: sent at once")
+        #expect(h.control(#"{"op":"sync"}"#) == ControlOutcome(kind: .success, text: "{}"), "nothing in flight: sent at once")
         #expect(h.metric("timesync_syncs_total") == 3)
-        #expect(h.controlNow(#"{"op":"set-time"}"#)?.kind == .unsupported)
-        #expect(h.controlNow("{}")?.kind == .invalid)
+        #expect(h.control(#"{"op":"set-time"}"#)?.kind == .unsupported)
+        #expect(h.control("{}")?.kind == .invalid)
     }
 
     @Test func resumingFromAPauseSendsASync() throws {
@@ -108,26 +108,26 @@ struct ICManagementTests {
         var guest = LinuxKVPGuest()
         guest.pools[1] = [("GuestNote", "hello host")]
         let h = try PluginHarness(plugin: "kvp", parameters: ["host_name": .string("hv1"), "vm_name": .string("web-1")])
-        #expect(h.controlNow(#"{"op":"get","pool":"auto","key":"OSName"}"#)?.kind == .notNow, "not connected")
-        #expect(h.controlNow(#"{"op":"set","key":"Early","value":"before boot"}"#)?.isSuccess == true, "kept for the guest")
+        #expect(h.control(#"{"op":"get","pool":"auto","key":"OSName"}"#)?.kind == .notNow, "not connected")
+        #expect(h.control(#"{"op":"set","key":"Early","value":"before boot"}"#)?.isSuccess == true, "kept for the guest")
         h.openChannel(1)
         guest.answerAll(h)
         #expect(guest.pool(0) == ["Early=before boot"])
-        #expect(h.controlNow(#"{"op":"get","pool":"auto","key":"OSName"}"#)?.decoded(Value.self) == Value(value: "Linux"))
-        #expect(h.controlNow(#"{"op":"get","pool":"auto","key":"NetworkAddressIPv4"}"#)?.decoded(Value.self) == Value(value: "10.0.0.5"))
-        #expect(h.controlNow(#"{"op":"list","pool":"guest"}"#)?.decoded(Items.self) == Items(items: [.init(key: "GuestNote", value: "hello host")]))
-        #expect(h.controlNow(#"{"op":"get","pool":"auto-external","key":"VirtualMachineName"}"#)?.decoded(Value.self) == Value(value: "web-1"))
+        #expect(h.control(#"{"op":"get","pool":"auto","key":"OSName"}"#)?.decoded(Value.self) == Value(value: "Linux"))
+        #expect(h.control(#"{"op":"get","pool":"auto","key":"NetworkAddressIPv4"}"#)?.decoded(Value.self) == Value(value: "10.0.0.5"))
+        #expect(h.control(#"{"op":"list","pool":"guest"}"#)?.decoded(Items.self) == Items(items: [.init(key: "GuestNote", value: "hello host")]))
+        #expect(h.control(#"{"op":"get","pool":"auto-external","key":"VirtualMachineName"}"#)?.decoded(Value.self) == Value(value: "web-1"))
 
         // A read asks the guest again: a changed address is seen by the next read.
         guest.autoPool[2].1 = "10.0.0.9"
         guest.answerAll(h)
-        #expect(h.controlNow(#"{"op":"get","pool":"auto","key":"NetworkAddressIPv4"}"#)?.decoded(Value.self) == Value(value: "10.0.0.9"))
+        #expect(h.control(#"{"op":"get","pool":"auto","key":"NetworkAddressIPv4"}"#)?.decoded(Value.self) == Value(value: "10.0.0.9"))
 
-        #expect(h.controlNow(#"{"op":"set","key":"Role","value":"web ✓"}"#) == ControlOutcome(kind: .success, text: "{}"))
+        #expect(h.control(#"{"op":"set","key":"Role","value":"web ✓"}"#) == ControlOutcome(kind: .success, text: "{}"))
         guest.answerAll(h)
         #expect(guest.pool(0) == ["Early=before boot", "Role=web ✓"])
-        #expect(h.controlNow(#"{"op":"list","pool":"external"}"#)?.decoded(Items.self)?.items.map(\.key) == ["Early", "Role"])
-        #expect(h.controlNow(#"{"op":"delete","key":"Early"}"#)?.isSuccess == true)
+        #expect(h.control(#"{"op":"list","pool":"external"}"#)?.decoded(Items.self)?.items.map(\.key) == ["Early", "Role"])
+        #expect(h.control(#"{"op":"delete","key":"Early"}"#)?.isSuccess == true)
         guest.answerAll(h)
         #expect(guest.pool(0) == ["Role=web ✓"])
         #expect((h.metric("kvp_requests_total") ?? 0) >= 10 && h.metric("kvp_daemon_running") == 1 && (h.metric("kvp_exchanges_total") ?? 0) > 0)
@@ -140,9 +140,9 @@ struct ICManagementTests {
         let h = try PluginHarness(plugin: "kvp", parameters: ["vm_name": .string("web-1")])
         h.openChannel(1)
         guest.answerAll(h)
-        let early = try #require(h.controlNow(#"{"op":"list","pool":"auto"}"#))
+        let early = try #require(h.control(#"{"op":"list","pool":"auto"}"#))
         #expect(early.kind == .notNow && early.text.contains("KVP daemon has not answered yet"), "\(early)")
-        #expect(h.controlNow(#"{"op":"get","pool":"auto-external","key":"VirtualMachineName"}"#)?.decoded(Value.self) == Value(value: "web-1"))
+        #expect(h.control(#"{"op":"get","pool":"auto-external","key":"VirtualMachineName"}"#)?.decoded(Value.self) == Value(value: "web-1"))
         #expect(h.metric("kvp_daemon_running") == 0)
     }
 
@@ -161,13 +161,13 @@ struct ICManagementTests {
     ])
     func kvpRefusesMalformedRequests(json: String, kind: ControlOutcome.Kind, text: String) throws {
         let h = try PluginHarness(plugin: "kvp")
-        let answer = try #require(h.controlNow(json))
+        let answer = try #require(h.control(json))
         #expect(answer.kind == kind && answer.text.contains(text), "\(answer)")
     }
 
     @Test func aValueTooLongIsRefusedWithTheLimit() throws {
         let h = try PluginHarness(plugin: "kvp")
-        let answer = try #require(h.controlNow(#"{"op":"set","key":"k","value":"\#(String(repeating: "v", count: 1024))"}"#))
+        let answer = try #require(h.control(#"{"op":"set","key":"k","value":"\#(String(repeating: "v", count: 1024))"}"#))
         #expect(answer.kind == .invalid && answer.text.contains("1024 UTF-16 code units, more than 1023"), "\(answer)")
     }
 
@@ -222,12 +222,12 @@ struct ICManagementTests {
         var guest = FcopyGuest()
         let h = try PluginHarness(plugin: "fcopy")
         let request = #"{"op":"copy","source":"\#(source)","destination":"/tmp/in-guest.bin"}"#
-        #expect(h.controlNow(request)?.kind == .notNow, "before the daemon connected")
+        #expect(h.control(request)?.kind == .notNow, "before the daemon connected")
         h.openChannel(1)
         guest.answerAll(h)
         let id = h.sendControl(request)
         #expect(h.controlAnswer(id) == nil)
-        #expect(h.controlNow(request) == ControlOutcome(kind: .notNow, text: "a copy is in progress"))
+        #expect(h.control(request) == ControlOutcome(kind: .notNow, text: "a copy is in progress"))
         guest.answerAll(h)
         #expect(h.controlAnswer(id) == ControlOutcome(kind: .success, text: #"{"bytes":20000}"#))
         #expect(guest.files["/tmp/in-guest.bin"] == data)
@@ -257,7 +257,7 @@ struct ICManagementTests {
         let h = try PluginHarness(plugin: "fcopy")
         h.openChannel(1)
         guest.answerAll(h)
-        let answer = try #require(h.controlNow(json))
+        let answer = try #require(h.control(json))
         #expect(answer.kind == kind && answer.text.contains(text), "\(answer)")
         #expect(h.host.packetsFromDevice(channel: 1).count == 1, "nothing sent")
     }

@@ -84,10 +84,10 @@ struct ShutdownTests {
 
     @Test func aRequestBeforeTheGuestIsReadyIsNotNow() throws {
         let h = try PluginHarness(plugin: "shutdown")
-        let closed = try #require(h.controlNow(Self.request))
+        let closed = try #require(h.control(Self.request))
         #expect(closed.kind == .notNow && closed.text.contains("(channel closed)"), "\(closed)")
         h.openChannel(1)
-        let negotiating = try #require(h.controlNow(Self.request))
+        let negotiating = try #require(h.control(Self.request))
         #expect(negotiating.kind == .notNow && negotiating.text.contains("(channel negotiating)"), "\(negotiating)")
         #expect(h.host.packetsFromDevice(channel: 1).count == 1)
     }
@@ -97,7 +97,7 @@ struct ShutdownTests {
         let h = try Self.negotiated(["timeout_ms": .int(2000)], guest: &guest)
         let first = h.sendControl(Self.request)
         guest.ignoreNew(h)
-        let busy = try #require(h.controlNow(Self.request))
+        let busy = try #require(h.control(Self.request))
         #expect(busy == ControlOutcome(kind: .notNow, text: "a shutdown request is still waiting for the guest's answer"))
         #expect(h.host.packetsFromDevice(channel: 1).count == 2)
         #expect(h.controlAnswer(first) == nil)
@@ -140,7 +140,7 @@ struct ShutdownTests {
         var guest = LinuxICGuest(messageVersions: [ICVersion(2, 0)])
         let h = try Self.negotiated(guest: &guest)
         #expect(h.host.logLines.contains { $0.contains("version negotiation failed") })
-        let refused = try #require(h.controlNow(Self.request))
+        let refused = try #require(h.control(Self.request))
         #expect(refused.kind == .notNow && refused.text.contains("(channel failed:"), "\(refused)")
         #expect(h.host.packetsFromDevice(channel: 1).count == 1)
     }
@@ -196,7 +196,7 @@ struct ShutdownTests {
     func malformedAndUnknownRequestsAreRefusedAtOnce(json: String, kind: ControlOutcome.Kind, text: String) throws {
         var guest = LinuxICGuest(messageVersions: Self.linuxVersions)
         let h = try Self.negotiated(guest: &guest)
-        let answer = try #require(h.controlNow(json))
+        let answer = try #require(h.control(json))
         #expect(answer.kind == kind && answer.text.contains(text), "\(answer)")
         #expect(h.host.packetsFromDevice(channel: 1).count == 1, "nothing sent")
     }
@@ -205,7 +205,7 @@ struct ShutdownTests {
         var guest = LinuxICGuest(messageVersions: Self.linuxVersions)
         let h = try Self.negotiated(guest: &guest)
         let long = String(repeating: "x", count: 1025)
-        let answer = try #require(h.controlNow(#"{"op":"shutdown","reason":"\#(long)"}"#))
+        let answer = try #require(h.control(#"{"op":"shutdown","reason":"\#(long)"}"#))
         #expect(answer.kind == .invalid && answer.text.contains("1025 UTF-16 code units"), "\(answer)")
     }
 

@@ -88,7 +88,7 @@ struct VSSTests {
         guest.answerAll(h)
         #expect(guest.operations == ["GET_DM_INFO", "HOT_BACKUP", "FREEZE"] && guest.frozen)
         #expect(h.controlAnswer(freeze)?.decoded(VSSAnswer.self) == VSSAnswer(state: "frozen", lastOutcome: nil))
-        #expect(h.controlNow(#"{"op":"check"}"#)?.decoded(VSSAnswer.self) == VSSAnswer(state: "frozen", lastOutcome: nil))
+        #expect(h.control(#"{"op":"check"}"#)?.decoded(VSSAnswer.self) == VSSAnswer(state: "frozen", lastOutcome: nil))
         #expect(h.metric("vss_frozen") == 1 && h.metric("vss_freezes_total") == 1)
         let thaw = h.sendControl(#"{"op":"thaw"}"#)
         guest.answerAll(h)
@@ -151,29 +151,29 @@ struct VSSTests {
         h.advance(nanoseconds: Self.second)
         guest.answerAll(h)
         #expect(!guest.frozen && guest.operations.suffix(2) == ["THAW", "BU_COMPLETE"])
-        #expect(h.controlNow(#"{"op":"thaw"}"#)?.kind == .notNow)
+        #expect(h.control(#"{"op":"thaw"}"#)?.kind == .notNow)
     }
 
     @Test func aSecondFreezeWhileOneRunsIsNotNow() throws {
         var guest = LinuxVSSGuest()
         let h = try Self.ready(&guest)
         let first = h.sendControl(#"{"op":"freeze"}"#)
-        #expect(h.controlNow(#"{"op":"freeze"}"#) == ControlOutcome(kind: .notNow, text: "a backup step is in progress (checking)"))
+        #expect(h.control(#"{"op":"freeze"}"#) == ControlOutcome(kind: .notNow, text: "a backup step is in progress (checking)"))
         guest.answerAll(h)
         #expect(h.controlAnswer(first)?.isSuccess == true)
-        #expect(h.controlNow(#"{"op":"freeze"}"#)?.kind == .notNow, "already frozen")
+        #expect(h.control(#"{"op":"freeze"}"#)?.kind == .notNow, "already frozen")
     }
 
     @Test func requestsBeforeTheGuestConnectsAndUnknownOnes() throws {
         let h = try PluginHarness(plugin: "vss")
-        #expect(h.controlNow(#"{"op":"check"}"#)?.decoded(VSSAnswer.self) == VSSAnswer(state: "not-connected", lastOutcome: nil))
-        #expect(h.controlNow(#"{"op":"freeze"}"#)?.kind == .notNow)
-        #expect(h.controlNow(#"{"op":"thaw"}"#)?.kind == .notNow)
-        #expect(h.controlNow(#"{"op":"snapshot"}"#)?.kind == .unsupported)
-        #expect(h.controlNow(#"{"operation":"freeze"}"#)?.kind == .invalid)
+        #expect(h.control(#"{"op":"check"}"#)?.decoded(VSSAnswer.self) == VSSAnswer(state: "not-connected", lastOutcome: nil))
+        #expect(h.control(#"{"op":"freeze"}"#)?.kind == .notNow)
+        #expect(h.control(#"{"op":"thaw"}"#)?.kind == .notNow)
+        #expect(h.control(#"{"op":"snapshot"}"#)?.kind == .unsupported)
+        #expect(h.control(#"{"operation":"freeze"}"#)?.kind == .invalid)
         var guest = LinuxVSSGuest()
         let ready = try Self.ready(&guest)
-        #expect(ready.controlNow(#"{"op":"thaw"}"#) == ControlOutcome(kind: .notNow, text: "the guest is not frozen (the backup is idle)"))
+        #expect(ready.control(#"{"op":"thaw"}"#) == ControlOutcome(kind: .notNow, text: "the guest is not frozen (the backup is idle)"))
     }
 
     @Test func aGuestClosingTheChannelEndsTheBackup() throws {
@@ -183,7 +183,7 @@ struct VSSTests {
         h.closeChannel(1)
         #expect(Self.vssLines(h).last == "VSS: backup failed: the guest closed the channel during the backup")
         #expect(h.controlAnswer(freeze) == ControlOutcome(kind: .failed, text: "the guest did not freeze: the guest closed the channel"))
-        let again = try #require(h.controlNow(#"{"op":"freeze"}"#))
+        let again = try #require(h.control(#"{"op":"freeze"}"#))
         #expect(again.kind == .notNow && again.text.contains("channel closed"), "\(again)")
     }
 

@@ -75,7 +75,7 @@ extension PluginHarness {
     public func controlAnswer(_ id: UInt64) -> ControlOutcome? { host.controlSlot(id)?.answer.withLock { $0 } }
 
     /// Sends `json` and returns the answer the device gave during the call (nil: it answers later).
-    public func controlNow(_ json: String) -> ControlOutcome? { controlAnswer(sendControl(json)) }
+    public func control(_ json: String) -> ControlOutcome? { controlAnswer(sendControl(json)) }
 
     /// Whether a device answered any request more than once (the host refuses such replies; the
     /// harness's table does too, so this stays 0 unless the plugin ignored the refusal).
