@@ -57,7 +57,7 @@ struct ICWorkerTests {
         let copied = try JSONDecoder().decode(Copied.self, from: Data((response.deviceResult ?? "").utf8))
         #expect(copied.bytes == UInt64(data.count))
 
-        let received = "vmbus-fcopy: fcopy: received 50001 bytes in 9 writes, fnv1a 0x\(String(Self.fnv1a(data), radix: 16))\n"
+        let received = "vmbus-fcopy: fcopy: received 50001 bytes in 9 writes, fnv1a 0x\(String(Self.fnv1a(data), radix: 16))\r\n"   // the guest console ends lines with CR LF
         try console.read(timeout: 30) { $0.contains(received) || $0.contains("FAILED") }
         #expect(console.text.contains("vmbus-fcopy: fcopy: START /tmp/veneer/payload.bin size 50001 flags 0x2"), "\(console.text)")
         #expect(console.text.contains(received), "\(console.text)")
