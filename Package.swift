@@ -116,7 +116,14 @@ let package = Package(
         // The management service: `veneerd --state-dir DIR`, serving VeneerdAPI on a UNIX socket.
         .executableTarget(
             name: "veneerd",
-            dependencies: ["VeneerdAPI", "VeneerManagement", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: [
+                "VeneerdAPI", "VeneerManagement", "WorkerControlProtocol",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ],
             path: "Sources/veneerd/Main",
             swiftSettings: strict
         ),
@@ -146,6 +153,11 @@ let package = Package(
         .testTarget(name: "VeneerdTests", dependencies: [
             "VeneerdAPI", "VeneerManagement", "WorkerControlProtocol",
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "Metrics", package: "swift-metrics"),
+            .product(name: "Prometheus", package: "swift-prometheus"),
+            .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
             .product(name: "Yams", package: "Yams"),
         ], path: "Tests/VeneerdTests", swiftSettings: strict),

@@ -126,7 +126,7 @@ extension Problem {
         switch error.code {
         case .invalid: self.init(.invalidRequest, status: .badRequest, detail: error.message)
         case .conflict: self.init(.conflict, status: .conflict, detail: error.message, state: error.state?.rawValue)
-        case .notFound: self.init(.notFound, status: .notFound, detail: error.message, field: "device")
+        case .notFound: self.init(.notFound, status: .notFound, detail: error.message)
         case .unsupported: self.init(.unsupported, status: .notImplemented, detail: error.message)
         case .timeout: self.init(.timeout, status: .gatewayTimeout, detail: error.message)
         case .failed: self.init(.failed, status: .internalServerError, detail: error.message)

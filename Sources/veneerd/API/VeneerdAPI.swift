@@ -40,8 +40,9 @@ public struct VeneerdAPI: Sendable {
 
     private func makeRouterAndRoutes() -> (router: Router<APIContext>, routes: [Route]) {
         let router = Router(context: APIContext.self)
-        router.add(middleware: ProblemMiddleware())
+        // Metrics outside, so request counters see the status the problem mapping chose.
         router.add(middleware: MetricsMiddleware())
+        router.add(middleware: ProblemMiddleware())
         var routes: [Route] = []
         func add(_ method: HTTPRequest.Method, _ path: String, _ handler: @escaping Handler) {
             routes.append(Route(method: method.rawValue, path: path))

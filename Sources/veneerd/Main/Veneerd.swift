@@ -54,13 +54,20 @@ struct Veneerd: AsyncParsableCommand {
         umask(0o077)
         let state = Self.absolute(stateDirectory)
         if mkdir(state, 0o700) != 0 && errno != EEXIST {
-            throw ValidationError("--state-dir: cannot create \(state): \(String(cString: strerror(errno)))")
+            throw StartupError("--state-dir: cannot create \(state): \(String(cString: strerror(errno)))")
         }
         let socket = Self.absolute(socketPath ?? "\(state)/veneerd.sock")
         let group = try socketGroup.map { name in
             do { return try SocketFile.groupID(named: name) } catch { throw ValidationError("--socket-group: \(error)") }
         }
         let worker = workerExecutable.map(Self.absolute) ?? Self.besideSelf("veneer")
+
+        // Refuse before touching any VM when another veneerd serves this socket.
+        do {
+            try SocketFile.prepare(socket)
+        } catch {
+            throw StartupError("\(error)")
+        }
 
         let registry = PrometheusCollectorRegistry()
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
@@ -70,21 +77,24 @@ struct Veneerd: AsyncParsableCommand {
             manager = try await VMSupervisor(stateDirectory: state, workerExecutable: worker,
                                              pluginSearchPaths: pluginPaths.map(Self.absolute), logger: logger)
         } catch {
-            throw ValidationError("cannot manage \(state): \(error)")
+            throw StartupError("cannot manage \(state): \(error)")
         }
         let api = VeneerdAPI(manager: manager, stateDirectory: state, daemonMetrics: registry, logger: logger)
         let server = APIServer(socketPath: socket, socketGroup: group)
-        let application: some ApplicationProtocol
-        do {
-            application = try server.makeApplication(api: api, logger: logger)
-        } catch {
-            throw ValidationError("\(error)")
-        }
+        let application = try Self.application(server, api, logger)
         // Hummingbird's service group stops gracefully on SIGTERM and SIGINT; workers are separate
         // sessions and keep running.
         try await application.runService()
         unlink(socket)
         logger.info("veneerd stopped; workers keep running")
+    }
+
+    static func application(_ server: APIServer, _ api: VeneerdAPI, _ logger: Logger) throws -> some ApplicationProtocol {
+        do {
+            return try server.makeApplication(api: api, logger: logger)
+        } catch {
+            throw StartupError("\(error)")
+        }
     }
 
     static func absolute(_ path: String) -> String {
@@ -97,4 +107,10 @@ struct Veneerd: AsyncParsableCommand {
         let me = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
         return (absolute(me) as NSString).deletingLastPathComponent + "/" + name
     }
+}
+
+/// A failure to start serving (not a usage error): printed as one line, exit status 1.
+struct StartupError: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
 }
