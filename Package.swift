@@ -158,9 +158,12 @@ let package = Package(
             .product(name: "Metrics", package: "swift-metrics"),
             .product(name: "Prometheus", package: "swift-prometheus"),
             .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+            .product(name: "NIOWebSocket", package: "swift-nio"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
             .product(name: "Yams", package: "Yams"),
-        ], path: "Tests/VeneerdTests", swiftSettings: strict),
+        ], path: "Tests/VeneerdTests", exclude: ["Fixtures"], swiftSettings: strict),
         .testTarget(name: "IntegrationTests", dependencies: ["VeneerHost"], path: "Tests/IntegrationTests", swiftSettings: strict),
     ] + plugins.map {
         .target(name: $0.module, dependencies: ["VeneerPluginKit"] + $0.dependencies.map { .target(name: $0) }, path: $0.path, swiftSettings: strict)

@@ -2,6 +2,7 @@ import Foundation
 import HummingbirdWSClient
 import Logging
 import NIOCore
+import NIOWebSocket
 import Testing
 @testable import VeneerdAPI
 
@@ -45,12 +46,17 @@ struct ConsoleWebSocketTests {
             try await api.define("c")
             let plain = try await api.request(.GET, "/v1/vms/c/console")
             #expect(plain.status == 426)
-            let upgrade = [("Connection", "Upgrade"), ("Upgrade", "websocket"), ("Sec-WebSocket-Version", "13"), ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")]
-            let stopped = try await api.request(.GET, "/v1/vms/c/console", headers: upgrade)
-            #expect(stopped.status == 409)
-            #expect(try stopped.json()["state"] as? String == "Off")
-            let missing = try await api.request(.GET, "/v1/vms/zz/console", headers: upgrade)
-            #expect(missing.status == 404)
+            // A VM without a running worker, or no VM at all: the WebSocket closes with 4000 + status.
+            let forwarder = try LoopbackForwarder(socketPath: api.socketPath)
+            defer { forwarder.stop() }
+            let logger = Logger(label: "console-test")
+            for (vm, code, text) in [("c", 4409, "Off"), ("zz", 4404, "no VM")] {
+                let close = try await WebSocketClient.connect(url: "ws://127.0.0.1:\(forwarder.port)/v1/vms/\(vm)/console", logger: logger) { inbound, _, _ in
+                    for try await _ in inbound.messages(maxSize: 1 << 16) {}
+                }
+                #expect(close?.closeCode == WebSocketErrorCode(codeNumber: code), "\(vm): \(String(describing: close))")
+                #expect(close?.reason?.contains(text) == true, "\(vm): \(String(describing: close))")
+            }
         }
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import NIOHTTP1
 import Yams
 @testable import VeneerdAPI
 

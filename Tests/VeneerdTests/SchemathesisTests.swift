@@ -7,15 +7,17 @@ import Testing
 /// document (status codes, media types, schemas). schemathesis speaks TCP, so it reaches the
 /// UNIX socket through the test's loopback forwarder. The event stream never ends by design and
 /// is left out of the run (VeneerdRouteTests.eventsStreamAsNDJSON covers it).
-@Suite(.enabled(if: SchemathesisTests.schemathesis != nil && LoopbackForwarder.python != nil,
+enum SchemathesisTool {
+    static let path = LoopbackForwarder.which("schemathesis")
+}
+
+@Suite(.enabled(if: SchemathesisTool.path != nil && LoopbackForwarder.python != nil,
                 "SKIPPED: schemathesis is not installed (scripts/setup --python-tools, or pip install schemathesis)"))
 struct SchemathesisTests {
-    static let schemathesis = LoopbackForwarder.which("schemathesis")
-
     static let checks = "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance"
 
     @Test func everyOperationSurvivesGeneratedRequests() async throws {
-        let executable = try #require(Self.schemathesis)
+        let executable = try #require(SchemathesisTool.path)
         try await APIHarness.with { api in
             // Some VMs to find: one Off, one Running (with kvp and fcopy devices).
             try await api.define("fuzz-off")

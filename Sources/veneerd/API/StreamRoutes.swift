@@ -26,23 +26,33 @@ extension VeneerdAPI {
         return Response(status: .ok, headers: headers, body: body)
     }
 
-    /// Before the upgrade: a WebSocket request for a VM whose worker runs (404/409 otherwise,
-    /// 426 for a plain GET).
+    /// Before the upgrade: the name must be valid (a failed handshake is answered 400 by the
+    /// WebSocket layer) and a plain GET gets 426. Whether the VM can give a console is answered
+    /// after the upgrade, as a close code (`closeCode(for:)`), so the client learns why.
     func consoleShouldUpgrade(_ request: Request, _ context: APIContext) async throws -> RouterShouldUpgrade {
-        let name = try Self.vmName(context)
+        _ = try Self.vmName(context)
         guard request.headers[.upgrade]?.lowercased() == "websocket" else {
             var problem = Problem(.upgradeRequired, status: HTTPResponse.Status(code: 426, reasonPhrase: "Upgrade Required"),
                                   detail: "the console is a WebSocket: send Upgrade: websocket")
             problem.field = "Upgrade"
             throw problem
         }
-        let details = try await manager.info(name)
-        guard details.worker != nil else {
-            throw Problem(.invalidTransition, status: .conflict,
-                          detail: "VM '\(name)' is \(details.summary.state.rawValue): its console needs a running worker",
-                          state: details.summary.state.rawValue)
-        }
         return .upgrade([:])
+    }
+
+    /// A console that cannot be attached closes the WebSocket with 4000 + the HTTP status the
+    /// same error has elsewhere (4404 no such VM, 4409 not running), the problem's detail as the reason.
+    static func closeCode(for error: any Error) -> (code: WebSocketErrorCode, reason: String) {
+        let problem: Problem
+        switch error {
+        case let error as Problem: problem = error
+        case let error as ManagementError: problem = Problem(error)
+        default: problem = Problem(.failed, status: .internalServerError, detail: "\(error)")
+        }
+        // A close frame's reason is at most 123 bytes.
+        var reason = problem.detail
+        while reason.utf8.count > 123 { reason.removeLast() }
+        return (WebSocketErrorCode(codeNumber: 4000 + problem.statusCode), reason)
     }
 
     /// Largest WebSocket message accepted from a console client.
@@ -57,7 +67,8 @@ extension VeneerdAPI {
             name = try Self.vmName(context.requestContext)
             attachment = try await manager.console(name)
         } catch {
-            try await outbound.close(.unexpectedServerError, reason: "console unavailable: \(error)")
+            let (code, reason) = Self.closeCode(for: error)
+            try await outbound.close(code, reason: reason)
             return
         }
         let logger = context.logger

@@ -4,7 +4,9 @@ import Hummingbird
 import Logging
 import Metrics
 import NIOCore
+import NIOHTTP1
 import Prometheus
+import ServiceLifecycle
 import Synchronization
 import VeneerManagement
 import VeneerdAPI
@@ -68,16 +70,25 @@ struct APIHarness {
         let (ready, readyContinuation) = AsyncStream<Void>.makeStream()
         let application = try server.makeApplication(api: api, logger: logger, onReady: { readyContinuation.yield() })
         let harness = APIHarness(manager: manager, state: state, socketPath: socketPath, api: api)
+        // Stopped the way SIGTERM stops veneerd: a graceful shutdown of its service group.
+        let services = ServiceGroup(configuration: .init(services: [application], logger: logger))
         return try await withThrowingTaskGroup(of: T?.self) { group in
             group.addTask {
-                try await application.runService()
+                try await services.run()
                 return nil
             }
             var iterator = ready.makeAsyncIterator()
             _ = await iterator.next()
-            let result = try await body(harness)
-            group.cancelAll()
-            return result
+            do {
+                let result = try await body(harness)
+                await services.triggerGracefulShutdown()
+                try await group.waitForAll()
+                return result
+            } catch {
+                await services.triggerGracefulShutdown()
+                try? await group.waitForAll()
+                throw error
+            }
         }
     }
 
