@@ -32,6 +32,8 @@ let plugins: [PluginTarget] = [
     PluginTarget(name: "kvp", module: "KVP", path: "Plugins/Synthetic/kvp", dependencies: ["VeneerIC"]),
     PluginTarget(name: "vss", module: "VSS", path: "Plugins/Synthetic/vss", dependencies: ["VeneerIC"]),
     PluginTarget(name: "fcopy", module: "FileCopy", path: "Plugins/Synthetic/fcopy", dependencies: ["VeneerIC"]),
+    PluginTarget(name: "netvsp", module: "NetVSP", path: "Plugins/Synthetic/netvsp",
+                 dependencies: ["NVSPProtocol", "RNDISProtocol", "VeneerNet"]),
 ]
 
 let strict: [SwiftSetting] = [.enableUpcomingFeature("ExistentialAny")]
@@ -78,22 +80,35 @@ let package = Package(
         .target(name: "VHDXFormat", path: "Sources/Protocols/VHDX", swiftSettings: strict),
         // storvsp's VMBus packets (vstor_packet, the SCSI request block, channel properties).
         .target(name: "StorVSPProtocol", path: "Sources/Protocols/StorVSP", swiftSettings: strict),
+        // netvsp's wire formats: NVSP messages and transfer-page headers; RNDIS messages, PPIs, NDIS objects.
+        .target(name: "NVSPProtocol", path: "Sources/Protocols/NVSP", swiftSettings: strict),
+        .target(name: "RNDISProtocol", path: "Sources/Protocols/RNDIS", swiftSettings: strict),
         // SCSI (SPC/SBC/MMC basics): CDBs, sense data, INQUIRY and VPD, mode pages, capacity data.
         .target(name: "SCSIProtocol", path: "Sources/Protocols/SCSI", swiftSettings: strict),
         .target(
             name: "VeneerHost",
-            dependencies: ["CKVM", "VeneerPluginABI", "VMBusProtocol", "TOMLKit"],
+            dependencies: ["CKVM", "VeneerPluginABI", "VMBusProtocol", "WorkerControlProtocol", "TOMLKit"],
             path: "Sources/Host",
             swiftSettings: strict
         ),
         .executableTarget(
             name: "veneer",
-            dependencies: ["VeneerHost", "CKVM", "VeneerDisk", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["VeneerHost", "CKVM", "VeneerDisk", "VeneerNet", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Sources/veneer",
             swiftSettings: strict
         ),
         // veneerd's core: VM definitions under a state directory, one supervised worker per VM.
-        .target(name: "VeneerManagement", dependencies: ["WorkerControlProtocol"], path: "Sources/Management", swiftSettings: strict),
+        .target(name: "VeneerManagement",
+                dependencies: ["WorkerControlProtocol", "CManagementSupport", "VeneerHost",
+                               .product(name: "Logging", package: "swift-log"),
+                               .product(name: "NIOCore", package: "swift-nio"),
+                               .product(name: "NIOPosix", package: "swift-nio")],
+                path: "Sources/Management", swiftSettings: strict),
+        // posix_spawn's setsid/chdir/closefrom actions and pidfd_open: GNU extensions Swift's Glibc hides.
+        .target(name: "CManagementSupport", path: "Sources/ManagementSupport"),
+        // VMSupervisor against real `veneer run --control-dir` workers and test guests.
+        .testTarget(name: "ManagementTests", dependencies: ["VeneerManagement", "WorkerControlProtocol"],
+                    path: "Tests/ManagementTests", swiftSettings: strict),
         // veneerd's HTTP API (routes, problem+json, metrics, console, socket security) over VMManaging.
         .target(
             name: "VeneerdAPI",
@@ -128,7 +143,11 @@ let package = Package(
             swiftSettings: strict
         ),
         // Host networking for NICs: the switch backend (Linux bridges, TAP with vnet headers), port policy.
-        .target(name: "VeneerNet", path: "PluginSDK/Net", swiftSettings: strict),
+        .target(name: "VeneerNet", dependencies: ["NetlinkProtocol", "VeneerNetSupport"], path: "PluginSDK/Net", swiftSettings: strict),
+        // rtnetlink wire format (nlmsghdr, nlattr, ifinfomsg, ifaddrmsg, bridge VLAN info): encode/decode only.
+        .target(name: "NetlinkProtocol", path: "Sources/Protocols/Netlink", swiftSettings: strict),
+        // TAP ioctls (struct ifreq), AF_PACKET and unshare(CLONE_NEWNET): not in Swift's Glibc module.
+        .target(name: "VeneerNetSupport", path: "PluginSDK/NetSupport"),
         .target(name: "VeneerSDKSupport", path: "PluginSDK/CSupport"),
         .target(name: "VeneerPluginKit", dependencies: ["VeneerPluginABI", "VeneerSDKSupport"], path: "PluginSDK/Swift", swiftSettings: strict),
         // The IC framework every integration-service plugin builds on: negotiation, transactions, timeouts.
@@ -164,7 +183,13 @@ let package = Package(
             .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
             .product(name: "Yams", package: "Yams"),
         ], path: "Tests/VeneerdTests", exclude: ["Fixtures"], swiftSettings: strict),
-        .testTarget(name: "IntegrationTests", dependencies: ["VeneerHost"], path: "Tests/IntegrationTests", swiftSettings: strict),
+        // netvsp: its wire formats, and the plugin through the harness (a test bundle cannot link a
+        // second plugin module: each defines veneer_plugin_entry).
+        .testTarget(name: "NetVSPTests", dependencies: ["NVSPProtocol", "RNDISProtocol", "VeneerNet", "VeneerPluginKit",
+                                                        "VeneerHarness", "VeneerHost", "VMBusProtocol", "VeneerPluginABI"],
+                    path: "Tests/NetVSPTests", swiftSettings: strict),
+        .testTarget(name: "NetTests", dependencies: ["VeneerNet", "NetlinkProtocol", "VeneerNetSupport"], path: "Tests/NetTests", swiftSettings: strict),
+        .testTarget(name: "IntegrationTests", dependencies: ["VeneerHost", "WorkerControlProtocol"], path: "Tests/IntegrationTests", swiftSettings: strict),
     ] + plugins.map {
         .target(name: $0.module, dependencies: ["VeneerPluginKit"] + $0.dependencies.map { .target(name: $0) }, path: $0.path, swiftSettings: strict)
     },
