@@ -2,11 +2,14 @@ import Foundation
 import Testing
 @testable import VeneerdAPI
 
-/// A bounded property-based run of schemathesis (PyPI) against a live API on a temporary state
+/// Bounded property-based runs of schemathesis (PyPI) against a live API on a temporary state
 /// directory: every documented operation, generated inputs, no 5xx, answers that match the
-/// document (status codes, media types, schemas). schemathesis speaks TCP, so it reaches the
-/// UNIX socket through the test's loopback forwarder. The event stream never ends by design and
-/// is left out of the run (VeneerdRouteTests.eventsStreamAsNDJSON covers it).
+/// document (status codes, media types, schemas). One run is against the real `veneerd`
+/// (VMSupervisor, real workers), one against the routes over the scripted manager with a
+/// Running VM, so the device, KVP, file and console routes get past their VM lookups too.
+/// schemathesis speaks TCP, so it reaches the UNIX socket through the test's loopback
+/// forwarder. The event stream never ends by design and is left out of the runs
+/// (VeneerdRouteTests.eventsStreamAsNDJSON covers it).
 enum SchemathesisTool {
     static let path = LoopbackForwarder.which("schemathesis")
 }
@@ -16,33 +19,51 @@ enum SchemathesisTool {
 struct SchemathesisTests {
     static let checks = "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance"
 
-    @Test func everyOperationSurvivesGeneratedRequests() async throws {
-        let executable = try #require(SchemathesisTool.path)
+    @Test func theRealVeneerdSurvivesGeneratedRequests() async throws {
+        let daemon = try VeneerdProcess()
+        defer { daemon.stopAndCollect() }
+        let forwarder = try LoopbackForwarder(socketPath: daemon.socketPath)
+        defer { forwarder.stop() }
+        let (status, output) = try await Self.fuzz(port: forwarder.port, examples: 30)
+        #expect(status == 0, "schemathesis found problems:\n\(output)")
+        #expect(output.contains("/v1/vms"), "schemathesis did not exercise the API:\n\(output)")
+        #expect(daemon.process.isRunning, "veneerd died under the fuzz run")
+    }
+
+    @Test func everyOperationSurvivesGeneratedRequestsOnARunningVM() async throws {
         try await APIHarness.with { api in
-            // Some VMs to find: one Off, one Running (with kvp and fcopy devices).
-            try await api.define("fuzz-off")
-            try await api.define("fuzz-on")
-            _ = try await api.request(.POST, "/v1/vms/fuzz-on/start")
-            try FileManager.default.createDirectory(atPath: api.state.path + "/vms/fuzz-on", withIntermediateDirectories: true)
+            // The document's example VM ("vm1", device "kvp0") exists and runs, with kvp and fcopy
+            // devices; another VM is Off.
+            try await api.define("vm1")
+            try await api.define("vm2")
+            _ = try await api.request(.POST, "/v1/vms/vm1/start")
+            try FileManager.default.createDirectory(atPath: api.state.path + "/vms/vm1", withIntermediateDirectories: true)
             let forwarder = try LoopbackForwarder(socketPath: api.socketPath)
             defer { forwarder.stop() }
-            let report = try TemporaryDirectory()
-            let arguments = [
-                "run", OpenAPIAgreementTests.documentPath,
-                "--url", "http://127.0.0.1:\(forwarder.port)",
-                "--checks", Self.checks,
-                "--exclude-path", "/v1/events",
-                "--max-examples", "30",
-                "--seed", "20261207",
-                "--workers", "1",
-                "--request-timeout", "20",
-                "--report-dir", report.path,
-            ]
-            let (status, output) = try await Self.run(executable, arguments)
-            print(output.split(separator: "\n").suffix(25).joined(separator: "\n"))
+            let (status, output) = try await Self.fuzz(port: forwarder.port, examples: 20)
             #expect(status == 0, "schemathesis found problems:\n\(output)")
             #expect(output.contains("/v1/vms"), "schemathesis did not exercise the API:\n\(output)")
         }
+    }
+
+    /// One seeded, bounded schemathesis run against 127.0.0.1:`port`.
+    static func fuzz(port: Int, examples: Int) async throws -> (Int32, String) {
+        let executable = try #require(SchemathesisTool.path)
+        let report = try TemporaryDirectory()
+        let arguments = [
+            "run", OpenAPIAgreementTests.documentPath,
+            "--url", "http://127.0.0.1:\(port)",
+            "--checks", checks,
+            "--exclude-path", "/v1/events",
+            "--max-examples", String(examples),
+            "--seed", "20261207",
+            "--workers", "1",
+            "--request-timeout", "20",
+            "--report-dir", report.path,
+        ]
+        let (status, output) = try await run(executable, arguments)
+        print(output.split(separator: "\n").suffix(12).joined(separator: "\n"))
+        return (status, output)
     }
 
     static func run(_ executable: String, _ arguments: [String]) async throws -> (Int32, String) {
