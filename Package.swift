@@ -32,6 +32,8 @@ let plugins: [PluginTarget] = [
     PluginTarget(name: "kvp", module: "KVP", path: "Plugins/Synthetic/kvp", dependencies: ["VeneerIC"]),
     PluginTarget(name: "vss", module: "VSS", path: "Plugins/Synthetic/vss", dependencies: ["VeneerIC"]),
     PluginTarget(name: "fcopy", module: "FileCopy", path: "Plugins/Synthetic/fcopy", dependencies: ["VeneerIC"]),
+    PluginTarget(name: "netvsp", module: "NetVSP", path: "Plugins/Synthetic/netvsp",
+                 dependencies: ["NVSPProtocol", "RNDISProtocol", "VeneerNet"]),
 ]
 
 let strict: [SwiftSetting] = [.enableUpcomingFeature("ExistentialAny")]
@@ -40,6 +42,7 @@ let package = Package(
     name: "Veneer",
     products: [
         .executable(name: "veneer", targets: ["veneer"]),
+        .executable(name: "veneerd", targets: ["veneerd"]),
         .executable(name: "veneer-plugin-test", targets: ["veneer-plugin-test"]),
         .library(name: "VeneerPluginKit", targets: ["VeneerPluginKit"]),
         .library(name: "VeneerHarness", targets: ["VeneerHarness"]),
@@ -77,17 +80,21 @@ let package = Package(
         .target(name: "VHDXFormat", path: "Sources/Protocols/VHDX", swiftSettings: strict),
         // storvsp's VMBus packets (vstor_packet, the SCSI request block, channel properties).
         .target(name: "StorVSPProtocol", path: "Sources/Protocols/StorVSP", swiftSettings: strict),
+        // netvsp's wire formats: NVSP messages and transfer-page headers; RNDIS messages, PPIs, NDIS objects.
+        .target(name: "NVSPProtocol", path: "Sources/Protocols/NVSP", swiftSettings: strict),
+        .target(name: "RNDISProtocol", path: "Sources/Protocols/RNDIS", swiftSettings: strict),
         // SCSI (SPC/SBC/MMC basics): CDBs, sense data, INQUIRY and VPD, mode pages, capacity data.
         .target(name: "SCSIProtocol", path: "Sources/Protocols/SCSI", swiftSettings: strict),
         .target(
             name: "VeneerHost",
-            dependencies: ["CKVM", "VeneerPluginABI", "VMBusProtocol", "WorkerControlProtocol", "TOMLKit"],
+            dependencies: ["CKVM", "VeneerPluginABI", "VMBusProtocol", "WorkerControlProtocol", "TOMLKit",
+                           .product(name: "Logging", package: "swift-log")],
             path: "Sources/Host",
             swiftSettings: strict
         ),
         .executableTarget(
             name: "veneer",
-            dependencies: ["VeneerHost", "CKVM", "VeneerDisk", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            dependencies: ["VeneerHost", "CKVM", "VeneerDisk", "VeneerNet", .product(name: "ArgumentParser", package: "swift-argument-parser"),
                            // `veneer ctl`: veneerd's API types, its HTTP client and the console's WebSocket.
                            "VeneerManagement", "WorkerControlProtocol",
                            .product(name: "AsyncHTTPClient", package: "async-http-client"),
@@ -99,9 +106,56 @@ let package = Package(
             swiftSettings: strict
         ),
         // veneerd's core: VM definitions under a state directory, one supervised worker per VM.
-        .target(name: "VeneerManagement", dependencies: ["WorkerControlProtocol"], path: "Sources/Management", swiftSettings: strict),
+        .target(name: "VeneerManagement",
+                dependencies: ["WorkerControlProtocol", "CManagementSupport", "VeneerHost",
+                               .product(name: "Logging", package: "swift-log"),
+                               .product(name: "NIOCore", package: "swift-nio"),
+                               .product(name: "NIOPosix", package: "swift-nio")],
+                path: "Sources/Management", swiftSettings: strict),
+        // posix_spawn's setsid/chdir/closefrom actions and pidfd_open: GNU extensions Swift's Glibc hides.
+        .target(name: "CManagementSupport", path: "Sources/ManagementSupport"),
+        // VMSupervisor against real `veneer run --control-dir` workers and test guests.
+        .testTarget(name: "ManagementTests", dependencies: ["VeneerManagement", "WorkerControlProtocol"],
+                    path: "Tests/ManagementTests", swiftSettings: strict),
+        // veneerd's HTTP API (routes, problem+json, metrics, console, socket security) over VMManaging.
+        .target(
+            name: "VeneerdAPI",
+            dependencies: [
+                "VeneerManagement", "WorkerControlProtocol",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
+                .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ],
+            path: "Sources/veneerd/API",
+            swiftSettings: strict
+        ),
+        // The management service: `veneerd --state-dir DIR`, serving VeneerdAPI on a UNIX socket.
+        .executableTarget(
+            name: "veneerd",
+            dependencies: [
+                "VeneerdAPI", "VeneerManagement", "WorkerControlProtocol",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ],
+            path: "Sources/veneerd/Main",
+            swiftSettings: strict
+        ),
         // Host networking for NICs: the switch backend (Linux bridges, TAP with vnet headers), port policy.
-        .target(name: "VeneerNet", path: "PluginSDK/Net", swiftSettings: strict),
+        .target(name: "VeneerNet", dependencies: ["NetlinkProtocol", "VeneerNetSupport"], path: "PluginSDK/Net", swiftSettings: strict),
+        // rtnetlink wire format (nlmsghdr, nlattr, ifinfomsg, ifaddrmsg, bridge VLAN info): encode/decode only.
+        .target(name: "NetlinkProtocol", path: "Sources/Protocols/Netlink", swiftSettings: strict),
+        // TAP ioctls (struct ifreq), AF_PACKET and unshare(CLONE_NEWNET): not in Swift's Glibc module.
+        .target(name: "VeneerNetSupport", path: "PluginSDK/NetSupport"),
         .target(name: "VeneerSDKSupport", path: "PluginSDK/CSupport"),
         .target(name: "VeneerPluginKit", dependencies: ["VeneerPluginABI", "VeneerSDKSupport"], path: "PluginSDK/Swift", swiftSettings: strict),
         // The IC framework every integration-service plugin builds on: negotiation, transactions, timeouts.
@@ -123,6 +177,26 @@ let package = Package(
         // storvsp's wire formats and its SCSI target and channel logic, below the plugin ABI.
         .testTarget(name: "StorVSPTests", dependencies: ["StorVSP", "StorVSPProtocol", "SCSIProtocol", "VeneerDisk", "VeneerPluginKit", "VeneerPluginABI"],
                     path: "Tests/StorVSPTests", swiftSettings: strict),
+        .testTarget(name: "VeneerdTests", dependencies: [
+            "VeneerdAPI", "VeneerManagement", "WorkerControlProtocol",
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "Metrics", package: "swift-metrics"),
+            .product(name: "Prometheus", package: "swift-prometheus"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+            .product(name: "NIOWebSocket", package: "swift-nio"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
+            .product(name: "Yams", package: "Yams"),
+        ], path: "Tests/VeneerdTests", exclude: ["Fixtures"], swiftSettings: strict),
+        // netvsp: its wire formats, and the plugin through the harness (a test bundle cannot link a
+        // second plugin module: each defines veneer_plugin_entry).
+        .testTarget(name: "NetVSPTests", dependencies: ["NVSPProtocol", "RNDISProtocol", "VeneerNet", "VeneerPluginKit",
+                                                        "VeneerHarness", "VeneerHost", "VMBusProtocol", "VeneerPluginABI"],
+                    path: "Tests/NetVSPTests", swiftSettings: strict),
+        .testTarget(name: "NetTests", dependencies: ["VeneerNet", "NetlinkProtocol", "VeneerNetSupport"], path: "Tests/NetTests", swiftSettings: strict),
         .testTarget(name: "IntegrationTests", dependencies: ["VeneerHost", "WorkerControlProtocol"], path: "Tests/IntegrationTests", swiftSettings: strict),
     ] + plugins.map {
         .target(name: $0.module, dependencies: ["VeneerPluginKit"] + $0.dependencies.map { .target(name: $0) }, path: $0.path, swiftSettings: strict)

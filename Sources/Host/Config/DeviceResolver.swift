@@ -6,11 +6,19 @@ public struct ResolvedDevice: Sendable {
 }
 
 /// Loads the plugin of every device in a config and validates its parameters: everything
-/// `veneer check` verifies, without KVM.
+/// `veneer check` verifies, without KVM. A VM with VMBus (`hyperv = true`, or a synthetic device)
+/// also gets the integration services the config leaves on (`IntegrationServices`), after its own.
 public enum DeviceResolver {
     public static func resolve(_ config: VMConfig, registry: PluginRegistry) throws(MachineError) -> [ResolvedDevice] {
+        var resolved = try resolve(config.devices, of: config, registry: registry)
+        let enlightened = config.hyperv ?? resolved.contains { $0.library.info.kind == .synthetic }
+        resolved += try resolve(IntegrationServices.defaultDevices(for: config, enlightened: enlightened), of: config, registry: registry)
+        return resolved
+    }
+
+    private static func resolve(_ devices: [DeviceConfig], of config: VMConfig, registry: PluginRegistry) throws(MachineError) -> [ResolvedDevice] {
         var resolved: [ResolvedDevice] = []
-        for device in config.devices {
+        for device in devices {
             let label = "\(device.key) '\(device.id)'"
             let library: PluginLibrary
             do throws(PluginLoadError) {
@@ -28,7 +36,7 @@ public enum DeviceResolver {
             let values: [ParameterValue]
             do {
                 values = try ParameterValidation.resolve(device.parameters, schema: library.info.parameters,
-                                                         baseDirectory: ConfigParser.directory(of: config.file))
+                                                         baseDirectory: config.baseDirectory ?? ConfigParser.directory(of: config.file))
             } catch {
                 // A group's problem (`disk[2].cache`, or `disk` itself) names the device by id.
                 let name = String(error.key.prefix { $0 != "[" && $0 != "." })
