@@ -38,7 +38,8 @@ import VeneerNetSupport
 
             // A bridge that is not Veneer's is neither listed nor deleted.
             let netlink = try RouteNetlink()
-            try netlink.perform(RouteRequest.createBridge(name: "other", alias: "someone else's", sequence: netlink.nextSequence()), what: "other bridge")
+            try netlink.perform(RouteRequest.createBridge(name: "other", sequence: netlink.nextSequence()), what: "other bridge")
+            try netlink.perform(RouteRequest.setAlias(index: try Harness.index(of: "other"), alias: "someone else's", sequence: netlink.nextSequence()), what: "other alias")
             let listed = try switches.list()
             f.check(listed.map(\.name) == ["vext", "vint", "vpriv"], "list: \(listed.map(\.name))")
             f.check(throwsMessage { try switches.delete(name: "other") } == "interface 'other' is not a Veneer switch; not deleting it", "delete other")
