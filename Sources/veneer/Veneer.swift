@@ -45,6 +45,13 @@ enum LogLevelOption: String, ExpressibleByArgument, CaseIterable {
     }
 }
 
+/// Where a config's relative paths resolve when the file lives elsewhere (veneerd keeps its copy
+/// of a config in its state directory but resolves it against the directory it was defined from).
+struct BaseDirectoryOption: ParsableArguments {
+    @Option(name: .customLong("base-directory"), help: "Resolve the config's relative paths against this directory instead of the config file's.")
+    var path: String?
+}
+
 struct PluginPathOption: ParsableArguments {
     @Option(name: .customLong("plugin-path"), help: "Directory searched for plugins before the default path (repeatable).")
     var directories: [String] = []
@@ -69,8 +76,12 @@ struct Run: ParsableCommand {
         abstract: "Boot a VM from its config file; exit with the guest's status (debug-exit) or 0 on power-off.")
 
     @Argument(help: "The VM config (TOML).") var config: String
+    @OptionGroup var base: BaseDirectoryOption
     @OptionGroup var plugins: PluginPathOption
     @Option(help: "Diagnostics to show: error, warning, info or debug.") var logLevel: LogLevelOption = .warning
+    @Option(name: .customLong("control-dir"),
+            help: "Run as a managed worker: serve the control socket, pid file and exit record in this directory (created 0700 if missing); the guest console's stdout/stdin endpoints are served on the socket.")
+    var controlDirectory: String?
 
     func run() throws {
         let level = logLevel.level
@@ -80,8 +91,18 @@ struct Run: ParsableCommand {
         // A plugin crashing in a callback: one line naming device, plugin and callback, status 71.
         PluginCrashGuard.install(program: "veneer")
         let vm: VMConfig
-        do { vm = try ConfigParser.load(path: config) } catch { throw fail("\(error)", status: error.exitStatus) }
+        do { vm = try ConfigParser.load(path: config, baseDirectory: base.path) } catch { throw fail("\(error)", status: error.exitStatus) }
         warnAboutIgnoredCPUMasks(vm.cpu, logger: logger)
+        if let controlDirectory {
+            let end = Worker.run(config: vm, controlDirectory: controlDirectory, registry: plugins.registry, logger: logger,
+                                 exitStatus: { $0.exitStatus })
+            switch end {
+            case .setup(let message, let status):
+                throw fail(message, status: status)
+            case .machine(let exit):
+                return try finish(exit, level: level, logger: logger)
+            }
+        }
         var exit: MachineExit
         repeat {
             // A reset with on_reset = restart boots a fresh machine from the same config: a cold
@@ -93,6 +114,11 @@ struct Run: ParsableCommand {
             exit = machine.run()
             if exit == .reset, vm.onReset == .restart { logger.log(.info, "vm", "guest requested a reset: restarting") }
         } while exit == .reset && vm.onReset == .restart
+        try finish(exit, level: level, logger: logger)
+    }
+
+    /// Reports how the VM ended and exits with its status, as `veneer run` documents it.
+    private func finish(_ exit: MachineExit, level: Logger.Level, logger: Logger) throws {
         if exit.isFailure {
             throw fail(exit.description, status: exit.exitStatus, singleLine: false)
         }
@@ -108,12 +134,13 @@ struct Check: ParsableCommand {
         abstract: "Validate a VM config and its devices' parameters against their plugins, without starting it.")
 
     @Argument(help: "The VM config (TOML).") var config: String
+    @OptionGroup var base: BaseDirectoryOption
     @OptionGroup var plugins: PluginPathOption
 
     func run() throws {
         PluginCrashGuard.install(program: "veneer")  // loading runs plugin code too
         let vm: VMConfig
-        do { vm = try ConfigParser.load(path: config) } catch { throw fail("\(error)", status: error.exitStatus) }
+        do { vm = try ConfigParser.load(path: config, baseDirectory: base.path) } catch { throw fail("\(error)", status: error.exitStatus) }
         do {
             let devices = try DeviceResolver.resolve(vm, registry: plugins.registry)
             print("\(config): ok: VM '\(vm.name)', \(vm.memoryBytes >> 20) MiB, \(vm.vcpus) vCPU(s), \(vm.boot.summary)")
