@@ -21,3 +21,18 @@ public enum InterfaceName {
         }
     }
 }
+
+extension InterfaceName {
+    /// The TAP name for NIC `device` of VM `vmName`: "vt" and 13 hex digits of a 64-bit FNV-1a
+    /// hash of both, so it fits IFNAMSIZ whatever the names' lengths, is the same on every start
+    /// (a leftover from a crash is recognizable) and differs between VMs and NICs.
+    public static func tap(vmName: String, device: String) -> String {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in Array(vmName.utf8) + [0] + Array(device.utf8) {
+            hash ^= UInt64(byte)
+            hash = hash &* 0x0000_0100_0000_01b3
+        }
+        let digits = String(hash >> 12, radix: 16)
+        return "vt" + String(repeating: "0", count: 13 - digits.count) + digits
+    }
+}

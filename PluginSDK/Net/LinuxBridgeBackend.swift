@@ -12,7 +12,15 @@ public struct LinuxBridgeBackend: NetworkBackend {
     public static let maximumQueues = 256
     public static let mtuRange = 68...65521
 
-    public init() {}
+    /// What the port's reader can take from the host unfinished (TUNSETOFFLOAD). It only governs
+    /// host-to-guest frames: GSO and partial-checksum frames written to the TAP are accepted
+    /// whatever this says. netvsp finishes checksums but does not coalesce segments for the
+    /// guest, hence checksum only by default; a reader that can take GSO frames asks for TSO/USO.
+    public let offloads: TAPOffloads
+
+    public init(offloads: TAPOffloads = [.checksum]) {
+        self.offloads = offloads
+    }
 
     public func attach(_ spec: PortSpec) throws(NetworkError) -> any NetworkPort {
         try attachTAP(spec)
@@ -56,8 +64,9 @@ public struct LinuxBridgeBackend: NetworkBackend {
             guard result == 0 else {
                 throw NetworkError("port '\(spec.interfaceName)': setting the vnet header size: \(errnoText(-result))")
             }
+            // Older kernels refuse bits they do not know (USO before 6.2): drop the newest first.
             var offloads: TAPOffloads = []
-            for candidate in TAPOffloads.preferences where veneer_tap_set_offload(fds[0], candidate.rawValue) == 0 {
+            for candidate in TAPOffloads.preferences.map({ $0.intersection(self.offloads) }) where veneer_tap_set_offload(fds[0], candidate.rawValue) == 0 {
                 offloads = candidate
                 break
             }

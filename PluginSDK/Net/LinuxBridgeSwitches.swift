@@ -6,6 +6,9 @@ import NetlinkProtocol
 /// Creates, lists and deletes Veneer's switches: Linux bridges in the caller's network namespace,
 /// managed over rtnetlink.
 public struct LinuxBridgeSwitches: Sendable {
+    /// RT_SCOPE_LINK in ifaddrmsg.
+    static let linkScope: UInt8 = 253
+
     public init() {}
 
     /// Creates switch `name`. `address` (internal and external) is the host's address on it;
@@ -45,12 +48,15 @@ public struct LinuxBridgeSwitches: Sendable {
 
         let marker = SwitchMarker(type: type, uplink: uplink)
         try attempt { () throws(NetlinkFailure) in
-            try netlink.perform(RouteRequest.createBridge(name: name, alias: marker.alias, sequence: netlink.nextSequence()),
-                                what: "creating bridge '\(name)'")
+            try netlink.perform(RouteRequest.createBridge(name: name, sequence: netlink.nextSequence()), what: "creating bridge '\(name)'")
         }
         do throws(SwitchError) {
             guard let bridge = try attempt({ () throws(NetlinkFailure) in try netlink.link(named: name) }) else {
                 throw SwitchError(.failed, "bridge '\(name)' vanished right after it was created")
+            }
+            try attempt { () throws(NetlinkFailure) in
+                try netlink.perform(RouteRequest.setAlias(index: bridge.index, alias: marker.alias, sequence: netlink.nextSequence()),
+                                    what: "marking '\(name)' as a Veneer switch")
             }
             // VLAN access ports need the bridge's own VLAN filtering; kernels built without it
             // still get a working switch, and a VLAN port on it is refused with the reason.
@@ -110,7 +116,8 @@ public struct LinuxBridgeSwitches: Sendable {
         for link in links where link.kind == "bridge" {
             guard let name = link.name, let marker = link.alias.flatMap(SwitchMarker.init(alias:)) else { continue }
             let members = links.filter { $0.master == link.index }.compactMap(\.name)
-            let networks = addresses.filter { Int32(bitPattern: $0.header.index) == link.index }.compactMap { a -> IPNetwork? in
+            // Link-local addresses (fe80::/64, which the kernel adds itself) are not the operator's.
+            let networks = addresses.filter { Int32(bitPattern: $0.header.index) == link.index && $0.header.scope != Self.linkScope }.compactMap { a -> IPNetwork? in
                 switch a.header.family {
                 case Netlink.Family.inet where a.address.count == 4: IPNetwork(family: .ipv4, address: a.address, prefixLength: a.header.prefixLength)
                 case Netlink.Family.inet6 where a.address.count == 16: IPNetwork(family: .ipv6, address: a.address, prefixLength: a.header.prefixLength)

@@ -7,7 +7,7 @@ import VeneerNetSupport
 
 /// What the host kernel may hand a TAP queue without finishing it first (TUNSETOFFLOAD): frames
 /// with a partial checksum, TCP segments up to 64 KiB (TSO), UDP datagrams to fragment (UFO)
-/// or segment (USO). netvsp only offers the guest what the TAP took.
+/// or segment (USO). `TAPPort.offloads` is what the kernel took of what was asked.
 public struct TAPOffloads: OptionSet, Sendable, Hashable {
     public let rawValue: UInt32
     public init(rawValue: UInt32) { self.rawValue = rawValue }
@@ -26,6 +26,7 @@ public struct TAPOffloads: OptionSet, Sendable, Hashable {
         [.checksum, .tso4, .tso6, .tsoECN, .ufo],
         [.checksum, .tso4, .tso6, .tsoECN],
         [.checksum],
+        [],
     ]
 }
 

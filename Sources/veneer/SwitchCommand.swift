@@ -40,6 +40,12 @@ private func status(for error: SwitchError) -> Int32 {
     }
 }
 
+/// A usage mistake goes through ArgumentParser's validation path (one line, status 64, the
+/// `--help` hint); anything else is one line with the status for its kind.
+private func failure(_ error: SwitchError) -> any Error {
+    error.kind == .invalid ? ValidationError(error.message) : fail(error.message, status: status(for: error))
+}
+
 struct SwitchCreate: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "create", abstract: "Create a switch.")
 
@@ -52,13 +58,13 @@ struct SwitchCreate: ParsableCommand {
         try requireNetAdmin("creating a switch")
         var network: IPNetwork?
         if let address {
-            do { network = try IPNetwork(cidr: address) } catch { throw fail(error.message, status: SwitchExitStatus.usage) }
+            do { network = try IPNetwork(cidr: address) } catch { throw ValidationError(error.message) }
         }
         do {
             let info = try LinuxBridgeSwitches().create(name: name, type: type, address: network, uplink: uplink)
             print("created \(info.type.rawValue) switch \(info.name)")
         } catch {
-            throw fail(error.message, status: status(for: error))
+            throw failure(error)
         }
     }
 }
@@ -71,7 +77,7 @@ struct SwitchList: ParsableCommand {
     func run() throws {
         let switches: [SwitchInfo]
         do { switches = try LinuxBridgeSwitches().list() } catch {
-            throw fail(error.message, status: status(for: error))
+            throw failure(error)
         }
         if json {
             print("[" + switches.map(jsonObject).joined(separator: ", ") + "]")
@@ -111,7 +117,7 @@ struct SwitchDelete: ParsableCommand {
     func run() throws {
         try requireNetAdmin("deleting a switch")
         do { try LinuxBridgeSwitches().delete(name: name) } catch {
-            throw fail(error.message, status: status(for: error))
+            throw failure(error)
         }
         print("deleted switch \(name)")
     }

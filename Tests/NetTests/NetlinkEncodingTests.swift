@@ -27,7 +27,7 @@ import Testing
     }
 
     @Test func createBridgeRequest() throws {
-        let message = RouteRequest.createBridge(name: "vsw0", alias: "veneer-switch type=private", sequence: 9)
+        let message = RouteRequest.createBridge(name: "vsw0", sequence: 9)
         let bytes = message.encoded
         #expect(bytes.count % 4 == 0)
         #expect(Array(bytes[0..<4]) == le32(UInt32(bytes.count)))
@@ -38,7 +38,10 @@ import Testing
         let parsed = try #require(try NetlinkMessage.parseAll(bytes[...]).first)
         #expect(parsed == message)
         let attributes = try NetlinkAttributes(parsing: parsed.payload[16...], context: "test")
-        #expect(attributes.string(3) == "vsw0" && attributes.string(20) == "veneer-switch type=private")
+        #expect(attributes.string(3) == "vsw0")
+        let alias = RouteRequest.setAlias(index: 5, alias: "veneer-switch type=private", sequence: 10)
+        #expect(alias.type == 19 && Array(alias.payload[4..<8]) == [5, 0, 0, 0])
+        #expect(try NetlinkAttributes(parsing: alias.payload[16...], context: "test").string(20) == "veneer-switch type=private")
         #expect(try attributes.nested(18, context: "test")?.string(1) == "bridge")
     }
 
@@ -140,7 +143,7 @@ import Testing
         for _ in 0..<20_000 {
             let count = Int(rng.next() % 96)
             var bytes = (0..<count).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
-            if count >= 4 { bytes[0] = UInt8(count - Int(rng.next() % 8)) ; bytes[1] = 0; bytes[2] = 0; bytes[3] = 0 }
+            if count >= 8 { bytes[0] = UInt8(count - Int(rng.next() % 8)); bytes[1] = 0; bytes[2] = 0; bytes[3] = 0 }
             if let messages = try? NetlinkMessage.parseAll(bytes[...]) {
                 for m in messages {
                     _ = try? LinkMessage(decoding: m)

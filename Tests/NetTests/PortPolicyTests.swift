@@ -88,6 +88,15 @@ final class ManualClock: MonotonicClock {
         }
     }
 
+    @Test func tapNamesFitAndDiffer() throws {
+        let a = InterfaceName.tap(vmName: "a-very-long-virtual-machine-name", device: "nic0")
+        #expect(a.utf8.count == 15 && a.hasPrefix("vt"))
+        #expect(throws: Never.self) { try InterfaceName.validate(a, role: "port") }
+        #expect(a == InterfaceName.tap(vmName: "a-very-long-virtual-machine-name", device: "nic0"))
+        #expect(a != InterfaceName.tap(vmName: "a-very-long-virtual-machine-name", device: "nic1"))
+        #expect(InterfaceName.tap(vmName: "ab", device: "c") != InterfaceName.tap(vmName: "a", device: "bc"))
+    }
+
     @Test func cidrParsing() throws {
         let v4 = try IPNetwork(cidr: "10.1.2.3/24")
         #expect(v4.family == .ipv4 && v4.address == [10, 1, 2, 3] && v4.prefixLength == 24 && v4.broadcast == [10, 1, 2, 255])

@@ -38,7 +38,8 @@ import VeneerNetSupport
 
             // A bridge that is not Veneer's is neither listed nor deleted.
             let netlink = try RouteNetlink()
-            try netlink.perform(RouteRequest.createBridge(name: "other", alias: "someone else's", sequence: netlink.nextSequence()), what: "other bridge")
+            try netlink.perform(RouteRequest.createBridge(name: "other", sequence: netlink.nextSequence()), what: "other bridge")
+            try netlink.perform(RouteRequest.setAlias(index: try Harness.index(of: "other"), alias: "someone else's", sequence: netlink.nextSequence()), what: "other alias")
             let listed = try switches.list()
             f.check(listed.map(\.name) == ["vext", "vint", "vpriv"], "list: \(listed.map(\.name))")
             f.check(throwsMessage { try switches.delete(name: "other") } == "interface 'other' is not a Veneer switch; not deleting it", "delete other")
@@ -73,7 +74,7 @@ import VeneerNetSupport
 
             let mac = MACAddress.derived(vmName: "test-vm", nicIndex: 0)
             let spec = PortSpec(switchName: "vlan0", interfaceName: "vtap0", mac: mac, queues: 4, mtu: 9000)
-            let port = try LinuxBridgeBackend().attachTAP(spec)
+            let port = try LinuxBridgeBackend(offloads: [.checksum, .tso4, .tso6, .tsoECN, .ufo, .uso4, .uso6]).attachTAP(spec)
             f.check(port.queueFDs.count == 4 && Set(port.queueFDs).count == 4, "queue fds \(port.queueFDs)")
             f.check(port.linkUp, "TAP has carrier and is up")
             f.check(port.offloads.contains([.checksum, .tso4, .tso6]), "offloads \(port.offloads)")
@@ -116,7 +117,9 @@ import VeneerNetSupport
             defer { close(watcher) }
             _ = try LinuxBridgeSwitches().create(name: "vext", type: .external, uplink: "eth9")
             let mac = MACAddress.derived(vmName: "ext-vm", nicIndex: 3)
-            let port = try LinuxBridgeBackend().attach(PortSpec(switchName: "vext", interfaceName: "vtap9", mac: mac))
+            let tap = try LinuxBridgeBackend().attachTAP(PortSpec(switchName: "vext", interfaceName: "vtap9", mac: mac))
+            f.check(tap.offloads == [.checksum], "default offloads: checksum only (netvsp takes no GSO frames), got \(tap.offloads)")
+            let port: any NetworkPort = tap
             defer { port.close() }
             let frame = Harness.frame(source: mac, marker: 0x5a)
             f.check(Harness.write(VirtioNetHeader.plain.encoded + frame, to: port.queueFDs[0]), "write")

@@ -3,13 +3,19 @@
 public enum RouteRequest {
     static let change: UInt16 = Netlink.Flags.request | Netlink.Flags.ack
 
-    /// RTM_NEWLINK: a new bridge called `name` with IFLA_IFALIAS `alias`.
-    public static func createBridge(name: String, alias: String, sequence: UInt32) -> NetlinkMessage {
+    /// RTM_NEWLINK: a new bridge called `name`. (The kernel ignores IFLA_IFALIAS when it creates a
+    /// link, so the alias is a second request: `setAlias`.)
+    public static func createBridge(name: String, sequence: UInt32) -> NetlinkMessage {
         NetlinkMessage(type: Netlink.MessageType.newLink, flags: change | Netlink.Flags.create | Netlink.Flags.exclusive, sequence: sequence,
                        header: InterfaceInfoHeader().encoded,
                        attributes: [.string(Netlink.LinkAttribute.ifName, name),
-                                    .string(Netlink.LinkAttribute.ifAlias, alias),
                                     .nested(type: Netlink.LinkAttribute.linkInfo, [.string(Netlink.LinkInfoAttribute.kind, "bridge")])])
+    }
+
+    /// RTM_SETLINK: IFLA_IFALIAS of interface `index`.
+    public static func setAlias(index: Int32, alias: String, sequence: UInt32) -> NetlinkMessage {
+        NetlinkMessage(type: Netlink.MessageType.setLink, flags: change, sequence: sequence, header: InterfaceInfoHeader(index: index).encoded,
+                       attributes: [.string(Netlink.LinkAttribute.ifAlias, alias)])
     }
 
     /// RTM_NEWLINK: a veth pair (`name` and its `peer`).
