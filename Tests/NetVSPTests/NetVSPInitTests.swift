@@ -113,7 +113,12 @@ struct NetVSPInitTests {
                 return ""
             } catch { return "\(error)" }
         }
-        #expect(failure([:]).contains("fds"))
+        #expect(failure([:]).contains("exactly one port"))
+        let both = try PortEnd()
+        #expect(failure(["fds": .string("\(both.pluginFD)"), "switch": .string("sw0")]).contains("exactly one port"))
+        // No such switch (or no CAP_NET_ADMIN to look): refused naming the device and the switch.
+        let missing = failure(["switch": .string("no-such-sw")])
+        #expect(missing.contains("no-such-sw") && missing.contains("device"), "\(missing)")
         #expect(failure(["fds": .string("x")]).contains("'x'"))
         #expect(failure(["fds": .string("9999")]).contains("9999"))
         let port = try PortEnd()
