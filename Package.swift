@@ -33,7 +33,7 @@ let plugins: [PluginTarget] = [
     PluginTarget(name: "vss", module: "VSS", path: "Plugins/Synthetic/vss", dependencies: ["VeneerIC"]),
     PluginTarget(name: "fcopy", module: "FileCopy", path: "Plugins/Synthetic/fcopy", dependencies: ["VeneerIC"]),
     PluginTarget(name: "netvsp", module: "NetVSP", path: "Plugins/Synthetic/netvsp",
-                 dependencies: ["NVSPProtocol", "RNDISProtocol", "VeneerNet"]),
+                 dependencies: ["NVSPProtocol", "RNDISProtocol", "VeneerNet", "VeneerNetSupport"]),
 ]
 
 let strict: [SwiftSetting] = [.enableUpcomingFeature("ExistentialAny")]

@@ -335,25 +335,20 @@ final class NetVSCGuest {
     }
 
     /// A management request as veneerd sends it; the device's answer.
-    func controlOp(_ json: String) throws -> ControlRequestTable.Answer {
-        final class Box: @unchecked Sendable {
-            let lock = NSLock()
-            var answer: ControlRequestTable.Answer?
-        }
-        let box = Box()
-        let id = h.host.controlRequests.begin(deadline: .max) { answer in box.lock.withLock { box.answer = answer } }
-        #expect(h.device.control(request: id, json: json))
-        return try #require(box.lock.withLock { box.answer })
-    }
+    func controlOp(_ json: String) throws -> ControlOutcome { try #require(h.control(json)) }
 
     func status() throws -> [String: Any] {
         let reply = try controlOp(#"{"op":"status"}"#)
+        #expect(reply.isSuccess)
         return try #require(JSONSerialization.jsonObject(with: Data(reply.text.utf8)) as? [String: Any])
     }
 
+    /// A counter from the `status` op, checked against the published metric of the same name.
     func counter(_ key: String) throws -> Int {
         let counters = try #require(try status()["counters"] as? [String: Any])
-        return try #require(counters[key] as? Int)
+        let value = try #require(counters[key] as? Int)
+        #expect(h.metric("netvsp_\(key)_total").map(Int.init) == value, "metric netvsp_\(key)_total")
+        return value
     }
 }
 

@@ -61,14 +61,15 @@ struct NetVSPInitTests {
         let g = try NetVSCGuest()
         try g.connect()
         try g.rndisSetUp()
-        #expect(try g.controlOp(#"{"op":"link","up":false}"#).status == veneer_status(VENEER_OK))
+        #expect(try g.controlOp(#"{"op":"link","up":false}"#).isSuccess)
         let down = try g.receive(channel: g.primary)
         #expect(down.count == 1 && down[0].type == 7 && le32(down[0].bytes, 8) == RNDISStatus.mediaDisconnect)
         #expect(try g.query(RNDISOID.mediaConnectStatus).info == bytesLE32(1))
-        #expect(try g.controlOp(#"{"op":"link","up":true}"#).status == veneer_status(VENEER_OK))
+        #expect(try g.controlOp(#"{"op":"link","up":true}"#).isSuccess)
         let up = try g.receive(channel: g.primary)
         #expect(up.count == 1 && le32(up[0].bytes, 8) == RNDISStatus.mediaConnect)
-        #expect(try g.controlOp(#"{"op":"frobnicate"}"#).status != veneer_status(VENEER_OK))
+        #expect(try g.controlOp(#"{"op":"frobnicate"}"#).kind == .unsupported)
+        #expect(try g.controlOp(#"{"op":"link","up":"sideways"}"#).kind == .invalid)
     }
 
     @Test func keepaliveResetAndHalt() throws {
@@ -112,7 +113,12 @@ struct NetVSPInitTests {
                 return ""
             } catch { return "\(error)" }
         }
-        #expect(failure([:]).contains("fds"))
+        #expect(failure([:]).contains("exactly one port"))
+        let both = try PortEnd()
+        #expect(failure(["fds": .string("\(both.pluginFD)"), "switch": .string("sw0")]).contains("exactly one port"))
+        // No such switch (or no CAP_NET_ADMIN to look): refused naming the device and the switch.
+        let missing = failure(["switch": .string("no-such-sw")])
+        #expect(missing.contains("no-such-sw") && missing.contains("device"), "\(missing)")
         #expect(failure(["fds": .string("x")]).contains("'x'"))
         #expect(failure(["fds": .string("9999")]).contains("9999"))
         let port = try PortEnd()

@@ -9,8 +9,12 @@ extension NetVSPDevice {
         kind: .synthetic,
         stateVersion: 1,
         parameters: [
+            ParameterSpec("switch", .string, default: "",
+                          doc: "the Veneer switch (a Linux bridge made with `veneer switch create`) to plug into: a multi-queue TAP port is created"),
+            ParameterSpec("interface", .string, default: "",
+                          doc: "the TAP's name with `switch` (default: vn<pid in hex>.<hash of the device id>, unique per running VM NIC)"),
             ParameterSpec("fds", .string, default: "",
-                          doc: "comma-separated pre-opened queue fds (a TAP's queues with IFF_VNET_HDR, or socketpair ends): one per queue"),
+                          doc: "instead of `switch`: comma-separated pre-opened queue fds (a TAP's queues with IFF_VNET_HDR, or socketpair ends)"),
             ParameterSpec("mac", .string, default: "",
                           doc: "the NIC's MAC address, e.g. 00:15:5d:01:02:03 (default: derived from the VM name and device name)"),
             ParameterSpec("vlan", .int(min: 0, max: 4094), default: "0", doc: "access VLAN of the port (0: untagged port)"),
@@ -44,12 +48,24 @@ extension NetVSPDevice {
             allowMACSpoofing: params.bool("allow_mac_spoofing"), bandwidthBitsPerSecond: bandwidth == 0 ? nil : UInt64(bandwidth),
             maxQueues: Int(params.int("max_queues")), linkSpeedBitsPerSecond: UInt64(params.int("link_speed")),
             instance: params.string("instance").isEmpty ? InstanceGUID.derive(device: name) : params.string("instance"))
-        guard !params.string("fds").isEmpty else {
-            throw PluginError("device '\(name)': netvsp needs a port: fds = \"N[,N...]\"")
+        let switchName = params.string("switch"), fdList = params.string("fds")
+        guard switchName.isEmpty != fdList.isEmpty else {
+            throw PluginError("device '\(name)': netvsp needs exactly one port: switch = \"NAME\" or fds = \"N[,N...]\"")
         }
-        let fds = try QueueFDList.parse(params.string("fds"), device: name)
-        return try NetVSPDevice(host: host, name: name, instance: configuration.instance, configuration: configuration,
-                                queueFDs: fds, port: nil)
+        if !fdList.isEmpty {
+            let fds = try QueueFDList.parse(fdList, device: name)
+            return try NetVSPDevice(host: host, name: name, instance: configuration.instance, configuration: configuration,
+                                    queueFDs: fds, port: nil)
+        }
+        let port = try SwitchPort.attach(switchName: switchName, interface: params.string("interface"), device: name,
+                                         configuration: configuration)
+        do throws(PluginError) {
+            return try NetVSPDevice(host: host, name: name, instance: configuration.instance, configuration: configuration,
+                                    queueFDs: port.queueFDs, port: port)
+        } catch {
+            port.close()
+            throw error
+        }
     }
 }
 
