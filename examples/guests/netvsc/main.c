@@ -1437,7 +1437,11 @@ static u64 mode_main(u64 unused)
 #ifndef BENCH_SECONDS
 #define BENCH_SECONDS 5
 #endif
-static u64 rx_small, rx_large, rx_first_tsc, rx_last_tsc;
+/* Host frames on port 9001 by size class (64-byte frames and the rest), each with the TSC of
+ * its first and last frame. */
+static struct {
+    u64 frames, first, last;
+} rx_class[2];
 
 static void on_udp(struct channel *c, const u8 *frame, u32 len, const struct iphdr *ip, const struct udphdr *u,
                    const u8 *payload, u32 payload_len, const struct frame_info *info)
@@ -1446,13 +1450,10 @@ static void on_udp(struct channel *c, const u8 *frame, u32 len, const struct iph
     if (ntohs(u->dest) != 9001)
         return;
     u64 now = rdtsc();
-    if (rx_small + rx_large == 0)
-        rx_first_tsc = now;
-    rx_last_tsc = now;
-    if (len <= 128)
-        rx_small++;
-    else
-        rx_large++;
+    u32 k = len <= 128 ? 0 : 1;
+    if (rx_class[k].frames++ == 0)
+        rx_class[k].first = now;
+    rx_class[k].last = now;
 }
 
 /* Frames of `size` bytes to the host's port 9000 for BENCH_SECONDS, spread over the channels by
@@ -1501,8 +1502,9 @@ static u64 mode_main(u64 unused)
     printf(PROG ": bench: rx ready\n");
     if (!serve(STOP_WAIT_SECONDS, "bench"))
         fail("bench", "no stop datagram within %u s", STOP_WAIT_SECONDS);
-    u64 ns = rx_last_tsc > rx_first_tsc ? (rx_last_tsc - rx_first_tsc) * 1000 / (tsc_hz / 1000000) : 0;
-    printf(PROG ": bench: rx frames 64 %lu 1514 %lu ns %lu\n", rx_small, rx_large, ns);
+    for (u32 k = 0; k < 2; k++)
+        printf(PROG ": bench: rx %u frames %lu ns %lu\n", k == 0 ? 64 : 1514, rx_class[k].frames,
+               (rx_class[k].last - rx_class[k].first) * 1000 / (tsc_hz / 1000000));
     report();
     return 0;
 }
