@@ -70,7 +70,7 @@ let package = Package(
         .target(name: "SCSIProtocol", path: "Sources/Protocols/SCSI", swiftSettings: strict),
         .target(
             name: "VeneerHost",
-            dependencies: ["CKVM", "VeneerPluginABI", "VMBusProtocol", "TOMLKit"],
+            dependencies: ["CKVM", "VeneerPluginABI", "VMBusProtocol", "WorkerControlProtocol", "TOMLKit"],
             path: "Sources/Host",
             swiftSettings: strict
         ),
@@ -105,7 +105,7 @@ let package = Package(
         // storvsp's wire formats and its SCSI target and channel logic, below the plugin ABI.
         .testTarget(name: "StorVSPTests", dependencies: ["StorVSP", "StorVSPProtocol", "SCSIProtocol", "VeneerDisk", "VeneerPluginKit", "VeneerPluginABI"],
                     path: "Tests/StorVSPTests", swiftSettings: strict),
-        .testTarget(name: "IntegrationTests", dependencies: ["VeneerHost"], path: "Tests/IntegrationTests", swiftSettings: strict),
+        .testTarget(name: "IntegrationTests", dependencies: ["VeneerHost", "WorkerControlProtocol"], path: "Tests/IntegrationTests", swiftSettings: strict),
     ] + plugins.map {
         .target(name: $0.module, dependencies: ["VeneerPluginKit"] + $0.dependencies.map { .target(name: $0) }, path: $0.path, swiftSettings: strict)
     },

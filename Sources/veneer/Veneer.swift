@@ -71,6 +71,9 @@ struct Run: ParsableCommand {
     @Argument(help: "The VM config (TOML).") var config: String
     @OptionGroup var plugins: PluginPathOption
     @Option(help: "Diagnostics to show: error, warning, info or debug.") var logLevel: LogLevelOption = .warning
+    @Option(name: .customLong("control-dir"),
+            help: "Run as a managed worker: serve the control socket, pid file and exit record in this directory (created 0700 if missing); the guest console's stdout/stdin endpoints are served on the socket.")
+    var controlDirectory: String?
 
     func run() throws {
         let level = logLevel.level
@@ -82,6 +85,16 @@ struct Run: ParsableCommand {
         let vm: VMConfig
         do { vm = try ConfigParser.load(path: config) } catch { throw fail("\(error)", status: error.exitStatus) }
         warnAboutIgnoredCPUMasks(vm.cpu, logger: logger)
+        if let controlDirectory {
+            let end = Worker.run(config: vm, controlDirectory: controlDirectory, registry: plugins.registry, logger: logger,
+                                 exitStatus: { $0.exitStatus })
+            switch end {
+            case .setup(let message, let status):
+                throw fail(message, status: status)
+            case .machine(let exit):
+                return try finish(exit, level: level, logger: logger)
+            }
+        }
         var exit: MachineExit
         repeat {
             // A reset with on_reset = restart boots a fresh machine from the same config: a cold
@@ -93,6 +106,11 @@ struct Run: ParsableCommand {
             exit = machine.run()
             if exit == .reset, vm.onReset == .restart { logger.log(.info, "vm", "guest requested a reset: restarting") }
         } while exit == .reset && vm.onReset == .restart
+        try finish(exit, level: level, logger: logger)
+    }
+
+    /// Reports how the VM ended and exits with its status, as `veneer run` documents it.
+    private func finish(_ exit: MachineExit, level: Logger.Level, logger: Logger) throws {
         if exit.isFailure {
             throw fail(exit.description, status: exit.exitStatus, singleLine: false)
         }

@@ -166,21 +166,20 @@ import VeneerHost
         #expect(text.contains("ABI 1.\(newer)") && text.contains("ABI 1.\(PluginLibrary.hostABI.minor)"), "\(text)")
     }
 
-    /// This host is ABI 1.7 (VSP channels and parameter groups after 1.6's path parameters): a
-    /// 1.8 plugin is refused naming both versions, and the header, the table and the loader agree
-    /// on the minor.
-    @Test func theHostIsABI17AndRefusesA18Plugin() throws {
-        #expect(PluginLibrary.hostABI.major == 1 && PluginLibrary.hostABI.minor == 7)
-        #expect(HostServiceTable.api.pointee.abi_minor == 7)
-        let path = try Self.plugin("ABI_MINOR=8")
+    /// This host is ABI 1.8 (management: metrics, control requests, run state): a 1.9 plugin is
+    /// refused naming both versions, and the header, the table and the loader agree on the minor.
+    @Test func theHostIsABI18AndRefusesA19Plugin() throws {
+        #expect(PluginLibrary.hostABI.major == 1 && PluginLibrary.hostABI.minor == 8)
+        #expect(HostServiceTable.api.pointee.abi_minor == 8)
+        let path = try Self.plugin("ABI_MINOR=9")
         let error = #expect(throws: PluginLoadError.self) { try PluginLibrary(path: path) }
-        #expect(error == .abiMismatch(path: path, plugin: "1.8", host: "1.7"))
+        #expect(error == .abiMismatch(path: path, plugin: "1.9", host: "1.8"))
         let text = error?.description ?? ""
-        #expect(text.contains("ABI 1.8") && text.contains("ABI 1.7"), "\(text)")
+        #expect(text.contains("ABI 1.9") && text.contains("ABI 1.8"), "\(text)")
     }
 
-    /// Plugins built against every earlier minor (1.0 to 1.6) still load and run on this host.
-    @Test(arguments: 0...6)
+    /// Plugins built against every earlier minor (1.0 to 1.7) still load and run on this host.
+    @Test(arguments: 0...7)
     func anOlderMinorPluginStillLoadsAndRuns(minor: Int) throws {
         let path = try Self.plugin("ABI_MINOR=\(minor)")
         let library = try PluginLibrary(path: path)

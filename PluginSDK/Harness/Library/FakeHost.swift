@@ -478,6 +478,13 @@ public final class FakeHost: DeviceHost, @unchecked Sendable {
         controlRequests.answer(request, status: status, text: text)
     }
 
+    /// The harness's requests and where their answers land, by id.
+    private let controlAnswers = Mutex<[(UInt64, ControlAnswerSlot)]>([])
+    func rememberControl(_ id: UInt64, _ slot: ControlAnswerSlot) { controlAnswers.withLock { $0.append((id, slot)) } }
+    func controlSlot(_ id: UInt64) -> ControlAnswerSlot? { controlAnswers.withLock { $0.first { $0.0 == id }?.1 } }
+    var controlSlots: [ControlAnswerSlot] { controlAnswers.withLock { $0.map(\.1) } }
+    var controlIDs: [UInt64] { controlAnswers.withLock { $0.map(\.0) } }
+
     public func vmbusWriteBatch(channel: UInt32, packets: [OutgoingRingPacket]) -> (veneer_status, written: Int) {
         state.withLock { s -> (veneer_status, written: Int) in
             guard Self.usable(s, channel), let c = s.channels[channel] else { return (.invalid, 0) }

@@ -44,6 +44,7 @@ public final class PluginHarness {
         host.setVPCount(vcpuCount)
         do {
             try device.create(parameters: values, vcpuCount: vcpuCount)
+            host.metrics.seal()   // as the VMM: metrics are registered during create only
         } catch {
             host.pci.remove(owner: host)  // a failed create may have registered functions
             throw error

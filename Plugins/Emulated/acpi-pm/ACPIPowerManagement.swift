@@ -31,10 +31,10 @@ import Glibc
 /// carries on instead of spinning forever.
 ///
 /// Events: TMR_STS sets whenever bit 23 of the timer toggles, PWRBTN_STS when a byte arrives on
-/// the `power_button` input, WAK_STS as above. BM_STS, GBL_STS (no SMM firmware to release the
-/// global lock), SLPBTN_STS and RTC_STS never set; their enable bits keep what is written. No GPE
-/// source is wired yet: GPE0 status bits come only from restored state, so the block exists for
-/// the FADT and for future sources (hot-plug).
+/// the `power_button` input or management sends the "power-button" request, WAK_STS as above.
+/// BM_STS, GBL_STS (no SMM firmware to release the global lock), SLPBTN_STS and RTC_STS never
+/// set; their enable bits keep what is written. No GPE source is wired yet: GPE0 status bits come
+/// only from restored state, so the block exists for the FADT and for future sources (hot-plug).
 ///
 /// The SCI is high while SCI_EN is set and (PM1_STS & PM1_EN) has an event this device raises,
 /// or (GPE0_STS & GPE0_EN) != 0. With SCI_EN clear, events would be SMIs, and there is no SMM.
@@ -382,6 +382,23 @@ final class ACPIPowerManagement: VeneerDevice {
             }
         }
         syncPowerButtonWatch()
+    }
+
+    // MARK: management (ABI 1.8)
+
+    /// `{"op":"power-button"}` presses the power button, as a byte on the `power_button` input
+    /// does (the guest sees PWRBTN_STS and, if it enabled the event, an SCI) → `{}`.
+    func control(_ request: ControlRequest) -> ControlReply? {
+        switch request.op {
+        case "power-button":
+            guard running else { return .failure(.notNow, message: "the VM is not running") }
+            pressPowerButton()
+            return .done
+        case "":
+            return .failure(.invalid, message: "the request has no 'op' (this device takes \"power-button\")")
+        default:
+            return .failure(.unsupported, message: "acpi-pm has no op '\(request.op)' (it takes \"power-button\")")
+        }
     }
 
     private func pressPowerButton() {

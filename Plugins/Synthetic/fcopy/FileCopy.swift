@@ -9,8 +9,8 @@ import VeneerPluginKit
 /// START_FILE_COPY, 6 KiB WRITE_TO_FILE fragments, COMPLETE_FCOPY; a failed or unanswered write is
 /// followed by CANCEL_FCOPY. The guest's errors (the file exists, its disk is full) are reported.
 ///
-/// The plugin starts no copy by itself: the internal API `copy(hostFile:toGuestPath:...)` is
-/// for the management service (`veneer ctl copy-file`), which does not exist yet.
+/// The plugin starts no copy by itself: management requests (ABI 1.8, `FileCopyControl.swift`)
+/// do, through `copy(hostFile:toGuestPath:...)` (`veneer ctl copy-file`).
 final class FileCopy: ICDevice {
     /// The instance GUID Linux's daemon looks for (tools/hv/hv_fcopy_uio_daemon.c).
     static let instance = "eb765408-105f-49b6-b4aa-c123b64d17d4"
@@ -47,6 +47,7 @@ final class FileCopy: ICDevice {
     var completion: ((FileCopyTransfer.Outcome) -> Void)?
     /// How the last copy ended (nil: none yet), for the management service.
     var lastOutcome: FileCopyTransfer.Outcome?
+    let metrics: FileCopyMetrics
 
     init(host: HostServices, timeoutMilliseconds: Int64) throws(PluginError) {
         guard (100...600_000).contains(timeoutMilliseconds) else { throw PluginError("timeout_ms \(timeoutMilliseconds) is outside 100-600000") }
@@ -55,6 +56,7 @@ final class FileCopy: ICDevice {
         let channel = try ICEndpoint.offer(host: host, interfaceType: ICInterface.fileCopy, instance: Self.instance)
         endpoint = ICEndpoint(host: host, channel: channel, profile: Self.profile,
                               tokens: ICEndpoint.Tokens(timeout: Token.timeout, drain: Token.drain))
+        metrics = try FileCopyMetrics(host: host)
     }
 
     // MARK: the internal API
@@ -103,9 +105,11 @@ final class FileCopy: ICDevice {
 
     func reset() {
         endpoint.reset()
+        let callback = completion
         transfer = nil
         completion = nil
         lastOutcome = nil
+        callback?(.failed("the VM was reset during the copy"))
     }
 
     func start() { endpoint.start() }
@@ -152,8 +156,13 @@ final class FileCopy: ICDevice {
         transfer = nil
         lastOutcome = outcome
         switch outcome {
-        case .copied(let bytes): host.log(.info, "file copy: copied \(bytes) bytes to \(name) in the guest")
-        case .failed(let why): host.log(.warning, "file copy: copying to \(name) failed: \(why)")
+        case .copied(let bytes):
+            metrics.copies.add()
+            metrics.bytes.add(bytes)
+            host.log(.info, "file copy: copied \(bytes) bytes to \(name) in the guest")
+        case .failed(let why):
+            metrics.failures.add()
+            host.log(.warning, "file copy: copying to \(name) failed: \(why)")
         }
         let callback = completion
         completion = nil
@@ -172,8 +181,10 @@ final class FileCopy: ICDevice {
         try endpoint.load(from: &state)
         try state.finish()
         self.endpoint = endpoint
+        let callback = completion
         transfer = nil
         completion = nil
+        callback?(.failed("the device's state was replaced during the copy"))
         endpoint.resumeTimers()
     }
 }

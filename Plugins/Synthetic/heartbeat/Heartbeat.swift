@@ -34,6 +34,10 @@ final class Heartbeat: ICDevice {
     /// The sequence number of the next heartbeat.
     var nextSequence: UInt64 = 0
     var running = false
+    /// The host clock when the guest last answered a heartbeat correctly (not state: a loaded
+    /// instance has not seen the guest yet).
+    var lastAnswerTime: UInt64?
+    let metrics: HeartbeatMetrics
 
     /// How long the guest has to answer: 3/4 of the interval.
     var replyTimeout: UInt64 { interval - interval / 4 }
@@ -47,6 +51,20 @@ final class Heartbeat: ICDevice {
         endpoint = ICEndpoint(host: host, channel: channel, profile: Self.profile,
                               tokens: ICEndpoint.Tokens(timeout: Token.timeout, drain: Token.drain))
         monitor = HeartbeatMonitor(lostAfter: UInt32(lostAfter))
+        metrics = try HeartbeatMetrics(host: host)
+    }
+
+    // MARK: management (ABI 1.8)
+
+    /// `{"op":"status"}`: see `HeartbeatStatus`. Always answerable, even before the guest connects.
+    func control(_ request: ControlRequest) -> ControlReply? {
+        guard request.op == "status" else { return ICControl.unknownOp(request, service: "heartbeat", ops: ["status"]) }
+        return .encoding(status)
+    }
+
+    var status: HeartbeatStatus {
+        HeartbeatStatus(endpoint: endpoint, monitor: monitor, lastSequence: nextSequence == 0 ? 0 : nextSequence &- 1,
+                        lastSeenMsAgo: lastAnswerTime.map { (host.now &- $0) / 1_000_000 })
     }
 
     // MARK: lifecycle
@@ -56,6 +74,8 @@ final class Heartbeat: ICDevice {
         endpoint.reset()
         monitor = HeartbeatMonitor(lostAfter: monitor.lostAfter)
         nextSequence = 0
+        lastAnswerTime = nil
+        metrics.update(monitor)
     }
 
     func start() {
@@ -96,6 +116,7 @@ final class Heartbeat: ICDevice {
                 host.cancelTimer(token: Token.beat)
                 let tally = "\(monitor.sent) sent, \(monitor.answered) answered, \(monitor.missed) missed so far"
                 if let old = monitor.recordDisconnect() { transition(from: old, "the channel closed (\(tally))") }
+                metrics.update(monitor)
             }
         }
     }
@@ -121,6 +142,7 @@ final class Heartbeat: ICDevice {
         switch endpoint.send(body: HeartbeatMessage(sequenceNumber: sequence).encode(), timeout: replyTimeout, tag: sequence) {
         case .success:
             monitor.sent &+= 1
+            metrics.sent.add()
             host.log(.debug, "heartbeat: sent heartbeat \(sequence)")
         case .failure(let why):
             miss(sequence: sequence, "not sent: \(why)")
@@ -143,16 +165,22 @@ final class Heartbeat: ICDevice {
         }
         let state = answer.applicationState.map(HeartbeatApplicationState.name) ?? "not reported"
         host.log(.debug, "heartbeat: heartbeat \(sequence) answered (application state \(state))")
+        lastAnswerTime = host.now
+        metrics.answered.add()
+        metrics.sequence.set(Int64(truncatingIfNeeded: sequence))
         if let old = monitor.recordAnswer(applicationState: answer.applicationState) {
             transition(from: old, "heartbeat \(sequence) answered")
         }
+        metrics.update(monitor)
     }
 
     private func miss(sequence: UInt64, _ reason: String) {
         host.log(.debug, "heartbeat: heartbeat \(sequence) missed: \(reason)")
+        metrics.missed.add()
         if let old = monitor.recordMiss() {
             transition(from: old, "\(monitor.consecutiveMisses) heartbeats in a row missed, the last: \(reason)")
         }
+        metrics.update(monitor)
     }
 
     private func transition(from old: HeartbeatHealth, _ why: String) {
@@ -181,6 +209,8 @@ final class Heartbeat: ICDevice {
         self.endpoint = endpoint
         self.monitor = monitor
         nextSequence = sequence
+        lastAnswerTime = nil
+        metrics.update(monitor)
         endpoint.resumeTimers()
         scheduleBeats()
     }

@@ -16,8 +16,9 @@ import VeneerPluginKit
 /// failure (Linux's daemon answers it for a DELETE of a missing key, for example) and the queue
 /// moves on.
 ///
-/// The pools live here (`KVPPools`) so that a management API can read and set them: see the
-/// internal API below.
+/// The pools live here (`KVPPools`); management requests (ABI 1.8, `KVPControl.swift`) read and
+/// set them. A guest pool is read again whenever a request reads it, and the new view replaces
+/// the old one only once the enumeration is complete, so a reader never sees a half-read pool.
 final class KVP: ICDevice {
     /// Hyper-V's instance GUID for the KVP channel (as OpenVMM offers it).
     static let instance = "242ff919-07db-4180-9c2e-b86cb68c8c55"
@@ -50,6 +51,9 @@ final class KVP: ICDevice {
     var waitingRetry = false
     /// "Not running yet" was logged for this negotiation.
     var reportedNotReady = false
+    /// A guest pool being enumerated, until its last item (then it replaces `pools`' view).
+    var staged = KVPPools()
+    let metrics: KVPMetrics
 
     init(host: HostServices, pools: KVPPools, retryMilliseconds: Int64, timeoutMilliseconds: Int64) throws(PluginError) {
         guard (100...600_000).contains(retryMilliseconds) else { throw PluginError("retry_ms \(retryMilliseconds) is outside 100-600000") }
@@ -61,6 +65,7 @@ final class KVP: ICDevice {
         let channel = try ICEndpoint.offer(host: host, interfaceType: ICInterface.kvp, instance: Self.instance)
         endpoint = ICEndpoint(host: host, channel: channel, profile: Self.profile,
                               tokens: ICEndpoint.Tokens(timeout: Token.timeout, drain: Token.drain))
+        metrics = try KVPMetrics(host: host)
     }
 
     // MARK: the internal API (for the management service)
@@ -99,7 +104,8 @@ final class KVP: ICDevice {
     func reset() {
         endpoint.reset()
         host.cancelTimer(token: Token.retry)
-        for pool in Self.learnedPools { pools.clear(pool) }
+        for pool in Self.learnedPools { pools.clear(pool); staged.clear(pool) }
+        metrics.daemon.set(0)
         queue = []
         daemonAnswered = false
         waitingRetry = false
@@ -128,7 +134,7 @@ final class KVP: ICDevice {
 
     /// Adds `request` unless an equal one waits; a newer push or delete of the same key replaces
     /// a waiting one (so the queue never holds more than one exchange per key).
-    private func enqueue(_ request: KVPRequest) {
+    func enqueue(_ request: KVPRequest) {
         guard endpoint.isReady else { return }   // negotiation sends the whole state anyway
         let inFlight = endpoint.outstanding != nil ? 1 : 0
         func sameKey(_ other: KVPRequest) -> Bool {
@@ -182,6 +188,7 @@ final class KVP: ICDevice {
             case .negotiated:
                 queue = initialQueue
                 daemonAnswered = false
+                metrics.daemon.set(0)
                 reportedNotReady = false
                 waitingRetry = false
                 host.cancelTimer(token: Token.retry)
@@ -216,17 +223,19 @@ final class KVP: ICDevice {
             armRetry()
             return
         }
+        if !daemonAnswered { metrics.daemon.set(1) }
         daemonAnswered = true
+        metrics.exchanges.add()
         switch head {
         case .enumerate(let pool, let index):
-            if index == 0 { pools.clear(pool) }
+            if index == 0 { staged.clear(pool) }
             guard status == ICStatus.ok else {
                 if status != ICStatus.noMoreItems {
                     host.log(.warning, "KVP: the guest ended the enumeration of its \(pool) pool at \(index) with status 0x\(String(status, radix: 16))")
                 }
                 return finish(head)
             }
-            learn(pool, from: body, request: head)
+            learn(pool, from: body, request: head, into: &staged)
             queue.removeFirst()
             if index + 1 < UInt32(KVPPools.maximumPairs) {
                 queue.insert(.enumerate(pool, index: index + 1), at: 0)
@@ -236,7 +245,7 @@ final class KVP: ICDevice {
             }
         case .fetch(let pool, let key):
             if status == ICStatus.ok {
-                learn(pool, from: body, request: head)
+                learn(pool, from: body, request: head, into: &pools)
             } else {
                 host.log(.info, "KVP: the guest's \(pool) pool has no '\(key)' (status 0x\(String(status, radix: 16)))")
             }
@@ -252,7 +261,7 @@ final class KVP: ICDevice {
     }
 
     /// Stores the pair a GET or ENUMERATE answer carries.
-    private func learn(_ pool: KVPPool, from body: [UInt8], request: KVPRequest) {
+    private func learn(_ pool: KVPPool, from body: [UInt8], request: KVPRequest, into target: inout KVPPools) {
         let value: KVPExchangeValue
         do {
             switch try KVPMessage.decode(body[...]).body {
@@ -263,7 +272,7 @@ final class KVP: ICDevice {
             return host.log(.warning, "KVP: unusable answer to the \(request.description): \(error)")
         }
         guard !value.key.isEmpty else { return }   // Linux's daemon answers empty items for data it lacks
-        do { try pools.set(pool, value.keyString, value.valueText) } catch {
+        do { try target.set(pool, value.keyString, value.valueText) } catch {
             host.log(.warning, "KVP: ignored an item of the guest's \(pool) pool: \(error)")
         }
     }
@@ -274,8 +283,12 @@ final class KVP: ICDevice {
         if case .enumerate(let pool, _) = head { finishEnumeration(pool) }
     }
 
+    /// The enumeration of `pool` ended: what it read becomes the host's view of the pool.
     private func finishEnumeration(_ pool: KVPPool) {
-        let pairs = pools.list(pool)
+        let pairs = staged.list(pool)
+        staged.clear(pool)
+        pools.clear(pool)
+        for pair in pairs { _ = try? pools.set(pool, pair.key, pair.value) }   // validated when staged
         let shown = pairs.map { "\($0.key)=\($0.value.count > 64 ? String($0.value.prefix(64)) + "…" : $0.value)" }
         host.log(.info, "KVP: the guest's \(pool) pool holds \(pairs.count) items\(pairs.isEmpty ? "" : ": " + shown.joined(separator: "; "))")
     }

@@ -8,9 +8,9 @@ import VeneerPluginKit
 /// answer's status is the outcome: S_OK means the guest is on its way; a failure status means it
 /// will not (hibernation without S4, a flag combination it does not know).
 ///
-/// Trigger: until veneerd has a management channel into plugins, a request is made by posted work
-/// with `Token.request` (parameter-free: the request's content is the instance's parameters).
-/// The ABI has no host-to-plugin request call yet; `request(_:)` is the entry point one would use.
+/// Management (ABI 1.8): `{"op":"shutdown","action":...,"force":...,"reason":...}` sends one
+/// request and is answered once the guest answered it (see `ShutdownControl`); members left out
+/// take the instance's parameters.
 final class Shutdown: ICDevice {
     /// Hyper-V's instance GUID for the shutdown channel (as OpenVMM offers it).
     static let instance = "b6650ff7-33bc-4840-8048-e0676786f393"
@@ -22,13 +22,10 @@ final class Shutdown: ICDevice {
     enum Token {
         static let timeout: UInt64 = 2
         static let drain: UInt64 = 3
-        /// Posted work with this token makes the configured request ("SHUTDOWN" in ASCII, so no
-        /// plugin-internal token collides with it).
-        static let request: UInt64 = 0x5348_5554_444F_574E
     }
 
     let host: HostServices
-    /// The request the trigger makes.
+    /// The request's defaults: what a management request does not say.
     let configured: ShutdownRequest
     /// Nanoseconds the guest has to answer.
     let timeout: UInt64
@@ -36,6 +33,9 @@ final class Shutdown: ICDevice {
     /// The outcome of the last request that ended (nil: none yet).
     var lastOutcome: ShutdownOutcome?
     var requestsSent: UInt64 = 0
+    /// The management request waiting for the guest's answer to the request in flight.
+    var pendingReply: UInt64?
+    let metrics: ShutdownMetrics
 
     init(host: HostServices, configured: ShutdownRequest, timeoutMilliseconds: Int64) throws(PluginError) {
         guard (100...600_000).contains(timeoutMilliseconds) else { throw PluginError("timeout_ms \(timeoutMilliseconds) is outside 100-600000") }
@@ -45,6 +45,7 @@ final class Shutdown: ICDevice {
         let channel = try ICEndpoint.offer(host: host, interfaceType: ICInterface.shutdown, instance: Self.instance)
         endpoint = ICEndpoint(host: host, channel: channel, profile: Self.profile,
                               tokens: ICEndpoint.Tokens(timeout: Token.timeout, drain: Token.drain))
+        metrics = try ShutdownMetrics(host: host)
     }
 
     // MARK: the request API
@@ -58,6 +59,7 @@ final class Shutdown: ICDevice {
         switch endpoint.send(body: request.body, timeout: timeout, tag: UInt64(request.flags.rawValue)) {
         case .success:
             requestsSent &+= 1
+            metrics.sent.add()
             host.log(.info, "shutdown: asked the guest to \(request.action.rawValue)\(request.force ? " (forced)" : "") with reason 0x\(String(request.reason, radix: 16))")
             return .success(())
         case .failure(.busy): return .failure(.busy)
@@ -72,6 +74,7 @@ final class Shutdown: ICDevice {
         endpoint.reset()
         lastOutcome = nil
         requestsSent = 0
+        answerPending(.failure(.failed, message: "the VM was reset before the guest answered"))
     }
 
     func start() { endpoint.start() }
@@ -79,13 +82,6 @@ final class Shutdown: ICDevice {
     func io(_ access: IOAccess, data: inout UInt64) {}
 
     // MARK: events
-
-    func serviceWorkPosted(token: UInt64) {
-        guard token == Token.request else { return }
-        if case .failure(let why) = request(configured) {
-            host.log(.warning, "shutdown: \(configured.action.rawValue) request not made: \(why)")
-        }
-    }
 
     func handle(_ events: [ICEvent]) {
         for event in events {
@@ -100,6 +96,7 @@ final class Shutdown: ICDevice {
                 finish(request, .unanswered("no answer within \(timeout / 1_000_000) ms"))
             case .closed:
                 if lastOutcome == .accepted { host.log(.debug, "shutdown: the guest closed the channel after accepting") }
+                answerPending(.failure(.failed, message: "the guest closed the shutdown channel without answering"))
             }
         }
     }
@@ -110,11 +107,17 @@ final class Shutdown: ICDevice {
         let action = flags.contains(.hibernate) ? "hibernate" : flags.contains(.restart) ? "restart" : "shutdown"
         switch outcome {
         case .accepted:
+            metrics.accepted.add()
             host.log(.info, "shutdown: the guest accepted the \(action) request")
+            answerPending(.done)
         case .refused(let status):
+            metrics.refused.add()
             host.log(.warning, "shutdown: the guest refused the \(action) request (status 0x\(String(status, radix: 16)))")
+            answerPending(.failure(.failed, message: "the guest refused the \(action) request (status 0x\(String(status, radix: 16)))"))
         case .unanswered(let why):
+            metrics.unanswered.add()
             host.log(.warning, "shutdown: the guest did not answer the \(action) request: \(why)")
+            answerPending(.failure(.failed, message: "the guest did not answer the \(action) request: \(why)"))
         }
     }
 
@@ -150,6 +153,8 @@ final class Shutdown: ICDevice {
         self.endpoint = endpoint
         requestsSent = sent
         lastOutcome = outcome
+        // A management request does not survive a save: its caller is not state.
+        answerPending(.failure(.failed, message: "the device's state was replaced before the guest answered"))
         endpoint.resumeTimers()
     }
 }

@@ -6,7 +6,11 @@ import VeneerPluginKit
 /// binds to, negotiates through the IC framework, sends a SYNC right away (the guest sets its
 /// clock) and then a SAMPLE every `interval_ms` (Linux keeps it for its "hyperv" PTP clock). A SYNC
 /// is sent again whenever the service starts with the channel ready (resume, restore), because
-/// the guest's clock stood still meanwhile.
+/// the guest's clock stood still meanwhile, and when the VM resumes from a pause (ABI 1.8
+/// `run_state`).
+///
+/// Management (ABI 1.8): `{"op":"sync"}` sends a SYNC now (after the answer to a message in
+/// flight) and is answered `{}` once it is sent; `.notNow` before the guest connected.
 ///
 /// Each message carries the host's CLOCK_REALTIME as FILETIME and, from version 4.0, the
 /// partition reference counter at that instant, read from the core (ABI 1.5) — the counter the
@@ -33,6 +37,9 @@ final class TimeSync: ICDevice {
     /// A SYNC waits for the channel (or for the outstanding request) and goes out first.
     var syncDue = false
     var running = false
+    /// Management requests answered once the next SYNC is sent.
+    var syncRequests: [UInt64] = []
+    let metrics: TimeSyncMetrics
 
     /// How long the guest has to answer: 3/4 of the interval.
     var replyTimeout: UInt64 { interval - interval / 4 }
@@ -49,6 +56,31 @@ final class TimeSync: ICDevice {
         let channel = try ICEndpoint.offer(host: host, interfaceType: ICInterface.timeSync, instance: Self.instance)
         endpoint = ICEndpoint(host: host, channel: channel, profile: Self.profile,
                               tokens: ICEndpoint.Tokens(timeout: Token.timeout, drain: Token.drain))
+        metrics = try TimeSyncMetrics(host: host)
+    }
+
+    // MARK: management (ABI 1.8)
+
+    func control(_ request: ControlRequest) -> ControlReply? {
+        guard request.op == "sync" else { return ICControl.unknownOp(request, service: "timesync", ops: ["sync"]) }
+        guard running, endpoint.isReady else { return ICControl.notConnected(endpoint) }
+        syncRequests.append(request.id)
+        syncDue = true
+        sendDue()
+        return nil   // answered when the SYNC goes out (`answerSyncRequests`)
+    }
+
+    /// Resumed from a pause: the guest's clock stood still while its vCPUs did.
+    func runStateChanged(_ state: RunState) {
+        guard state == .resumed, running, endpoint.isReady else { return }
+        syncDue = true
+        sendDue()
+    }
+
+    private func answerSyncRequests(_ reply: ControlReply) {
+        let waiting = syncRequests
+        syncRequests = []
+        for id in waiting { host.reply(to: id, reply) }
     }
 
     // MARK: lifecycle
@@ -58,6 +90,7 @@ final class TimeSync: ICDevice {
         endpoint.reset()
         stats = TimeSyncStats()
         syncDue = false
+        answerSyncRequests(.failure(.failed, message: "the VM was reset before the SYNC was sent"))
     }
 
     func start() {
@@ -108,11 +141,13 @@ final class TimeSync: ICDevice {
                 sendDue()
             case .timedOut(let request):
                 stats.unanswered &+= 1
+                metrics.unanswered.add()
                 host.log(.debug, "timesync: message \(request.packetID) not answered within \(replyTimeout / 1_000_000) ms")
                 sendDue()
             case .closed:
                 host.cancelTimer(token: Token.sample)
                 syncDue = false
+                answerSyncRequests(.failure(.notNow, message: "the guest closed the timesync channel before the SYNC was sent"))
             }
         }
     }
@@ -153,12 +188,16 @@ final class TimeSync: ICDevice {
             if flags.contains(.sync) {
                 syncDue = false
                 stats.syncs &+= 1
+                metrics.syncs.add()
                 host.log(.debug, "timesync: sent SYNC (host time \(point.fileTime), reference \(point.referenceTime))")
+                answerSyncRequests(.done)
             } else {
                 stats.samples &+= 1
+                metrics.samples.add()
             }
         case .failure(let why):
             stats.skipped &+= 1
+            metrics.skipped.add()
             host.log(.debug, "timesync: \(flags.contains(.sync) ? "SYNC" : "SAMPLE") not sent: \(why)")
         }
     }
@@ -181,10 +220,26 @@ final class TimeSync: ICDevice {
         try state.finish()
         self.endpoint = endpoint
         self.stats = stats
+        answerSyncRequests(.failure(.failed, message: "the device's state was replaced before the SYNC was sent"))
         syncDue = endpoint.isReady
         endpoint.resumeTimers()
         scheduleSamples()
         sendDue()
+    }
+}
+
+/// The metrics timesync publishes (`veneer_device_timesync_*`).
+struct TimeSyncMetrics {
+    let syncs: Metric
+    let samples: Metric
+    let unanswered: Metric
+    let skipped: Metric
+
+    init(host: HostServices) throws(PluginError) {
+        syncs = try host.registerMetric("timesync_syncs_total", help: "SYNC messages sent (the guest sets its clock)", kind: .counter)
+        samples = try host.registerMetric("timesync_samples_total", help: "SAMPLE messages sent", kind: .counter)
+        unanswered = try host.registerMetric("timesync_unanswered_total", help: "messages the guest did not answer in time", kind: .counter)
+        skipped = try host.registerMetric("timesync_skipped_total", help: "messages due but not sent (one in flight, full ring, no clock)", kind: .counter)
     }
 }
 

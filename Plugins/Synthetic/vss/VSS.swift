@@ -12,9 +12,9 @@ import VeneerPluginKit
 /// left frozen longer than `maximumFrozen`: the plugin thaws it itself. Nothing waits: each answer
 /// (or timeout) moves the sequence on.
 ///
-/// Trigger: until veneerd can call into plugins, posted work with `Token.backup` runs a backup
-/// with nothing to do while frozen. The internal API is `backup(whileFrozen:)` / `thaw()`; the
-/// later save path calls `freezeThenThaw`.
+/// Management (ABI 1.8, `VSSControl.swift`): "freeze" runs HOT_BACKUP and FREEZE and is answered
+/// once the guest is frozen; "thaw" runs THAW and BU_COMPLETE; "check" reports where it stands.
+/// The save path calls `freezeThenThaw`.
 final class VSS: ICDevice {
     /// Linux binds VSS by interface type alone; Hyper-V's own instance GUID was not confirmed,
     /// so Veneer uses this fixed one.
@@ -26,8 +26,6 @@ final class VSS: ICDevice {
         static let drain: UInt64 = 3
         /// The guest has been frozen too long: thaw it.
         static let frozenLimit: UInt64 = 4
-        /// Posted work with this token runs a backup ("VSSBACKP" in ASCII).
-        static let backup: UInt64 = 0x5653_5342_4143_4B50
     }
 
     struct Timeouts {
@@ -76,6 +74,9 @@ final class VSS: ICDevice {
     var lastOutcome: String?
     /// What the backup in progress will report when it ends, when not plain success.
     var result: String?
+    /// The management request a "thaw" waits with, answered when the backup ends.
+    var thawRequest: UInt64?
+    let metrics: VSSMetrics
 
     init(host: HostServices, timeouts: Timeouts) throws(PluginError) {
         self.host = host
@@ -83,6 +84,7 @@ final class VSS: ICDevice {
         let channel = try ICEndpoint.offer(host: host, interfaceType: ICInterface.vss, instance: Self.instance)
         endpoint = ICEndpoint(host: host, channel: channel, profile: Self.profile,
                               tokens: ICEndpoint.Tokens(timeout: Token.timeout, drain: Token.drain))
+        metrics = try VSSMetrics(host: host)
     }
 
     // MARK: the internal API
@@ -135,9 +137,13 @@ final class VSS: ICDevice {
         endpoint.reset()
         host.cancelTimer(token: Token.frozenLimit)
         phase = .idle
+        let callback = onFrozen
         onFrozen = nil
         lastOutcome = nil
         result = nil
+        callback?(.failed("the VM was reset"))
+        answerThaw(.failure(.failed, message: "the VM was reset before the guest thawed"))
+        metrics.frozen.set(0)
     }
 
     func start() {
@@ -151,14 +157,6 @@ final class VSS: ICDevice {
     }
 
     func io(_ access: IOAccess, data: inout UInt64) {}
-
-    func serviceWorkPosted(token: UInt64) {
-        guard token == Token.backup else { return }
-        let started = freezeThenThaw { [weak self] outcome in
-            if outcome == .frozen { self?.host.log(.info, "VSS: the guest's file systems are frozen") }
-        }
-        if case .failure(let why) = started { host.log(.warning, "VSS: backup not started: \(why)") }
-    }
 
     func serviceTimerFired(token: UInt64) {
         guard token == Token.frozenLimit, phase == .frozen else { return }
@@ -217,6 +215,8 @@ final class VSS: ICDevice {
         case (.freeze, .freezing):
             guard ok else { return undoFreeze("the guest did not freeze (\(status(value)))") }
             phase = .frozen
+            metrics.freezes.add()
+            metrics.frozen.set(1)
             host.armTimer(token: Token.frozenLimit, deadline: host.now &+ timeouts.maximumFrozen)
             let callback = onFrozen
             onFrozen = nil
@@ -255,6 +255,7 @@ final class VSS: ICDevice {
     }
 
     private func completeBackup(thawed: Bool) {
+        metrics.frozen.set(0)
         if !thawed && result == nil { result = "backup complete, but the guest did not confirm the thaw" }
         phase = .completing
         if case .failure = send(.backupComplete) { finish() }
@@ -272,9 +273,12 @@ final class VSS: ICDevice {
     private func finish() {
         let outcome = result ?? "backup complete"
         host.log(result == nil ? .info : .warning, "VSS: \(outcome)")
+        if result != nil { metrics.failures.add() }
+        answerThaw(result == nil ? .encoding(VSSState(state: "thawed", lastOutcome: outcome)) : .failure(.failed, message: outcome))
         lastOutcome = outcome
         result = nil
         phase = .idle
+        metrics.frozen.set(0)
     }
 
     // MARK: state
@@ -296,7 +300,11 @@ final class VSS: ICDevice {
         self.endpoint = endpoint
         // A caller's callback does not survive a save; a loaded frozen guest is thawed by the limit timer.
         phase = phases[index]
+        let callback = onFrozen
         onFrozen = nil
+        callback?(.failed("the device's state was replaced"))
+        answerThaw(.failure(.failed, message: "the device's state was replaced before the guest thawed"))
+        metrics.frozen.set(phase == .frozen ? 1 : 0)
         endpoint.resumeTimers()
         host.cancelTimer(token: Token.frozenLimit)
         if phase == .frozen { host.armTimer(token: Token.frozenLimit, deadline: host.now &+ timeouts.maximumFrozen) }

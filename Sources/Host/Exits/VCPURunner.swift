@@ -17,12 +17,18 @@ final class VCPURunner: @unchecked Sendable {
     let hyperv: HyperVPartition?
     let fallbacks: InstructionFallbackCounters
     let logger: Logger
+    /// Closed while the VM is paused: the vCPU waits there, out of KVM_RUN.
+    let gate: VCPUGate
+    /// This vCPU's exits by reason (written only here).
+    let exits: ExitCounters
     /// The last state-report generation this vCPU answered (see `StopController.requestStateReport`).
     private var reportedGeneration: UInt64 = 0
 
     init(cpu: VCPUFD, ports: PortIOBus, mmio: MMIOBus, stop: StopController, hyperv: HyperVPartition?,
-         fallbacks: InstructionFallbackCounters, logger: Logger) {
+         fallbacks: InstructionFallbackCounters, logger: Logger, gate: VCPUGate, exits: ExitCounters) {
         self.cpu = cpu
+        self.gate = gate
+        self.exits = exits
         self.logger = logger
         self.fallbacks = fallbacks
         self.ports = ports
@@ -94,9 +100,14 @@ final class VCPURunner: @unchecked Sendable {
         let run = cpu.run
         let page = UnsafeMutableRawPointer(run)
         while !stop.isStopping {
+            if gate.isClosed {
+                gate.park(unless: stop)
+                continue
+            }
             let error = cpu.enter()
             if error != 0 {
                 if error == EINTR || error == EAGAIN {
+                    exits.record(.intr)
                     run.pointee.immediate_exit = 0
                     reportStateIfAsked()
                     continue
@@ -107,8 +118,10 @@ final class VCPURunner: @unchecked Sendable {
             switch Int32(run.pointee.exit_reason) {
             case KVM_EXIT_IO where hyperv != nil && (run.pointee.io.port == HyperVInterface.hypercallPort
                                                      || run.pointee.io.port == HyperVInterface.signalPort):
+                exits.record(.hypercall)
                 hypervPort(run, page)
             case KVM_EXIT_IO:
+                exits.record(.io)
                 let io = run.pointee.io
                 let size = UInt32(io.size)
                 let isWrite = io.direction == KVM_EXIT_IO_OUT
@@ -133,6 +146,7 @@ final class VCPURunner: @unchecked Sendable {
                     at += Int(size)
                 }
             case KVM_EXIT_MMIO:
+                exits.record(.mmio)
                 let length = min(UInt32(run.pointee.mmio.len), 8)
                 let address = run.pointee.mmio.phys_addr
                 withUnsafeMutableBytes(of: &run.pointee.mmio.data) { bytes in
@@ -146,21 +160,27 @@ final class VCPURunner: @unchecked Sendable {
                     }
                 }
             case KVM_EXIT_X86_RDMSR:
+                exits.record(.msrRead)
                 let cpu = self.cpu
                 let value = hyperv?.readMSR(vp: cpu.index, run.pointee.msr.index, guestTSC: { try? cpu.msr(0x10) })
                 run.pointee.msr.data = value ?? 0
                 run.pointee.msr.error = value == nil ? 1 : 0    // 1: KVM injects #GP
             case KVM_EXIT_X86_WRMSR:
+                exits.record(.msrWrite)
                 let ok = hyperv?.writeMSR(vp: cpu.index, run.pointee.msr.index, run.pointee.msr.data) ?? false
                 run.pointee.msr.error = ok ? 0 : 1
             case KVM_EXIT_INTR:
+                exits.record(.intr)
                 run.pointee.immediate_exit = 0
                 reportStateIfAsked()
             case KVM_EXIT_HLT:
+                exits.record(.hlt)
                 stop.request(.fault(VCPUFault.capture(cpu, reason: "vCPU halted (KVM_EXIT_HLT) with no interrupt source").report))
             case KVM_EXIT_SHUTDOWN:
+                exits.record(.shutdown)
                 stop.request(.fault(VCPUFault.capture(cpu, reason: "guest triple fault (KVM_EXIT_SHUTDOWN)").report))
             case KVM_EXIT_SYSTEM_EVENT:
+                exits.record(.systemEvent)
                 switch Int32(run.pointee.system_event.type) {
                 case KVM_SYSTEM_EVENT_SHUTDOWN: stop.request(.powerOff)
                 case KVM_SYSTEM_EVENT_RESET: stop.request(.reset)
@@ -171,11 +191,13 @@ final class VCPURunner: @unchecked Sendable {
                 let code = run.pointee.fail_entry.hardware_entry_failure_reason
                 stop.request(.fault(VCPUFault.capture(cpu, reason: "VM entry failed (KVM_EXIT_FAIL_ENTRY, hardware reason \(hex(code)))").report))
             case KVM_EXIT_INTERNAL_ERROR where run.pointee.internal.suberror == KVM_INTERNAL_ERROR_EMULATION:
+                exits.record(.other)
                 emulationFailure(run)
             case KVM_EXIT_INTERNAL_ERROR:
                 let sub = run.pointee.internal.suberror
                 stop.request(.fault(VCPUFault.capture(cpu, reason: "KVM internal error: suberror \(sub) (KVM_EXIT_INTERNAL_ERROR)").report))
             default:
+                exits.record(.other)
                 stop.request(.fault(VCPUFault.capture(cpu, reason: "unhandled exit reason \(run.pointee.exit_reason)").report))
             }
         }

@@ -35,6 +35,10 @@ public final class EventLoop: Sendable {
         /// Watches of fds epoll cannot poll, by key: the events the device asked for.
         var alwaysReady: [UInt64: UInt32] = [:]
         var posted: [(PluginDevice, UInt64)] = []
+        /// How each device timer was last armed, by source key (absent: disarmed).
+        var arms: [UInt64: TimerFreeze.Arm] = [:]
+        /// While paused: the device timers to start again on resume, with their time left.
+        var frozen: [UInt64: (remaining: UInt64, period: UInt64)]?
         var closures: [@Sendable () -> Void] = []
         var nextKey: UInt64 = 16
     }
@@ -77,18 +81,30 @@ public final class EventLoop: Sendable {
     public func armTimer(_ device: PluginDevice, token: UInt64, deadline: UInt64, period: UInt64) -> veneer_status {
         let key = TimerKey(device: ObjectIdentifier(device), token: token)
         return state.withLock { s -> veneer_status in
-            if let existing = s.timers[key], case .timer(_, _, let fd)? = s.sources[existing] {
-                return ckvm_timerfd_arm(fd.raw, deadline, period) == 0 ? .ok : .ioError
+            let k: UInt64
+            let fd: Int32
+            if let existing = s.timers[key], case .timer(_, _, let owned)? = s.sources[existing] {
+                k = existing
+                fd = owned.raw
+            } else {
+                let raw = ckvm_timerfd()
+                guard raw >= 0 else { return .ioError }
+                let owned = OwnedFD(raw)
+                k = s.nextKey
+                s.nextKey += 1
+                guard ckvm_epoll_add(epoll.raw, raw, UInt32(VENEER_FD_READABLE), k) == 0 else { return .ioError }
+                s.sources[k] = .timer(device, token: token, fd: owned)
+                s.timers[key] = k
+                fd = raw
             }
-            let raw = ckvm_timerfd()
-            guard raw >= 0 else { return .ioError }
-            let fd = OwnedFD(raw)
-            let k = s.nextKey
-            s.nextKey += 1
-            guard ckvm_timerfd_arm(raw, deadline, period) == 0,
-                  ckvm_epoll_add(epoll.raw, raw, UInt32(VENEER_FD_READABLE), k) == 0 else { return .ioError }
-            s.sources[k] = .timer(device, token: token, fd: fd)
-            s.timers[key] = k
+            let arm = TimerFreeze.Arm(deadline: deadline, period: period)
+            if s.frozen != nil {
+                // Paused: the deadline counts from now, and the timer starts on resume.
+                s.frozen?[k] = (TimerFreeze.remaining(arm, now: Self.now(), undelivered: false) ?? 0, period)
+                return .ok
+            }
+            guard ckvm_timerfd_arm(fd, deadline, period) == 0 else { return .ioError }
+            s.arms[k] = arm
             return .ok
         }
     }
@@ -97,6 +113,8 @@ public final class EventLoop: Sendable {
         let key = TimerKey(device: ObjectIdentifier(device), token: token)
         state.withLock { s in
             guard let k = s.timers[key], case .timer(_, _, let fd)? = s.sources[k] else { return }
+            s.arms[k] = nil
+            s.frozen?[k] = nil
             _ = ckvm_timerfd_arm(fd.raw, 0, 0)
             var drain: UInt64 = 0
             _ = Glibc.read(fd.raw, &drain, 8)
@@ -182,6 +200,8 @@ public final class EventLoop: Sendable {
                 switch source {
                 case .timer(let d, let token, _) where d === device:
                     s.sources.removeValue(forKey: k)
+                    s.arms[k] = nil
+                    s.frozen?[k] = nil
                     s.timers.removeValue(forKey: TimerKey(device: ObjectIdentifier(d), token: token))
                 case .watch(let d, _, let fd) where d === device:
                     if s.alwaysReady.removeValue(forKey: k) == nil { _ = ckvm_epoll_remove(epoll.raw, fd) }
@@ -191,6 +211,47 @@ public final class EventLoop: Sendable {
                 }
             }
             s.posted.removeAll { $0.0 === device }
+        }
+    }
+
+    // MARK: pause
+
+    /// Whether device timers are frozen (between `freezeTimers` and `thawTimers`).
+    public var timersFrozen: Bool { state.withLock { $0.frozen != nil } }
+
+    /// Stops every device timer, keeping the time each had left (`TimerFreeze`). Call on the event
+    /// thread, so no timer callback is half-way through; a timer that expired but was not yet
+    /// delivered is delivered right after `thawTimers`.
+    public func freezeTimers() {
+        state.withLock { s in
+            guard s.frozen == nil else { return }
+            let now = Self.now()
+            var frozen: [UInt64: (remaining: UInt64, period: UInt64)] = [:]
+            for (k, arm) in s.arms {
+                guard case .timer(_, _, let fd)? = s.sources[k] else { continue }
+                _ = ckvm_timerfd_arm(fd.raw, 0, 0)
+                var expirations: UInt64 = 0
+                let undelivered = Glibc.read(fd.raw, &expirations, 8) == 8 && expirations > 0
+                if let left = TimerFreeze.remaining(arm, now: now, undelivered: undelivered) {
+                    frozen[k] = (left, arm.period)
+                }
+            }
+            s.arms = [:]
+            s.frozen = frozen
+        }
+    }
+
+    /// Starts the frozen timers again from where they stopped. Any thread.
+    public func thawTimers() {
+        state.withLock { s in
+            guard let frozen = s.frozen else { return }
+            s.frozen = nil
+            let now = Self.now()
+            for (k, f) in frozen {
+                guard case .timer(_, _, let fd)? = s.sources[k] else { continue }
+                let arm = TimerFreeze.resumed(remaining: f.remaining, period: f.period, now: now)
+                if ckvm_timerfd_arm(fd.raw, arm.deadline, arm.period) == 0 { s.arms[k] = arm }
+            }
         }
     }
 

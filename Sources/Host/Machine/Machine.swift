@@ -4,12 +4,21 @@ import Glibc
 #endif
 
 /// One VM: assembled from a config, run until it stops. This is the worker process's whole job.
-public final class Machine {
+///
+/// Sendable: every stored property is a `let` of a thread-safe type; management (the worker's
+/// control thread) reaches the running machine through the methods in Machine+Management.swift.
+public final class Machine: @unchecked Sendable {
     public let config: VMConfig
     let services: MachineServices
     let vm: VirtualMachineFD
     let devices: [PluginDevice]
+    /// Each device's host binding, in `devices` order (metrics, management requests).
+    let contexts: [DeviceContext]
     let vcpus: [VCPUFD]
+    /// Closed while the VM is paused.
+    let gate: VCPUGate
+    /// Exits by reason, one per vCPU, in vCPU order.
+    public let exitCounters: [ExitCounters]
     /// Instructions this host's KVM could not emulate that the VMM completed, per instruction.
     public let fallbacks: InstructionFallbackCounters
 
@@ -43,6 +52,7 @@ public final class Machine {
             do {
                 stop = try StopController()
                 events = try EventLoop(stop: stop)
+                gate = try VCPUGate()
             } catch { throw MachineError.system(error) }
 
             // vCPUs first: the Hyper-V partition needs the TSC frequency, and devices offering
@@ -70,6 +80,7 @@ public final class Machine {
                 vcpus.append(cpu)
             }
             self.vcpus = vcpus
+            exitCounters = vcpus.map { _ in ExitCounters() }
 
             let interrupts = InterruptController(vm: vm)
             let ports = PortIOBus()
@@ -88,17 +99,22 @@ public final class Machine {
                                        events: events, stop: stop, hyperv: hyperv, logger: logger)
 
             var devices: [PluginDevice] = []
+            var contexts: [DeviceContext] = []
             for r in resolved {
                 let context = DeviceContext(id: r.config.id, machine: services)
                 let device = PluginDevice(library: r.library, instanceName: r.config.id, host: context)
                 context.device = device
                 do {
                     try device.create(parameters: r.parameters, vcpuCount: config.vcpus)
+                    // Metrics are registered during create only (ABI 1.8).
+                    context.metrics.seal()
                     try device.reset()
                 } catch { throw MachineError.device(error) }
                 devices.append(device)
+                contexts.append(context)
             }
             self.devices = devices
+            self.contexts = contexts
 
             // Firmware tables for guests that look for them: Generation 1 PCs, enlightened guests
             // (the VMBus device lives in the DSDT) and OSes booted through a real protocol.
@@ -158,8 +174,9 @@ public final class Machine {
         }
     }
 
-    /// Runs the VM until something stops it; returns why.
-    public func run() -> MachineExit {
+    /// Runs the VM until something stops it; returns why. `started` runs once every vCPU thread
+    /// has been started (the VM is running).
+    public func run(started: () -> Void = {}) -> MachineExit {
         let stop = services.stop
         do {
             try services.events.handleTerminationSignals()
@@ -179,11 +196,20 @@ public final class Machine {
         for device in devices {
             do { try device.start() } catch { return .deviceError(error.description) }
         }
+        // Management requests time out on the event loop, checked once a second.
+        let expiry: OwnedFD
+        do { expiry = try Self.expiryTimer() } catch { return .deviceError(error.description) }
+        _ = events.watchCore(expiry) { [contexts] in
+            let now = EventLoop.now()
+            for context in contexts { context.controlRequests.expire(now: now) }
+        }
+        // A stop also lets parked (paused) vCPUs go.
+        stop.addKicker { [gate] in gate.release() }
         services.vcpusRunning = true
         var threads: [NativeThread] = []
-        for cpu in vcpus {
+        for (cpu, exits) in zip(vcpus, exitCounters) {
             let runner = VCPURunner(cpu: cpu, ports: services.ports, mmio: services.mmio, stop: stop, hyperv: services.hyperv,
-                                    fallbacks: fallbacks, logger: services.logger)
+                                    fallbacks: fallbacks, logger: services.logger, gate: gate, exits: exits)
             do {
                 let thread = try NativeThread(name: "veneer-vcpu\(cpu.index)") { runner.run() }
                 stop.addKicker { [id = thread.id] in
@@ -196,8 +222,11 @@ public final class Machine {
                 break
             }
         }
+        if !stop.isStopping { started() }
         let exit = stop.wait()
         for thread in threads { thread.join() }
+        // Requests still waiting for a device are answered now: the device will not answer.
+        for context in contexts { context.controlRequests.expire(now: .max) }
         let completed = fallbacks.snapshot
         if !completed.isEmpty {
             services.logger.log(.info, "machine", "instructions completed by the VMM: "
@@ -209,6 +238,16 @@ public final class Machine {
             services.events.removeAll(for: device)
         }
         return exit
+    }
+
+    /// A timerfd firing every second.
+    private static func expiryTimer() throws(SystemError) -> OwnedFD {
+        let raw = ckvm_timerfd()
+        guard raw >= 0 else { throw SystemError("timerfd_create") }
+        let fd = OwnedFD(raw)
+        let second: UInt64 = 1_000_000_000
+        guard ckvm_timerfd_arm(raw, EventLoop.now() &+ second, second) == 0 else { throw SystemError("timerfd_settime") }
+        return fd
     }
 
     deinit {

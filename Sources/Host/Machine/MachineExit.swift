@@ -10,12 +10,14 @@ public enum MachineExit: Sendable, Equatable, CustomStringConvertible {
     case deviceError(String)
     /// The VMM was asked to stop by a signal.
     case interrupted(Int32)
+    /// Management asked for a hard off (the worker's `stop` request).
+    case stopped
 
     /// Guest-chosen statuses pass through; VMM-side failures use 70 and up, signals 128 + n.
     public var exitStatus: Int32 {
         switch self {
         case .guestExit(let s): s & 0xff
-        case .powerOff, .reset: 0
+        case .powerOff, .reset, .stopped: 0
         case .fault: 70
         case .deviceError: 71
         case .interrupted(let signal): 128 + signal
@@ -30,6 +32,7 @@ public enum MachineExit: Sendable, Equatable, CustomStringConvertible {
         case .fault(let report): report
         case .deviceError(let message): message
         case .interrupted(let signal): "stopped by signal \(signal)"
+        case .stopped: "stopped by request"
         }
     }
 

@@ -45,6 +45,11 @@ public final class StopController: Sendable {
     /// The current report generation: a vCPU that saw an older one owes a report.
     public var stateReportGeneration: UInt64 { reportGeneration.load(ordering: .sequentiallyConsistent) }
 
+    /// Kicks every vCPU out of KVM_RUN once (a pause uses this; the vCPUs then look at the gate).
+    public func kickAll() {
+        for kick in kickers.withLock({ $0 }) { kick() }
+    }
+
     public func request(_ exit: MachineExit) {
         let first = reason.withLock { r -> Bool in
             guard r == nil else { return false }

@@ -75,6 +75,7 @@ public final class VMBusChannel: Sendable {
     /// Consumes a packet `peekPacket` returned, and signals the guest if it was waiting for space.
     public func advance(past packet: VMBusPacket) throws(ChannelError) {
         let signal = try withRings { open throws(RingError) in try open.incoming.advance(past: packet) }
+        diagnostics.traffic.add(.packetsIn)
         if signal { signalGuest() }
     }
 
@@ -112,7 +113,10 @@ public final class VMBusChannel: Sendable {
         let outcome = try withRings { open throws(RingError) in
             try open.outgoing.write(type: type, flags: flags, transactionID: transactionID, header: header, payload: payload)
         }
-        if case .written(signalReader: true) = outcome { signalGuest() }
+        if case .written(let signal) = outcome {
+            diagnostics.traffic.add(.packetsOut)
+            if signal { signalGuest() }
+        }
         return outcome
     }
 
@@ -123,6 +127,7 @@ public final class VMBusChannel: Sendable {
     public func writeBatch(_ packets: [OutgoingRingPacket]) throws(ChannelError) -> Int {
         guard !packets.isEmpty else { return 0 }
         let outcome = try withRings { open throws(RingError) in try open.outgoing.writeBatch(packets) }
+        diagnostics.traffic.add(.packetsOut, outcome.written)
         if outcome.signalReader { signalGuest() }
         return outcome.written
     }
@@ -134,7 +139,10 @@ public final class VMBusChannel: Sendable {
             guard let open, let vp = open.targetVP else { return nil }
             return (vp, open.sint)
         }
-        if let (vp, sint) = target { signaller.signal(vp: vp, sint: sint, eventFlag: relid) }
+        if let (vp, sint) = target {
+            diagnostics.traffic.add(.interruptsOut)
+            signaller.signal(vp: vp, sint: sint, eventFlag: relid)
+        }
     }
 
     // MARK: Host side

@@ -17,6 +17,9 @@ final class VMBusDiagnostics: Sendable {
         case ringFault
     }
 
+    /// Traffic through the host (management metrics), counted whatever the log level.
+    let traffic = VMBusTraffic()
+
     private let sink: any VMBusLogSink
     private let counts = Mutex([Int](repeating: 0, count: Kind.allCases.count))
 

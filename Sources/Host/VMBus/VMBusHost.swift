@@ -85,6 +85,7 @@ public final class VMBusHost: Sendable {
         guard messageType == PostMessageInput.vmbusMessageType, payload.count <= PostMessageInput.maxPayloadSize else {
             return .invalidParameter
         }
+        env.diagnostics.traffic.add(.messagesIn)
         let message: ChannelMessage
         do throws(VMBusWireError) {
             message = try ChannelMessage.decode(payload)
@@ -102,6 +103,7 @@ public final class VMBusHost: Sendable {
         guard let (channel, handler) = target else { return .invalidConnectionID }
         // Channels have a dedicated interrupt: one flag, number 0.
         guard flagNumber == 0 else { return .invalidParameter }
+        env.diagnostics.traffic.add(.signalsIn)
         handler.channelSignalled(channel)
         return .success
     }
@@ -141,6 +143,9 @@ public final class VMBusHost: Sendable {
 
     /// The protocol version in use, nil while the guest is not connected.
     public var negotiatedVersion: VMBusVersion? { state.withLock { $0.connection?.version } }
+
+    /// Traffic counters (management metrics).
+    public var traffic: VMBusTraffic { env.diagnostics.traffic }
 
     /// Guest messages dropped without a reply since the host started (diagnostics, tests).
     public var droppedMessageCount: Int { env.diagnostics.count(.droppedMessage) }

@@ -25,6 +25,7 @@ extension VMBusState {
         if let refusal {
             // version_supported = 0: the guest tries its next older version.
             refuse("INITIATE_CONTACT: \(refusal)", env, level: .info)
+            env.diagnostics.traffic.add(.messagesOut)
             env.messages.post(vp: vp, sint: sint, messageType: PostMessageInput.vmbusMessageType,
                               payload: VersionResponse(versionSupported: false).encode())
             return .success
@@ -57,6 +58,7 @@ extension VMBusState {
     mutating func unload(_ env: VMBusEnvironment) {
         guard let target = connection else { return }
         resetConnection(env)
+        env.diagnostics.traffic.add(.messagesOut)
         env.messages.post(vp: target.vp, sint: target.sint, messageType: PostMessageInput.vmbusMessageType,
                           payload: ChannelMessage.unloadResponse.encode())
         env.diagnostics.report(.connection, .info, "guest unloaded VMBus")

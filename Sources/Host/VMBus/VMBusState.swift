@@ -54,6 +54,7 @@ struct VMBusState {
     func post(_ payload: [UInt8], _ env: VMBusEnvironment) {
         guard let connection else { return }
         env.diagnostics.debug("host -> VP \(connection.vp): \((try? ChannelMessage.decode(payload))?.summary ?? "\(payload.count) bytes")")
+        env.diagnostics.traffic.add(.messagesOut)
         env.messages.post(vp: connection.vp, sint: connection.sint, messageType: PostMessageInput.vmbusMessageType, payload: payload)
     }
 
