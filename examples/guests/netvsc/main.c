@@ -781,8 +781,9 @@ static void rndis_queries(void)
             p.lso_v2_ipv6 = NDIS_OFFLOAD_PARAMETERS_LSOV2_ENABLED;
     }
     if (rsc) {
-        p.rsc_ip_v4 = 2;
-        p.rsc_ip_v6 = 2;
+        /* LRO starts off in Linux, so it turns RSC off explicitly (NDIS_OFFLOAD_PARAMETERS_RSC_DISABLED). */
+        p.rsc_ip_v4 = 1;
+        p.rsc_ip_v6 = 1;
     }
     status = rndis_set(OID_TCP_OFFLOAD_PARAMETERS, &p, sizeof(p), "offload");
     if (status != RNDIS_STATUS_SUCCESS)
