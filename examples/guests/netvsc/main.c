@@ -547,11 +547,11 @@ static u32 rndis_query(u32 oid, const void *in, u32 in_len, void *out, u32 max, 
     *got = 0;
     if (c.status != RNDIS_STATUS_SUCCESS)
         return c.status;
-    /* rndis_filter_query_device: the answer must fit the caller's buffer and the message. */
+    /* rndis_filter_query_device: the answer must fit the caller's buffer and the message, and
+     * start after the completion's own 16 bytes (Linux checks that even for an empty answer). */
     if (c.info_buflen > max)
         fail(step, "QUERY 0x%08x answered %u bytes; Linux's buffer holds %u", oid, c.info_buflen, max);
-    if (c.info_buflen > 0
-        && (c.info_buf_offset < 16 || c.info_buf_offset > msg_len - 8 || c.info_buflen > msg_len - 8 - c.info_buf_offset))
+    if (c.info_buf_offset < 16 || c.info_buf_offset > msg_len - 8 || c.info_buflen > msg_len - 8 - c.info_buf_offset)
         fail(step, "QUERY 0x%08x answer %u bytes at offset %u of a %u-byte message", oid, c.info_buflen,
              c.info_buf_offset, msg_len);
     memcpy(out, r + 8 + c.info_buf_offset, c.info_buflen);
