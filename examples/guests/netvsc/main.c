@@ -1252,9 +1252,9 @@ static void report(void)
     }
     printf("\n" PROG ": totals: %lu frames in, %lu out, %lu ARP requests answered, %lu echo replies sent, %lu replies "
                  "dropped, %lu tagged frames, %lu UDP and %lu IP checksums verified by the host, link indications "
-                 "up %lu down %lu, %lu host signals\n",
+                 "up %lu down %lu, %lu host signals, %u of %u send sections completed back\n",
            in, out, net.arp_requests, net.echo_replies_sent, dropped_tx, net.foreign_vlan, rx_csum_udp_ok,
-           rx_csum_ip_ok, indications.link_up, indications.link_down, signals);
+           rx_csum_ip_ok, indications.link_up, indications.link_down, signals, free_count, send_section_count);
     print_senders();
 }
 
