@@ -32,6 +32,8 @@ let plugins: [PluginTarget] = [
     PluginTarget(name: "kvp", module: "KVP", path: "Plugins/Synthetic/kvp", dependencies: ["VeneerIC"]),
     PluginTarget(name: "vss", module: "VSS", path: "Plugins/Synthetic/vss", dependencies: ["VeneerIC"]),
     PluginTarget(name: "fcopy", module: "FileCopy", path: "Plugins/Synthetic/fcopy", dependencies: ["VeneerIC"]),
+    PluginTarget(name: "netvsp", module: "NetVSP", path: "Plugins/Synthetic/netvsp",
+                 dependencies: ["NVSPProtocol", "RNDISProtocol", "VeneerNet"]),
 ]
 
 let strict: [SwiftSetting] = [.enableUpcomingFeature("ExistentialAny")]
@@ -50,6 +52,8 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/LebJe/TOMLKit", exact: "0.6.0"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
     ],
     targets: [
         // C facts Swift cannot import: KVM ioctl numbers, non-variadic ioctl, packed epoll events.
@@ -66,6 +70,9 @@ let package = Package(
         .target(name: "VHDXFormat", path: "Sources/Protocols/VHDX", swiftSettings: strict),
         // storvsp's VMBus packets (vstor_packet, the SCSI request block, channel properties).
         .target(name: "StorVSPProtocol", path: "Sources/Protocols/StorVSP", swiftSettings: strict),
+        // netvsp's wire formats: NVSP messages and transfer-page headers; RNDIS messages, PPIs, NDIS objects.
+        .target(name: "NVSPProtocol", path: "Sources/Protocols/NVSP", swiftSettings: strict),
+        .target(name: "RNDISProtocol", path: "Sources/Protocols/RNDIS", swiftSettings: strict),
         // SCSI (SPC/SBC/MMC basics): CDBs, sense data, INQUIRY and VPD, mode pages, capacity data.
         .target(name: "SCSIProtocol", path: "Sources/Protocols/SCSI", swiftSettings: strict),
         .target(
@@ -76,14 +83,28 @@ let package = Package(
         ),
         .executableTarget(
             name: "veneer",
-            dependencies: ["VeneerHost", "CKVM", "VeneerDisk", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["VeneerHost", "CKVM", "VeneerDisk", "VeneerNet", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Sources/veneer",
             swiftSettings: strict
         ),
         // veneerd's core: VM definitions under a state directory, one supervised worker per VM.
-        .target(name: "VeneerManagement", dependencies: ["WorkerControlProtocol"], path: "Sources/Management", swiftSettings: strict),
+        .target(name: "VeneerManagement",
+                dependencies: ["WorkerControlProtocol", "CManagementSupport", "VeneerHost",
+                               .product(name: "Logging", package: "swift-log"),
+                               .product(name: "NIOCore", package: "swift-nio"),
+                               .product(name: "NIOPosix", package: "swift-nio")],
+                path: "Sources/Management", swiftSettings: strict),
+        // posix_spawn's setsid/chdir/closefrom actions and pidfd_open: GNU extensions Swift's Glibc hides.
+        .target(name: "CManagementSupport", path: "Sources/ManagementSupport"),
+        // VMSupervisor against real `veneer run --control-dir` workers and test guests.
+        .testTarget(name: "ManagementTests", dependencies: ["VeneerManagement", "WorkerControlProtocol"],
+                    path: "Tests/ManagementTests", swiftSettings: strict),
         // Host networking for NICs: the switch backend (Linux bridges, TAP with vnet headers), port policy.
-        .target(name: "VeneerNet", path: "PluginSDK/Net", swiftSettings: strict),
+        .target(name: "VeneerNet", dependencies: ["NetlinkProtocol", "VeneerNetSupport"], path: "PluginSDK/Net", swiftSettings: strict),
+        // rtnetlink wire format (nlmsghdr, nlattr, ifinfomsg, ifaddrmsg, bridge VLAN info): encode/decode only.
+        .target(name: "NetlinkProtocol", path: "Sources/Protocols/Netlink", swiftSettings: strict),
+        // TAP ioctls (struct ifreq), AF_PACKET and unshare(CLONE_NEWNET): not in Swift's Glibc module.
+        .target(name: "VeneerNetSupport", path: "PluginSDK/NetSupport"),
         .target(name: "VeneerSDKSupport", path: "PluginSDK/CSupport"),
         .target(name: "VeneerPluginKit", dependencies: ["VeneerPluginABI", "VeneerSDKSupport"], path: "PluginSDK/Swift", swiftSettings: strict),
         // The IC framework every integration-service plugin builds on: negotiation, transactions, timeouts.
@@ -105,6 +126,12 @@ let package = Package(
         // storvsp's wire formats and its SCSI target and channel logic, below the plugin ABI.
         .testTarget(name: "StorVSPTests", dependencies: ["StorVSP", "StorVSPProtocol", "SCSIProtocol", "VeneerDisk", "VeneerPluginKit", "VeneerPluginABI"],
                     path: "Tests/StorVSPTests", swiftSettings: strict),
+        // netvsp: its wire formats, and the plugin through the harness (a test bundle cannot link a
+        // second plugin module: each defines veneer_plugin_entry).
+        .testTarget(name: "NetVSPTests", dependencies: ["NVSPProtocol", "RNDISProtocol", "VeneerNet", "VeneerPluginKit",
+                                                        "VeneerHarness", "VeneerHost", "VMBusProtocol", "VeneerPluginABI"],
+                    path: "Tests/NetVSPTests", swiftSettings: strict),
+        .testTarget(name: "NetTests", dependencies: ["VeneerNet", "NetlinkProtocol", "VeneerNetSupport"], path: "Tests/NetTests", swiftSettings: strict),
         .testTarget(name: "IntegrationTests", dependencies: ["VeneerHost", "WorkerControlProtocol"], path: "Tests/IntegrationTests", swiftSettings: strict),
     ] + plugins.map {
         .target(name: $0.module, dependencies: ["VeneerPluginKit"] + $0.dependencies.map { .target(name: $0) }, path: $0.path, swiftSettings: strict)

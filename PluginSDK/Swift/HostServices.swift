@@ -315,7 +315,7 @@ public struct HostServices: @unchecked Sendable {
     // MARK: Machine facts (ABI 1.3)
 
     public enum MachineFact: UInt32, Sendable {
-        case vcpuCount = 1, ramBytes, memoryMap, kernel, initrd, cmdline, acpiTables, acpiRSDP, acpiLoader
+        case vcpuCount = 1, ramBytes, memoryMap, kernel, initrd, cmdline, acpiTables, acpiRSDP, acpiLoader, vmName
     }
 
     /// Whether the host's table reaches `machine_fact` (hosts before ABI 1.3 do not have it).

@@ -420,6 +420,9 @@ enum veneer_machine_fact {
     VENEER_FACT_ACPI_TABLES = 7,
     VENEER_FACT_ACPI_RSDP = 8,
     VENEER_FACT_ACPI_LOADER = 9,
+    /* ABI 1.8 (additive): the VM's name from its config, UTF-8 without a NUL: what stable
+     * per-VM identities (a NIC's default MAC address) are derived from. */
+    VENEER_FACT_VM_NAME = 10,
 };
 
 /* One VENEER_FACT_MEMORY_MAP entry: 24 bytes. `type` is the e820 type (1 RAM, 2 reserved,

@@ -10,7 +10,7 @@ struct Veneer: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "veneer",
         abstract: "A Hyper-V-style virtual machine monitor for Linux/KVM.",
-        subcommands: [Run.self, Check.self, Plugins.self, CPUFeatures.self, Disk.self]
+        subcommands: [Run.self, Check.self, Plugins.self, CPUFeatures.self, Disk.self, Switch.self]
     )
 
     /// ArgumentParser's own handling, except that a command-line mistake is one line
@@ -45,6 +45,13 @@ enum LogLevelOption: String, ExpressibleByArgument, CaseIterable {
     }
 }
 
+/// Where a config's relative paths resolve when the file lives elsewhere (veneerd keeps its copy
+/// of a config in its state directory but resolves it against the directory it was defined from).
+struct BaseDirectoryOption: ParsableArguments {
+    @Option(name: .customLong("base-directory"), help: "Resolve the config's relative paths against this directory instead of the config file's.")
+    var path: String?
+}
+
 struct PluginPathOption: ParsableArguments {
     @Option(name: .customLong("plugin-path"), help: "Directory searched for plugins before the default path (repeatable).")
     var directories: [String] = []
@@ -69,6 +76,7 @@ struct Run: ParsableCommand {
         abstract: "Boot a VM from its config file; exit with the guest's status (debug-exit) or 0 on power-off.")
 
     @Argument(help: "The VM config (TOML).") var config: String
+    @OptionGroup var base: BaseDirectoryOption
     @OptionGroup var plugins: PluginPathOption
     @Option(help: "Diagnostics to show: error, warning, info or debug.") var logLevel: LogLevelOption = .warning
     @Option(name: .customLong("control-dir"),
@@ -83,7 +91,7 @@ struct Run: ParsableCommand {
         // A plugin crashing in a callback: one line naming device, plugin and callback, status 71.
         PluginCrashGuard.install(program: "veneer")
         let vm: VMConfig
-        do { vm = try ConfigParser.load(path: config) } catch { throw fail("\(error)", status: error.exitStatus) }
+        do { vm = try ConfigParser.load(path: config, baseDirectory: base.path) } catch { throw fail("\(error)", status: error.exitStatus) }
         warnAboutIgnoredCPUMasks(vm.cpu, logger: logger)
         if let controlDirectory {
             let end = Worker.run(config: vm, controlDirectory: controlDirectory, registry: plugins.registry, logger: logger,
@@ -126,12 +134,13 @@ struct Check: ParsableCommand {
         abstract: "Validate a VM config and its devices' parameters against their plugins, without starting it.")
 
     @Argument(help: "The VM config (TOML).") var config: String
+    @OptionGroup var base: BaseDirectoryOption
     @OptionGroup var plugins: PluginPathOption
 
     func run() throws {
         PluginCrashGuard.install(program: "veneer")  // loading runs plugin code too
         let vm: VMConfig
-        do { vm = try ConfigParser.load(path: config) } catch { throw fail("\(error)", status: error.exitStatus) }
+        do { vm = try ConfigParser.load(path: config, baseDirectory: base.path) } catch { throw fail("\(error)", status: error.exitStatus) }
         do {
             let devices = try DeviceResolver.resolve(vm, registry: plugins.registry)
             print("\(config): ok: VM '\(vm.name)', \(vm.memoryBytes >> 20) MiB, \(vm.vcpus) vCPU(s), \(vm.boot.summary)")

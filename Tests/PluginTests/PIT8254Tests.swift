@@ -7,7 +7,7 @@ import VeneerHost
 //
 // Control word: SC1 SC0 RW1 RW0 M2 M1 M0 BCD. RW 00 latch, 01 LSB, 10 MSB, 11 LSB then MSB.
 // Read-back: 1 1 !COUNT !STATUS CNT2 CNT1 CNT0 0. Status: OUT, NULL COUNT, RW1 RW0, M2 M1 M0, BCD.
-private let control: UInt16 = 0x43
+private let controlPort: UInt16 = 0x43
 private let portB: UInt16 = 0x61
 private let pitHz: UInt64 = 1_193_182
 private let second: UInt64 = 1_000_000_000
@@ -31,7 +31,7 @@ extension PluginHarness {
         advance(nanoseconds: (r == 0 ? q : q + 1) - host.now)
     }
 
-    fileprivate func command(_ value: UInt8) { write(port: control, UInt64(value)) }
+    fileprivate func command(_ value: UInt8) { write(port: controlPort, UInt64(value)) }
 
     fileprivate func writeCount(_ counter: UInt16, _ count: UInt16) {
         write(port: 0x40 + counter, UInt64(count & 0xFF))

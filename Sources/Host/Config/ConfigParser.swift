@@ -8,24 +8,24 @@ public enum ConfigParser {
     /// The deepest nesting a config may use (`ConfigPrescan`).
     public static var maxNestingDepth: Int { ConfigPrescan.maxDepth }
 
-    public static func load(path: String) throws(ConfigError) -> VMConfig {
+    public static func load(path: String, baseDirectory: String? = nil) throws(ConfigError) -> VMConfig {
         let bytes: [UInt8]
         do { bytes = try readWholeFile(path, limit: maxConfigBytes) } catch {
             throw ConfigError(file: path, key: "", reason: error.reason,
                               unreadable: true)
         }
-        return try load(bytes: bytes, file: path)
+        return try load(bytes: bytes, file: path, baseDirectory: baseDirectory)
     }
 
     /// Everything `load(path:)` does after reading the file (the fuzz tests enter here).
-    public static func load(bytes: [UInt8], file: String) throws(ConfigError) -> VMConfig {
+    public static func load(bytes: [UInt8], file: String, baseDirectory: String? = nil) throws(ConfigError) -> VMConfig {
         guard let text = String(validating: bytes, as: UTF8.self) else {
             throw ConfigError(file: file, key: "", reason: "the file is not UTF-8 text")
         }
-        return try parse(text, file: file)
+        return try parse(text, file: file, baseDirectory: baseDirectory)
     }
 
-    public static func parse(_ text: String, file: String) throws(ConfigError) -> VMConfig {
+    public static func parse(_ text: String, file: String, baseDirectory explicitBase: String? = nil) throws(ConfigError) -> VMConfig {
         // Size, NUL and nesting first: the TOML library truncates strings at NUL and recurses
         // once per nesting level.
         let bytes = Array(text.utf8)
@@ -40,7 +40,7 @@ public enum ConfigParser {
             throw ConfigError(file: file, key: "", reason: "\(error)")
         }
         var reader = TableReader(table: root, file: file, prefix: "")
-        let baseDirectory = directory(of: file)
+        let baseDirectory = explicitBase ?? directory(of: file)
 
         let name = try reader.string("name") ?? "vm"
         let memoryBytes = try reader.memorySize("memory") ?? 128 << 20
@@ -88,6 +88,7 @@ public enum ConfigParser {
         var config = VMConfig(file: file, name: name, memoryBytes: memoryBytes, vcpus: UInt32(vcpus), hyperv: hyperv,
                               generation: generation == 1 ? .one : .two, boot: boot, devices: devices)
         config.onReset = onReset
+        config.baseDirectory = explicitBase
         config.cpu = cpu
         return config
     }

@@ -28,7 +28,7 @@ public enum DeviceResolver {
             let values: [ParameterValue]
             do {
                 values = try ParameterValidation.resolve(device.parameters, schema: library.info.parameters,
-                                                         baseDirectory: ConfigParser.directory(of: config.file))
+                                                         baseDirectory: config.baseDirectory ?? ConfigParser.directory(of: config.file))
             } catch {
                 // A group's problem (`disk[2].cache`, or `disk` itself) names the device by id.
                 let name = String(error.key.prefix { $0 != "[" && $0 != "." })

@@ -2,6 +2,10 @@
 /// checked later, against each plugin's own schema (`DeviceResolver`).
 public struct VMConfig: Sendable, Equatable {
     public var file: String
+    /// What relative paths (images, disks, plugin files) resolve against: the config file's
+    /// directory unless the config was loaded with another (`veneer run --base-directory`, which
+    /// veneerd uses for a config it keeps in its state directory).
+    public var baseDirectory: String?
     public var name: String
     public var memoryBytes: UInt64
     public var vcpus: UInt32

@@ -146,7 +146,8 @@ public final class Machine: @unchecked Sendable {
             } catch {
                 logger.log(.warning, "machine", "no ACPI tables for devices that describe the machine: \(error)")
             }
-            let facts = MachineFacts(vcpuCount: config.vcpus, ramBytes: memory.map.ramBytes, memoryMap: e820, boot: config.boot, acpi: linked)
+            let facts = MachineFacts(vcpuCount: config.vcpus, ramBytes: memory.map.ramBytes, memoryMap: e820, boot: config.boot, acpi: linked,
+                                     vmName: config.name)
             services.facts.withLock { $0 = facts }
             for cpu in vcpus {
                 // vCPUs without a state stay in KVM's reset state, waiting for INIT/SIPI.

@@ -19,9 +19,11 @@ public struct MachineFacts: Sendable, Equatable {
     public var initrd: File
     public var cmdline: String
     public var acpi: ACPILinkedTables?
+    /// The VM's name (VENEER_FACT_VM_NAME).
+    public var vmName: String
 
     public init(vcpuCount: UInt32, ramBytes: UInt64, memoryMap: [E820Map.Entry], kernel: File = .none, initrd: File = .none,
-                cmdline: String = "", acpi: ACPILinkedTables? = nil) {
+                cmdline: String = "", acpi: ACPILinkedTables? = nil, vmName: String = "") {
         self.vcpuCount = vcpuCount
         self.ramBytes = ramBytes
         self.memoryMap = memoryMap
@@ -29,10 +31,11 @@ public struct MachineFacts: Sendable, Equatable {
         self.initrd = initrd
         self.cmdline = cmdline
         self.acpi = acpi
+        self.vmName = vmName
     }
 
     /// The facts of a machine booting `boot`: its kernel, initrd (or first module) and command line.
-    public init(vcpuCount: UInt32, ramBytes: UInt64, memoryMap: E820Map, boot: BootImage, acpi: ACPILinkedTables?) {
+    public init(vcpuCount: UInt32, ramBytes: UInt64, memoryMap: E820Map, boot: BootImage, acpi: ACPILinkedTables?, vmName: String = "") {
         var kernel = File.path(boot.path, role: "boot image"), initrd = File.none, cmdline = ""
         switch boot {
         case .flat: kernel = .none
@@ -41,7 +44,7 @@ public struct MachineFacts: Sendable, Equatable {
         case .multiboot(let m): initrd = m.modules.first.map { .path($0.path, role: "module 1", key: "boot.module[0].path") } ?? .none; cmdline = m.cmdline
         }
         self.init(vcpuCount: vcpuCount, ramBytes: ramBytes, memoryMap: memoryMap.entries, kernel: kernel, initrd: initrd,
-                  cmdline: cmdline, acpi: acpi)
+                  cmdline: cmdline, acpi: acpi, vmName: vmName)
     }
 
     public enum FactError: Error, Equatable {
@@ -62,6 +65,7 @@ public struct MachineFacts: Sendable, Equatable {
         case UInt32(VENEER_FACT_ACPI_TABLES.rawValue): return acpi?.tables ?? []
         case UInt32(VENEER_FACT_ACPI_RSDP.rawValue): return acpi?.rsdp ?? []
         case UInt32(VENEER_FACT_ACPI_LOADER.rawValue): return acpi?.loader ?? []
+        case UInt32(VENEER_FACT_VM_NAME.rawValue): return Array(vmName.utf8)
         default: throw .unknown(fact)
         }
     }
