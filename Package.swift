@@ -42,6 +42,7 @@ let package = Package(
     name: "Veneer",
     products: [
         .executable(name: "veneer", targets: ["veneer"]),
+        .executable(name: "veneerd", targets: ["veneerd"]),
         .executable(name: "veneer-plugin-test", targets: ["veneer-plugin-test"]),
         .library(name: "VeneerPluginKit", targets: ["VeneerPluginKit"]),
         .library(name: "VeneerHarness", targets: ["VeneerHarness"]),
@@ -52,8 +53,17 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/LebJe/TOMLKit", exact: "0.6.0"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
-        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        // veneerd: HTTP over a UNIX socket, the console WebSocket, logs and Prometheus metrics.
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird-websocket", from: "2.8.1"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        // veneerd's tests: an HTTP client over the UNIX socket, and the OpenAPI document read as YAML.
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
     ],
     targets: [
         // C facts Swift cannot import: KVM ioctl numbers, non-variadic ioctl, packed epoll events.
@@ -77,7 +87,8 @@ let package = Package(
         .target(name: "SCSIProtocol", path: "Sources/Protocols/SCSI", swiftSettings: strict),
         .target(
             name: "VeneerHost",
-            dependencies: ["CKVM", "VeneerPluginABI", "VMBusProtocol", "WorkerControlProtocol", "TOMLKit"],
+            dependencies: ["CKVM", "VeneerPluginABI", "VMBusProtocol", "WorkerControlProtocol", "TOMLKit",
+                           .product(name: "Logging", package: "swift-log")],
             path: "Sources/Host",
             swiftSettings: strict
         ),
@@ -99,6 +110,39 @@ let package = Package(
         // VMSupervisor against real `veneer run --control-dir` workers and test guests.
         .testTarget(name: "ManagementTests", dependencies: ["VeneerManagement", "WorkerControlProtocol"],
                     path: "Tests/ManagementTests", swiftSettings: strict),
+        // veneerd's HTTP API (routes, problem+json, metrics, console, socket security) over VMManaging.
+        .target(
+            name: "VeneerdAPI",
+            dependencies: [
+                "VeneerManagement", "WorkerControlProtocol",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
+                .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ],
+            path: "Sources/veneerd/API",
+            swiftSettings: strict
+        ),
+        // The management service: `veneerd --state-dir DIR`, serving VeneerdAPI on a UNIX socket.
+        .executableTarget(
+            name: "veneerd",
+            dependencies: [
+                "VeneerdAPI", "VeneerManagement", "WorkerControlProtocol",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ],
+            path: "Sources/veneerd/Main",
+            swiftSettings: strict
+        ),
         // Host networking for NICs: the switch backend (Linux bridges, TAP with vnet headers), port policy.
         .target(name: "VeneerNet", dependencies: ["NetlinkProtocol", "VeneerNetSupport"], path: "PluginSDK/Net", swiftSettings: strict),
         // rtnetlink wire format (nlmsghdr, nlattr, ifinfomsg, ifaddrmsg, bridge VLAN info): encode/decode only.
@@ -126,6 +170,20 @@ let package = Package(
         // storvsp's wire formats and its SCSI target and channel logic, below the plugin ABI.
         .testTarget(name: "StorVSPTests", dependencies: ["StorVSP", "StorVSPProtocol", "SCSIProtocol", "VeneerDisk", "VeneerPluginKit", "VeneerPluginABI"],
                     path: "Tests/StorVSPTests", swiftSettings: strict),
+        .testTarget(name: "VeneerdTests", dependencies: [
+            "VeneerdAPI", "VeneerManagement", "WorkerControlProtocol",
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "Metrics", package: "swift-metrics"),
+            .product(name: "Prometheus", package: "swift-prometheus"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+            .product(name: "NIOWebSocket", package: "swift-nio"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
+            .product(name: "Yams", package: "Yams"),
+        ], path: "Tests/VeneerdTests", exclude: ["Fixtures"], swiftSettings: strict),
         // netvsp: its wire formats, and the plugin through the harness (a test bundle cannot link a
         // second plugin module: each defines veneer_plugin_entry).
         .testTarget(name: "NetVSPTests", dependencies: ["NVSPProtocol", "RNDISProtocol", "VeneerNet", "VeneerPluginKit",

@@ -146,7 +146,8 @@ struct Check: ParsableCommand {
             print("\(config): ok: VM '\(vm.name)', \(vm.memoryBytes >> 20) MiB, \(vm.vcpus) vCPU(s), \(vm.boot.summary)")
             for d in devices {
                 let params = d.parameters.map { "\($0.name)=\(Self.text($0.value))" }.joined(separator: " ")
-                print("  \(d.config.id): \(d.library.info.name) \(d.library.info.version)  \(params)")
+                let note = IntegrationServices.isDefault(d.config) ? "  (integration service, on by default: [integration] \(d.config.id) = false turns it off)" : ""
+                print("  \(d.config.id): \(d.library.info.name) \(d.library.info.version)  \(params)\(note)")
             }
             for line in cpuReport(vm.cpu) { print("  " + line) }
         } catch {
