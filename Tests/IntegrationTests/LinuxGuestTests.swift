@@ -17,13 +17,23 @@ struct LinuxGuestTests {
         try? FileManager.default.removeItem(atPath: scratch)
         try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
         let console = scratch + "/console.txt"
-        let config = try LinuxGuest.config(kernel: kernel, initrd: initrd, console: console, directory: scratch)
+        // The NIC needs a switch, which needs CAP_NET_ADMIN: without it the VM runs without the NIC
+        // and /init skips its network checks.
+        let network = NetworkTestHost.skipReason == nil
+        if !network { print("SKIPPED: the Linux guest's network checks: \(NetworkTestHost.skipReason ?? "")") }
+        let config = try LinuxGuest.config(kernel: kernel, initrd: initrd, console: console, directory: scratch, nic: network)
         // The storvsp disks, fresh: the config's relative paths resolve inside the scratch directory.
         let disks = try LinuxGuest.createDisks(directory: scratch)
 
         let started = Date()
         // The storage checks (mke2fs, file I/O in interpreted kernel code) add minutes on a busy machine.
-        let run = try VeneerProcess.run(VeneerProcess.executable, ["run", config, "--log-level", "debug"], timeout: 1500)
+        let run: VeneerProcess.Result
+        var hostNetwork: LinuxGuest.HostNetworkResult?
+        if network {
+            (run, hostNetwork) = try LinuxGuest.runWithNetwork(config: config, console: console, directory: scratch, timeout: 1500)
+        } else {
+            run = try VeneerProcess.run(VeneerProcess.executable, ["run", config, "--log-level", "debug"], timeout: 1500)
+        }
         let seconds = Int(Date().timeIntervalSince(started))
         let output = (try? String(contentsOfFile: console, encoding: .utf8)) ?? ""
         // The guest's serial console ends lines with "\r\n", a single Character in Swift.
@@ -76,6 +86,21 @@ struct LinuxGuestTests {
         }
         try LinuxGuest.checkDisks(disks, report: report)
 
+        // hv_netvsc against netvsp: the guest's own checks, and the host's side of the pings and
+        // of the datagrams it sent with their checksums left to the host.
+        if let hostNetwork {
+            for check in ["netvsc", "netvsc-link", "netvsc-address", "ping-host", "host-pings", "checksum-offload", "netvsc-log"] {
+                let line = report.first { $0.hasPrefix("veneer-init: check \(check):") }
+                #expect(line?.contains(": PASS ") == true, "\(line ?? "no line for check \(check)")")
+            }
+            #expect(report.contains { $0.hasPrefix("veneer-init: network ") && $0.contains(" mac 00:15:5d:00:00:0a ") }, "\(report)")
+            #expect(hostNetwork.ping.contains("10 packets transmitted, 10 received, 0% packet loss"), "host ping: \(hostNetwork.ping)")
+            #expect(hostNetwork.datagrams.filter { $0.hasPrefix("veneer-linux ") }.count == 5,
+                    "UDP datagrams from the guest at 10.99.0.1:7002: \(hostNetwork.datagrams)")
+            let netvsc = try #require(offers.first { $0.type == LinuxGuest.networkType }, "no network adapter offer")
+            #expect(devices.first { $0.instance == netvsc.instance }?.driver == "hv_netvsc", "\(devices)")
+        }
+
         // No protocol error from the real driver: nothing refused, dropped or faulted.
         let problems = log.filter(LinuxGuest.isProtocolProblem)
         #expect(problems.isEmpty, "Veneer logged problems:\n\(problems.prefix(20).joined(separator: "\n"))")
@@ -103,8 +128,10 @@ enum LinuxGuest {
     }
 
     /// examples/linux.toml with absolute boot paths and the console in a file.
-    static func config(kernel: String, initrd: String, console: String, directory: String) throws -> String {
+    static func config(kernel: String, initrd: String, console: String, directory: String, nic: Bool) throws -> String {
         var text = try String(contentsOfFile: VeneerProcess.repoRoot + "/examples/linux.toml", encoding: .utf8)
+        guard text.contains(nicBlock) else { throw TestFailure("examples/linux.toml has no NIC block:\n\(nicBlock)") }
+        if !nic { text = text.replacingOccurrences(of: nicBlock, with: "") }
         text = text.replacingOccurrences(of: "kernel = \"linux/build/vmlinux\"", with: "kernel = \"\(kernel)\"")
         text = text.replacingOccurrences(of: "initrd = \"linux/build/initramfs.cpio\"", with: "initrd = \"\(initrd)\"")
         guard text.contains(kernel), text.contains(initrd) else { throw TestFailure("examples/linux.toml has other boot paths") }
@@ -112,6 +139,70 @@ enum LinuxGuest {
         let path = directory + "/linux.toml"
         try text.write(toFile: path, atomically: true, encoding: .utf8)
         return path
+    }
+
+    static let networkType = "f8615163-df3e-46c5-913f-f2d2f965ed0e"
+    /// examples/linux.toml's NIC: dropped from the config where no switch can be made.
+    static let nicBlock = """
+        [[device]]
+        id = "nic0"
+        plugin = "netvsp"
+        switch = "veneer0"
+        mac = "00:15:5d:00:00:0a"
+        """
+
+    struct HostNetworkResult {
+        var ping: String
+        var datagrams: [String]
+    }
+
+    /// Runs the guest in a network namespace with the internal switch its config names
+    /// (veneer0, the host at 10.99.0.1/24) and a UDP receiver on 10.99.0.1:7002; once /init says
+    /// the network is ready, the host pings it 10 times.
+    static func runWithNetwork(config: String, console: String, directory: String,
+                               timeout: Double) throws -> (VeneerProcess.Result, HostNetworkResult) {
+        let ns = try NetworkNamespace("vlx")
+        defer { ns.close() }
+        try ns.createSwitch("veneer0", type: "internal", address: "10.99.0.1/24")
+        let received = directory + "/udp-received.txt"
+        let receiver = try ns.start(["python3", "-c", """
+            import socket
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            s.bind(("10.99.0.1", 7002))
+            while True:
+                data, _ = s.recvfrom(2048)
+                print(data.decode(errors="replace"), flush=True)
+            """], stdout: received, stderr: directory + "/udp-receiver.err")
+        let stdout = directory + "/veneer.stdout", stderr = directory + "/veneer.stderr"
+        let process = try ns.start([VeneerProcess.executable, "run", config, "--log-level", "debug"], stdout: stdout, stderr: stderr)
+        let deadline = Date().addingTimeInterval(timeout)
+        var ping = "the guest never said its network was ready"
+        while process.isRunning && Date() < deadline {
+            let text = (try? String(contentsOfFile: console, encoding: .utf8)) ?? ""
+            if text.contains("veneer-init: network ready") {
+                let tool = NetworkTestHost.tool("ping") ?? "ping"
+                let r = try ns.run([tool, "-c", "10", "-i", "0.5", "-W", "5", GuestAddress.linux], timeout: 120)
+                ping = r.stdout + r.stderr
+                break
+            }
+            usleep(500_000)
+        }
+        while process.isRunning && Date() < deadline { usleep(200_000) }
+        if process.isRunning {
+            ns.close()
+            throw TestFailure("veneer run did not finish within \(Int(timeout)) s; console in \(console)")
+        }
+        receiver.terminate()
+        let datagrams = ((try? String(contentsOfFile: received, encoding: .utf8)) ?? "").split(separator: "\n").map(String.init)
+        let result = VeneerProcess.Result(status: process.terminationStatus,
+                                          stdout: (try? String(contentsOfFile: stdout, encoding: .utf8)) ?? "",
+                                          stderr: (try? String(contentsOfFile: stderr, encoding: .utf8)) ?? "")
+        return (result, HostNetworkResult(ping: ping, datagrams: datagrams))
+    }
+
+    enum GuestAddress {
+        /// examples/linux/network.c's address.
+        static let linux = "10.99.0.10"
     }
 
     static let scsiType = "ba6163d9-04a1-4d29-b605-72e2ffb1dc7f"

@@ -20,6 +20,9 @@
  * (e2fsck -n, debugfs, qemu-img check). Lines:
  *   veneer-init: disk <sdX> controller <guid> lun <n>: <sectors> sectors, logical <n>, physical <n>, ro <0|1>
  *   veneer-init: file <path> <bytes> bytes fnv1a64 <hex>
+ *
+ * Network (issue 8): network.c, included below, checks hv_netvsc against netvsp when the VM has a
+ * synthetic NIC (see there).
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -568,6 +571,8 @@ static void storage_checks(void)
     check("storvsc-log", have_log && complaints == 0, "%d complaints from hv_storvsc in the kernel log", complaints);
 }
 
+#include "network.c"
+
 int main(void)
 {
     mount("proc", "/proc", "proc", 0, NULL);
@@ -608,6 +613,7 @@ int main(void)
           census.heartbeat_opened ? "opened" : "not opened");
     free(log);
     storage_checks();
+    network_checks();
 
     if (checks_failed)
         say("veneer-init: %d of %d checks FAILED", checks_failed, checks_run);
