@@ -87,13 +87,21 @@ let package = Package(
         .target(name: "SCSIProtocol", path: "Sources/Protocols/SCSI", swiftSettings: strict),
         .target(
             name: "VeneerHost",
-            dependencies: ["CKVM", "VeneerPluginABI", "VMBusProtocol", "WorkerControlProtocol", "TOMLKit"],
+            dependencies: ["CKVM", "VeneerPluginABI", "VMBusProtocol", "WorkerControlProtocol", "TOMLKit",
+                           .product(name: "Logging", package: "swift-log")],
             path: "Sources/Host",
             swiftSettings: strict
         ),
         .executableTarget(
             name: "veneer",
-            dependencies: ["VeneerHost", "CKVM", "VeneerDisk", "VeneerNet", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["VeneerHost", "CKVM", "VeneerDisk", "VeneerNet", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                           // `veneer ctl`: veneerd's API types, its HTTP client and the console's WebSocket.
+                           "VeneerManagement", "WorkerControlProtocol",
+                           .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                           .product(name: "NIOCore", package: "swift-nio"),
+                           .product(name: "NIOPosix", package: "swift-nio"),
+                           .product(name: "NIOHTTP1", package: "swift-nio"),
+                           .product(name: "NIOWebSocket", package: "swift-nio")],
             path: "Sources/veneer",
             swiftSettings: strict
         ),

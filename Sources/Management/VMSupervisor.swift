@@ -102,7 +102,7 @@ public actor VMSupervisor: VMManaging {
         vms[name] = ManagedVM(definition: stored, facts: facts, state: .off)
         log(name).info("defined")
         publish(name, .off, "defined")
-        return details(name)
+        return try details(name)
     }
 
     public func list() async -> [VMSummary] {
@@ -121,8 +121,7 @@ public actor VMSupervisor: VMManaging {
                 heartbeat = await heartbeatState(worker.client, device: device.id)
             }
         }
-        guard vms[name] != nil else { throw .notFound(name: name) }
-        var result = details(name)
+        var result = try details(name)
         result.heartbeat = heartbeat
         return result
     }
@@ -135,7 +134,7 @@ public actor VMSupervisor: VMManaging {
         vms[name]?.restartTask = nil
         vms[name]?.backoff.reset()
         try await launch(name, reason: "started by request")
-        return details(name)
+        return try details(name)
     }
 
     public func stop(_ name: String) async throws(ManagementError) -> VMDetails {
@@ -144,7 +143,7 @@ public actor VMSupervisor: VMManaging {
         if vm.restartTask != nil, vm.state == .off || vm.state == .failed {
             // Stopping a VM that waits for an automatic restart cancels the restart.
             cancelRestart(name)
-            return details(name)
+            return try details(name)
         }
         if vm.state == .stopping, vm.worker != nil {
             vms[name]?.endRequested = true
@@ -170,8 +169,7 @@ public actor VMSupervisor: VMManaging {
             signalWorker(name, generation: worker.generation, SIGKILL)
             _ = await waitForEnd(name, generation: worker.generation, timeout: Self.stopGrace)
         }
-        guard vms[name] != nil else { throw .notFound(name: name) }
-        return details(name)
+        return try details(name)
     }
 
     public func shutdown(_ name: String, force: Bool, reason: String?) async throws(ManagementError) -> VMDetails {
@@ -179,7 +177,7 @@ public actor VMSupervisor: VMManaging {
         guard let vm = vms[name] else { throw .notFound(name: name) }
         if vm.restartTask != nil, vm.state == .off || vm.state == .failed {
             cancelRestart(name)
-            return details(name)
+            return try details(name)
         }
         try VMOperation.shutdown.check(name, in: vm.state)
         if let reason, reason.utf8.count > 1024 {
@@ -196,8 +194,7 @@ public actor VMSupervisor: VMManaging {
             if vms[name]?.worker?.generation == worker.generation { vms[name]?.endRequested = false }
             throw error
         }
-        guard vms[name] != nil else { throw .notFound(name: name) }
-        return details(name)
+        return try details(name)
     }
 
     public func reset(_ name: String) async throws(ManagementError) -> VMDetails {
@@ -421,6 +418,11 @@ public actor VMSupervisor: VMManaging {
         let restart = !vm.endRequested && RestartBackoff.shouldRestart(vm.policy, failed: outcome.state == .failed)
         vm.endRequested = false
         vms[name] = vm
+        // A worker that died without its record gets the one made up here, so a later veneerd
+        // still shows Failed and why.
+        if record == nil, outcome.state == .failed, let bytes = try? JSONEncoder().encode(outcome.record) {
+            try? StateDirectory.writeAtomically(runDir + "/" + WorkerControl.exitRecordName, Array(bytes))
+        }
         // Files a worker killed without cleaning up leaves behind.
         unlink(runDir + "/" + WorkerControl.pidFileName)
         unlink(runDir + "/" + WorkerControl.socketName)
@@ -436,7 +438,7 @@ public actor VMSupervisor: VMManaging {
         let record = record ?? WorkerExitRecord(
             reason: "crash",
             status: termination.map { if case .exited(let s) = $0 { s } else if case .signaled(let sig) = $0 { 128 + sig } else { -1 } } ?? -1,
-            message: "the worker " + (termination?.description ?? "ended") + " without writing an exit record",
+            message: "the worker ended (\(termination?.description ?? "how is unknown: not veneerd's child")) without writing an exit record",
             timeMs: nowMs())
         if requested { return (.off, "stopped by request", record) }
         switch record.reason {
@@ -507,8 +509,7 @@ public actor VMSupervisor: VMManaging {
             workerEvent(name, generation: worker.generation,
                         WorkerEvent(timeMs: Self.nowMs(), state: info.state, reason: "\(operation.rawValue) by request"))
         }
-        guard vms[name] != nil else { throw .notFound(name: name) }
-        return details(name)
+        return try details(name)
     }
 
     private func heartbeatState(_ client: WorkerClient, device: String) async -> String? {
@@ -641,11 +642,9 @@ public actor VMSupervisor: VMManaging {
                          memoryBytes: vm.worker?.info?.memoryBytes ?? vm.facts.memoryBytes, pid: vm.worker?.pid, uptimeMs: uptime)
     }
 
-    private func details(_ name: String) -> VMDetails {
-        guard let vm = vms[name] else {
-            return VMDetails(summary: VMSummary(name: name, state: .off, vcpus: 0, memoryBytes: 0, pid: nil, uptimeMs: nil),
-                             config: "", directory: "", restartPolicy: RestartPolicy(), worker: nil, lastExit: nil, restarts: 0, heartbeat: nil)
-        }
+    /// The VM's details now; notFound when it was deleted while an operation awaited its worker.
+    private func details(_ name: String) throws(ManagementError) -> VMDetails {
+        guard let vm = vms[name] else { throw .notFound(name: name) }
         return VMDetails(summary: summary(vm), config: vm.definition.config, directory: vm.definition.directory,
                          restartPolicy: vm.policy, worker: vm.worker?.info, lastExit: vm.lastExit, restarts: vm.restarts, heartbeat: nil)
     }

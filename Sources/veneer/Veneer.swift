@@ -10,7 +10,7 @@ struct Veneer: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "veneer",
         abstract: "A Hyper-V-style virtual machine monitor for Linux/KVM.",
-        subcommands: [Run.self, Check.self, Plugins.self, CPUFeatures.self, Disk.self, Switch.self]
+        subcommands: [Run.self, Check.self, Plugins.self, CPUFeatures.self, Disk.self, Switch.self, Ctl.self]
     )
 
     /// ArgumentParser's own handling, except that a command-line mistake is one line
@@ -146,7 +146,8 @@ struct Check: ParsableCommand {
             print("\(config): ok: VM '\(vm.name)', \(vm.memoryBytes >> 20) MiB, \(vm.vcpus) vCPU(s), \(vm.boot.summary)")
             for d in devices {
                 let params = d.parameters.map { "\($0.name)=\(Self.text($0.value))" }.joined(separator: " ")
-                print("  \(d.config.id): \(d.library.info.name) \(d.library.info.version)  \(params)")
+                let note = IntegrationServices.isDefault(d.config) ? "  (integration service, on by default: [integration] \(d.config.id) = false turns it off)" : ""
+                print("  \(d.config.id): \(d.library.info.name) \(d.library.info.version)  \(params)\(note)")
             }
             for line in cpuReport(vm.cpu) { print("  " + line) }
         } catch {

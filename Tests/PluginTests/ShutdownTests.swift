@@ -7,8 +7,8 @@ import VeneerHost
 struct ShutdownTests {
     static let second: UInt64 = 1_000_000_000
     static let linuxVersions = [ICVersion(3, 2), ICVersion(3, 1), ICVersion(3, 0), ICVersion(1, 0)]
-    /// The trigger: posted work with this token makes the configured request ("SHUTDOWN").
-    static let trigger: UInt64 = 0x5348_5554_444F_574E
+    /// The management request with every member left to the instance's parameters.
+    static let request = #"{"op":"shutdown"}"#
 
     static func frames(_ h: PluginHarness) throws -> [ICFrame] {
         try h.host.packetsFromDevice(channel: 1).map { try ICFrame.decode($0.payload) }
@@ -39,7 +39,7 @@ struct ShutdownTests {
         #expect(h.host.logLines.contains("shutdown IC: negotiated framework 3.0, shutdown 3.2"))
         #expect(h.host.packetsFromDevice(channel: 1).count == 1, "nothing is sent without a request")
 
-        h.device.workPosted(token: Self.trigger)
+        h.sendControl(Self.request)
         let request = try #require(try Self.frames(h).last)
         #expect(request.header.messageType == .shutdown && request.header.messageVersion == ICVersion(3, 2))
         #expect(request.header.flags == .hostRequest && request.header.messageSize == 2060)
@@ -64,7 +64,7 @@ struct ShutdownTests {
     func eachActionReachesTheGuestWithItsFlags(action: String, force: Bool, flags: UInt32, linux: [String], outcome: String) throws {
         var guest = LinuxICGuest(messageVersions: Self.linuxVersions)
         let h = try Self.negotiated(["action": .string(action), "force": .bool(force), "reason": .int(0x8002_0003)], guest: &guest)
-        h.device.workPosted(token: Self.trigger)
+        h.sendControl(Self.request)
         let body = try ShutdownMessage.decode(try #require(try Self.frames(h).last).body[...])
         #expect(body.flags.rawValue == flags && body.reasonCode == 0x8002_0003)
         guest.answerNew(h)
@@ -76,38 +76,40 @@ struct ShutdownTests {
         var guest = LinuxICGuest(messageVersions: Self.linuxVersions)
         guest.hibernationSupported = true
         let h = try Self.negotiated(["action": .string("hibernate")], guest: &guest)
-        h.device.workPosted(token: Self.trigger)
+        h.sendControl(Self.request)
         guest.answerNew(h)
         #expect(guest.actions == ["hibernate"])
         #expect(Self.outcomes(h) == ["shutdown: the guest accepted the hibernate request"])
     }
 
-    @Test func aRequestBeforeTheGuestIsReadyIsRefusedAtOnce() throws {
+    @Test func aRequestBeforeTheGuestIsReadyIsNotNow() throws {
         let h = try PluginHarness(plugin: "shutdown")
-        h.device.workPosted(token: Self.trigger)
-        #expect(h.host.logLines.contains { $0.contains("request not made: the guest's shutdown service is not ready (closed)") })
+        let closed = try #require(h.control(Self.request))
+        #expect(closed.kind == .notNow && closed.text.contains("(channel closed)"), "\(closed)")
         h.openChannel(1)
-        h.device.workPosted(token: Self.trigger)   // still negotiating
-        #expect(h.host.logLines.contains { $0.contains("not ready (negotiating)") })
+        let negotiating = try #require(h.control(Self.request))
+        #expect(negotiating.kind == .notNow && negotiating.text.contains("(channel negotiating)"), "\(negotiating)")
         #expect(h.host.packetsFromDevice(channel: 1).count == 1)
     }
 
     @Test func noAnswerTimesOutAndASecondRequestMeanwhileIsBusy() throws {
         var guest = LinuxICGuest(messageVersions: Self.linuxVersions)
         let h = try Self.negotiated(["timeout_ms": .int(2000)], guest: &guest)
-        h.device.workPosted(token: Self.trigger)
+        let first = h.sendControl(Self.request)
         guest.ignoreNew(h)
-        h.device.workPosted(token: Self.trigger)
-        #expect(h.host.logLines.contains { $0.contains("still waiting for the guest's answer") })
+        let busy = try #require(h.control(Self.request))
+        #expect(busy == ControlOutcome(kind: .notNow, text: "a shutdown request is still waiting for the guest's answer"))
         #expect(h.host.packetsFromDevice(channel: 1).count == 2)
+        #expect(h.controlAnswer(first) == nil)
         h.advance(nanoseconds: 2 * Self.second)
         #expect(Self.outcomes(h) == ["shutdown: the guest did not answer the shutdown request: no answer within 2000 ms"])
+        #expect(h.controlAnswer(first) == ControlOutcome(kind: .failed, text: "the guest did not answer the shutdown request: no answer within 2000 ms"))
         // A late answer is dropped; the next request goes out.
         let unanswered = try #require(h.host.packetsFromDevice(channel: 1).last)
         let late = try guest.requiredAnswer(unanswered)
         h.send([late], channel: 1)
         #expect(h.host.logLines.contains { $0.contains("dropped a late answer") })
-        h.device.workPosted(token: Self.trigger)
+        h.sendControl(Self.request)
         guest.answerNew(h)
         #expect(Self.outcomes(h).last == "shutdown: the guest accepted the shutdown request")
     }
@@ -115,7 +117,7 @@ struct ShutdownTests {
     @Test func shortAndMismatchedAnswersAreNotTakenForAcceptance() throws {
         var guest = LinuxICGuest(messageVersions: Self.linuxVersions)
         let h = try Self.negotiated(guest: &guest)
-        h.device.workPosted(token: Self.trigger)
+        h.sendControl(Self.request)
         let request = try #require(h.host.packetsFromDevice(channel: 1).last)
         guest.ignoreNew(h)
         var reply = try guest.requiredAnswer(request)
@@ -126,7 +128,7 @@ struct ShutdownTests {
         h.send([reply], channel: 1)
         #expect(Self.outcomes(h).last?.contains("ictransaction_id") == true)
         // A short answer (the header cut off) is unusable too.
-        h.device.workPosted(token: Self.trigger)
+        h.sendControl(Self.request)
         let second = try #require(h.host.packetsFromDevice(channel: 1).last)
         guest.ignoreNew(h)
         h.send([FakeHost.Packet(transactionID: second.transactionID, payload: [0, 0, 0, 0, 5])], channel: 1)
@@ -138,8 +140,8 @@ struct ShutdownTests {
         var guest = LinuxICGuest(messageVersions: [ICVersion(2, 0)])
         let h = try Self.negotiated(guest: &guest)
         #expect(h.host.logLines.contains { $0.contains("version negotiation failed") })
-        h.device.workPosted(token: Self.trigger)
-        #expect(h.host.logLines.contains { $0.contains("not ready (failed:") })
+        let refused = try #require(h.control(Self.request))
+        #expect(refused.kind == .notNow && refused.text.contains("(channel failed:"), "\(refused)")
         #expect(h.host.packetsFromDevice(channel: 1).count == 1)
     }
 
@@ -149,10 +151,68 @@ struct ShutdownTests {
         #expect(throws: Never.self) { try PluginHarness(plugin: "shutdown", parameters: ["message": .string(String(repeating: "x", count: 1024))]) }
     }
 
+    // MARK: management requests
+
+    @Test func aShutdownRequestIsAnsweredOnceTheGuestAccepted() throws {
+        var guest = LinuxICGuest(messageVersions: Self.linuxVersions)
+        let h = try Self.negotiated(guest: &guest)
+        let id = h.sendControl(#"{"op":"shutdown","action":"restart","force":true,"reason":"patching","reasonCode":7}"#)
+        #expect(h.controlAnswer(id) == nil, "answered only after the guest")
+        let body = try ShutdownMessage.decode(try #require(try Self.frames(h).last).body[...])
+        #expect(body.flags.rawValue == 3 && body.reasonCode == 7)
+        #expect(String(decoding: body.displayMessage, as: UTF16.self) == "patching")
+        guest.answerNew(h)
+        #expect(guest.actions == ["reboot"])
+        #expect(h.controlAnswer(id) == ControlOutcome(kind: .success, text: "{}"))
+        #expect(h.metric("shutdown_requests_total") == 1 && h.metric("shutdown_accepted_total") == 1)
+        #expect(h.repeatedControlAnswers == 0 && h.pendingControlRequests.isEmpty)
+    }
+
+    @Test func aRefusedRequestFailsWithTheGuestsStatus() throws {
+        var guest = LinuxICGuest(messageVersions: Self.linuxVersions)
+        let h = try Self.negotiated(guest: &guest)
+        let id = h.sendControl(#"{"op":"shutdown","action":"hibernate"}"#)
+        guest.answerNew(h)
+        #expect(h.controlAnswer(id) == ControlOutcome(kind: .failed, text: "the guest refused the hibernate request (status 0x80004005)"))
+        #expect(h.metric("shutdown_refused_total") == 1)
+    }
+
+    @Test func theGuestClosingTheChannelFailsAWaitingRequest() throws {
+        var guest = LinuxICGuest(messageVersions: Self.linuxVersions)
+        let h = try Self.negotiated(guest: &guest)
+        let id = h.sendControl(Self.request)
+        h.closeChannel(1)
+        #expect(h.controlAnswer(id) == ControlOutcome(kind: .failed, text: "the guest closed the shutdown channel without answering"))
+    }
+
+    @Test(arguments: [
+        (#"{"op":"shutdown","action":"explode"}"#, ControlOutcome.Kind.invalid, "member 'action': 'explode' is not shutdown, restart or hibernate"),
+        (#"{"op":"shutdown","force":"yes"}"#, .invalid, "member 'force'"),
+        (#"{"op":"shutdown","reasonCode":-1}"#, .invalid, "request 'shutdown'"),
+        (#"{"op":"reboot"}"#, .unsupported, "shutdown takes no op 'reboot' (it takes shutdown)"),
+        (#"["op","shutdown"]"#, .invalid, "a request is a JSON object"),
+        ("not json", .invalid, "a request is a JSON object"),
+    ])
+    func malformedAndUnknownRequestsAreRefusedAtOnce(json: String, kind: ControlOutcome.Kind, text: String) throws {
+        var guest = LinuxICGuest(messageVersions: Self.linuxVersions)
+        let h = try Self.negotiated(guest: &guest)
+        let answer = try #require(h.control(json))
+        #expect(answer.kind == kind && answer.text.contains(text), "\(answer)")
+        #expect(h.host.packetsFromDevice(channel: 1).count == 1, "nothing sent")
+    }
+
+    @Test func aMessageLongerThanTheBodyIsInvalid() throws {
+        var guest = LinuxICGuest(messageVersions: Self.linuxVersions)
+        let h = try Self.negotiated(guest: &guest)
+        let long = String(repeating: "x", count: 1025)
+        let answer = try #require(h.control(#"{"op":"shutdown","reason":"\#(long)"}"#))
+        #expect(answer.kind == .invalid && answer.text.contains("1025 UTF-16 code units"), "\(answer)")
+    }
+
     @Test func stateRoundTripsAnOutstandingRequest() throws {
         var guest = LinuxICGuest(messageVersions: Self.linuxVersions)
         let h = try Self.negotiated(guest: &guest)
-        h.device.workPosted(token: Self.trigger)
+        h.sendControl(Self.request)
         guest.ignoreNew(h)
         let state = try h.save()
         try h.device.stop()

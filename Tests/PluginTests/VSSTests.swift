@@ -48,9 +48,14 @@ struct LinuxVSSGuest {
     }
 }
 
+/// A "freeze", "thaw" or "check" result.
+struct VSSAnswer: Decodable, Equatable {
+    var state: String
+    var lastOutcome: String?
+}
+
 @Suite("vss")
 struct VSSTests {
-    static let backup: UInt64 = 0x5653_5342_4143_4B50
     static let second: UInt64 = 1_000_000_000
     /// The plugin's info and warning lines (its debug "sent" lines left out).
     static func vssLines(_ h: PluginHarness) -> [String] { h.host.logLines.filter { $0.hasPrefix("VSS: ") && !$0.hasPrefix("VSS: sent ") } }
@@ -75,41 +80,55 @@ struct VSSTests {
         #expect(request.header.messageSize == 12 && request.body.count == 12)
     }
 
-    @Test func aBackupChecksFreezesThawsAndCompletes() throws {
+    @Test func freezeIsAnsweredOnceFrozenAndThawOnceCompleted() throws {
         var guest = LinuxVSSGuest()
         let h = try Self.ready(&guest)
-        h.device.workPosted(token: Self.backup)
+        let freeze = h.sendControl(#"{"op":"freeze"}"#)
+        #expect(h.controlAnswer(freeze) == nil)
+        guest.answerAll(h)
+        #expect(guest.operations == ["GET_DM_INFO", "HOT_BACKUP", "FREEZE"] && guest.frozen)
+        #expect(h.controlAnswer(freeze)?.decoded(VSSAnswer.self) == VSSAnswer(state: "frozen", lastOutcome: nil))
+        #expect(h.control(#"{"op":"check"}"#)?.decoded(VSSAnswer.self) == VSSAnswer(state: "frozen", lastOutcome: nil))
+        #expect(h.metric("vss_frozen") == 1 && h.metric("vss_freezes_total") == 1)
+        let thaw = h.sendControl(#"{"op":"thaw"}"#)
         guest.answerAll(h)
         #expect(guest.operations == ["GET_DM_INFO", "HOT_BACKUP", "FREEZE", "THAW", "BU_COMPLETE"])
         #expect(!guest.frozen)
+        #expect(h.controlAnswer(thaw)?.decoded(VSSAnswer.self) == VSSAnswer(state: "thawed", lastOutcome: "backup complete"))
         #expect(Self.vssLines(h).suffix(2) == ["VSS: the guest's file systems are frozen", "VSS: backup complete"])
+        #expect(h.metric("vss_frozen") == 0 && h.metric("vss_failed_backups_total") == 0)
+        #expect(h.repeatedControlAnswers == 0 && h.pendingControlRequests.isEmpty)
     }
 
     @Test func withoutItsDaemonTheGuestRefusesAndNothingIsFrozen() throws {
         var guest = LinuxVSSGuest()
         guest.daemonRunning = false
         let h = try Self.ready(&guest)
-        h.device.workPosted(token: Self.backup)
+        let freeze = h.sendControl(#"{"op":"freeze"}"#)
         guest.answerAll(h)
         #expect(guest.operations == ["GET_DM_INFO", "HOT_BACKUP"])
-        #expect(Self.vssLines(h).last == "VSS: backup failed: the guest cannot take a backup (HOT_BACKUP status 0x80004005; Linux answers so without hv_vss_daemon)")
+        let reason = "the guest cannot take a backup (HOT_BACKUP status 0x80004005; Linux answers so without hv_vss_daemon)"
+        #expect(Self.vssLines(h).last == "VSS: backup failed: \(reason)")
+        #expect(h.controlAnswer(freeze) == ControlOutcome(kind: .failed, text: "the guest did not freeze: \(reason)"))
+        #expect(h.metric("vss_failed_backups_total") == 1)
     }
 
     @Test func aFailedFreezeIsUndoneWithAThaw() throws {
         var guest = LinuxVSSGuest()
         guest.freezeWorks = false
         let h = try Self.ready(&guest)
-        h.device.workPosted(token: Self.backup)
+        let freeze = h.sendControl(#"{"op":"freeze"}"#)
         guest.answerAll(h)
         #expect(guest.operations == ["GET_DM_INFO", "HOT_BACKUP", "FREEZE", "THAW", "BU_COMPLETE"])
         #expect(Self.vssLines(h).last == "VSS: backup failed: the guest did not freeze (status 0x80004005)")
         #expect(!Self.vssLines(h).contains("VSS: the guest's file systems are frozen"))
+        #expect(h.controlAnswer(freeze)?.kind == .failed)
     }
 
     @Test func anUnansweredFreezeTimesOutAndIsThawed() throws {
         var guest = LinuxVSSGuest()
         let h = try Self.ready(&guest, ["freeze_timeout_ms": .int(2000)])
-        h.device.workPosted(token: Self.backup)
+        let freeze = h.sendControl(#"{"op":"freeze"}"#)
         // Answer HOT_BACKUP only; the FREEZE is lost.
         let packets = h.host.packetsFromDevice(channel: 1)
         guest.seen = packets.count
@@ -120,32 +139,58 @@ struct VSSTests {
         guest.answerAll(h)
         #expect(guest.operations.suffix(3) == ["HOT_BACKUP", "THAW", "BU_COMPLETE"])
         #expect(Self.vssLines(h).last == "VSS: backup failed: FREEZE: no answer within 2000 ms")
+        #expect(h.controlAnswer(freeze) == ControlOutcome(kind: .failed, text: "the guest did not freeze: FREEZE: no answer within 2000 ms"))
     }
 
-    @Test func aSecondBackupWhileOneRunsIsRefused() throws {
+    @Test func aGuestFrozenTooLongIsThawedByThePlugin() throws {
+        var guest = LinuxVSSGuest()
+        let h = try Self.ready(&guest, ["max_frozen_ms": .int(1000)])
+        h.sendControl(#"{"op":"freeze"}"#)
+        guest.answerAll(h)
+        #expect(guest.frozen)
+        h.advance(nanoseconds: Self.second)
+        guest.answerAll(h)
+        #expect(!guest.frozen && guest.operations.suffix(2) == ["THAW", "BU_COMPLETE"])
+        #expect(h.control(#"{"op":"thaw"}"#)?.kind == .notNow)
+    }
+
+    @Test func aSecondFreezeWhileOneRunsIsNotNow() throws {
         var guest = LinuxVSSGuest()
         let h = try Self.ready(&guest)
-        h.device.workPosted(token: Self.backup)
-        h.device.workPosted(token: Self.backup)
-        #expect(Self.vssLines(h).last == "VSS: backup not started: a backup or request is in progress")
+        let first = h.sendControl(#"{"op":"freeze"}"#)
+        #expect(h.control(#"{"op":"freeze"}"#) == ControlOutcome(kind: .notNow, text: "a backup step is in progress (checking)"))
         guest.answerAll(h)
-        #expect(Self.vssLines(h).last == "VSS: backup complete")
+        #expect(h.controlAnswer(first)?.isSuccess == true)
+        #expect(h.control(#"{"op":"freeze"}"#)?.kind == .notNow, "already frozen")
+    }
+
+    @Test func requestsBeforeTheGuestConnectsAndUnknownOnes() throws {
+        let h = try PluginHarness(plugin: "vss")
+        #expect(h.control(#"{"op":"check"}"#)?.decoded(VSSAnswer.self) == VSSAnswer(state: "not-connected", lastOutcome: nil))
+        #expect(h.control(#"{"op":"freeze"}"#)?.kind == .notNow)
+        #expect(h.control(#"{"op":"thaw"}"#)?.kind == .notNow)
+        #expect(h.control(#"{"op":"snapshot"}"#)?.kind == .unsupported)
+        #expect(h.control(#"{"operation":"freeze"}"#)?.kind == .invalid)
+        var guest = LinuxVSSGuest()
+        let ready = try Self.ready(&guest)
+        #expect(ready.control(#"{"op":"thaw"}"#) == ControlOutcome(kind: .notNow, text: "the guest is not frozen (the backup is idle)"))
     }
 
     @Test func aGuestClosingTheChannelEndsTheBackup() throws {
         var guest = LinuxVSSGuest()
         let h = try Self.ready(&guest)
-        h.device.workPosted(token: Self.backup)
+        let freeze = h.sendControl(#"{"op":"freeze"}"#)
         h.closeChannel(1)
         #expect(Self.vssLines(h).last == "VSS: backup failed: the guest closed the channel during the backup")
-        h.device.workPosted(token: Self.backup)
-        #expect(Self.vssLines(h).last == "VSS: backup not started: the VSS channel is not ready (closed)")
+        #expect(h.controlAnswer(freeze) == ControlOutcome(kind: .failed, text: "the guest did not freeze: the guest closed the channel"))
+        let again = try #require(h.control(#"{"op":"freeze"}"#))
+        #expect(again.kind == .notNow && again.text.contains("channel closed"), "\(again)")
     }
 
     @Test func stateRoundTrips() throws {
         var guest = LinuxVSSGuest()
         let h = try Self.ready(&guest)
-        h.device.workPosted(token: Self.backup)
+        h.sendControl(#"{"op":"freeze"}"#)
         let saved = try h.save()
         try h.load(saved)
         #expect(try h.save() == saved)

@@ -1,3 +1,4 @@
+import FoundationEssentials
 import Synchronization
 import VeneerHost
 import VeneerPluginABI
@@ -99,5 +100,14 @@ extension PluginHarness {
     public func setRunState(paused: Bool) {
         device.runStateChanged(UInt32(paused ? VENEER_RUN_PAUSED : VENEER_RUN_RESUMED))
         deliverHostEvents()
+    }
+}
+
+extension ControlOutcome {
+    /// A successful answer's JSON decoded as `T` (nil for a failure or JSON that does not fit):
+    /// tests compare results by value, since JSON member order is not part of an answer.
+    public func decoded<T: Decodable>(_ type: T.Type) -> T? {
+        guard kind == .success else { return nil }
+        return try? JSONDecoder().decode(T.self, from: Data(text.utf8))
     }
 }

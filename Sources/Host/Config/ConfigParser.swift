@@ -58,6 +58,14 @@ public enum ConfigParser {
         let boot = try parseBoot(&bootTable, file: file, baseDirectory: baseDirectory)
         var cpu = CPUModel()
         if var cpuTable = try reader.table("cpu") { cpu = try parseCPU(&cpuTable, file: file) }
+        var integration = IntegrationServices()
+        if var table = try reader.table("integration") {
+            integration = try IntegrationServices.parse(&table, file: file)
+            if hyperv == false, let on = integration.explicitlyEnabled.sorted().first {
+                throw ConfigError(file: file, key: "integration.\(on)",
+                                  reason: "integration services run over VMBus, and this VM has hyperv = false")
+            }
+        }
 
         var devices: [DeviceConfig] = []
         for (i, var table) in try reader.arrayOfTables("device").enumerated() {
@@ -90,6 +98,7 @@ public enum ConfigParser {
         config.onReset = onReset
         config.baseDirectory = explicitBase
         config.cpu = cpu
+        config.integration = integration
         return config
     }
 

@@ -6,11 +6,19 @@ public struct ResolvedDevice: Sendable {
 }
 
 /// Loads the plugin of every device in a config and validates its parameters: everything
-/// `veneer check` verifies, without KVM.
+/// `veneer check` verifies, without KVM. A VM with VMBus (`hyperv = true`, or a synthetic device)
+/// also gets the integration services the config leaves on (`IntegrationServices`), after its own.
 public enum DeviceResolver {
     public static func resolve(_ config: VMConfig, registry: PluginRegistry) throws(MachineError) -> [ResolvedDevice] {
+        var resolved = try resolve(config.devices, of: config, registry: registry)
+        let enlightened = config.hyperv ?? resolved.contains { $0.library.info.kind == .synthetic }
+        resolved += try resolve(IntegrationServices.defaultDevices(for: config, enlightened: enlightened), of: config, registry: registry)
+        return resolved
+    }
+
+    private static func resolve(_ devices: [DeviceConfig], of config: VMConfig, registry: PluginRegistry) throws(MachineError) -> [ResolvedDevice] {
         var resolved: [ResolvedDevice] = []
-        for device in config.devices {
+        for device in devices {
             let label = "\(device.key) '\(device.id)'"
             let library: PluginLibrary
             do throws(PluginLoadError) {

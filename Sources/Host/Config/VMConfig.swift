@@ -24,6 +24,8 @@ public struct VMConfig: Sendable, Equatable {
     public var devices: [DeviceConfig]
     /// What the guest is told about the CPU (`[cpu]`): a template and hidden features.
     public var cpu = CPUModel()
+    /// Which integration services a VM with VMBus gets by default (`[integration]`).
+    public var integration = IntegrationServices()
 
     public static let maxVCPUs: UInt32 = 64
 }

@@ -32,6 +32,8 @@ typedef _Bool bool;
 #define PROG "vmbus-vss"
 #elif defined(FCOPYGUEST)
 #define PROG "vmbus-fcopy"
+#elif defined(TIMESYNCGUEST)
+#define PROG "vmbus-timesync"
 #elif defined(HEARTBEAT)
 #define PROG "vmbus-heartbeat"
 #else

@@ -26,6 +26,12 @@ static const u8 device_interface[16] = { 0x29, 0x2e, 0xfa, 0x35, 0x23, 0xea, 0x3
 #define DEVICE_TEXT "file-copy interface 34d14be3-dee4-41c8-9ae7-6b174977c192"
 static const u8 device_interface[16] = { 0xe3, 0x4b, 0xd1, 0x34, 0xe4, 0xde, 0xc8, 0x41,
                                          0x9a, 0xe7, 0x6b, 0x17, 0x49, 0x77, 0xc1, 0x92 };
+#elif defined(TIMESYNCGUEST)
+/* The time-sync integration service: 9527e630-d0ae-497b-adce-e80ab0175caf, in wire order. */
+#define DEVICE_NAME "timesync"
+#define DEVICE_TEXT "timesync interface 9527e630-d0ae-497b-adce-e80ab0175caf"
+static const u8 device_interface[16] = { 0x30, 0xe6, 0x27, 0x95, 0xae, 0xd0, 0x7b, 0x49,
+                                         0xad, 0xce, 0xe8, 0x0a, 0xb0, 0x17, 0x5c, 0xaf };
 #elif defined(HEARTBEAT)
 /* The heartbeat integration service: 57164f39-9115-4e78-ab55-382f3bd5422d, in wire order. */
 #define DEVICE_NAME "heartbeat"
@@ -124,7 +130,7 @@ static void stalled(const char *step, const char *what)
          inbound.control->read_index, inbound.control->interrupt_mask, inbound.control->pending_send_sz);
 }
 
-#if defined(HEARTBEAT) || defined(KVPGUEST) || defined(VSSGUEST) || defined(FCOPYGUEST)
+#if defined(HEARTBEAT) || defined(KVPGUEST) || defined(VSSGUEST) || defined(FCOPYGUEST) || defined(TIMESYNCGUEST)
 
 /* The guest side of the heartbeat IC as Linux hv_utils does it (drivers/hv/hv_util.c,
  * vmbus_prep_negotiate_resp in channel_mgmt.c): read each host packet at its ring length, answer
@@ -132,16 +138,16 @@ static void stalled(const char *step, const char *what)
  * dozen packets, so the interpreter's speed does not matter. */
 
 #define ICMSG_HDR 28
-static u8 ic_buffer[4096];
+static u8 ic_buffer[8192]; /* a file-copy WRITE_TO_FILE is 28 + 6196 bytes */
 
 static u16 get16(u32 at) { return (u16)(ic_buffer[at] | ic_buffer[at + 1] << 8); }
 static void put16(u32 at, u16 v) { ic_buffer[at] = (u8)v; ic_buffer[at + 1] = (u8)(v >> 8); }
 
-/* The next host packet, copied to ic_buffer; returns its length (payload padded to 8, which is
- * what Linux's vmbus_recvpacket reports and echoes back). */
-static u32 ic_receive(const char *step, u64 *trans_id)
+/* The next host packet within `ms`, copied to ic_buffer; returns its length (payload padded to
+ * 8, which is what Linux's vmbus_recvpacket reports and echoes back). */
+static u32 ic_receive_within(const char *step, u64 *trans_id, u32 ms)
 {
-    u64 deadline = deadline_ms(STALL_TIMEOUT_MS);
+    u64 deadline = deadline_ms(ms);
     const struct vmpacket_descriptor *d;
     while ((d = ring_peek(&inbound, step)) == NULL) {
         if (expired(deadline))
@@ -163,6 +169,8 @@ static u32 ic_receive(const char *step, u64 *trans_id)
         fail(step, "icflags 0x%x, want 0x3 (TRANSACTION|REQUEST)", ic_buffer[25]);
     return len;
 }
+
+static u32 ic_receive(const char *step, u64 *trans_id) { return ic_receive_within(step, trans_id, STALL_TIMEOUT_MS); }
 
 static void ic_answer(const char *step, u64 trans_id, u32 len)
 {
@@ -201,6 +209,10 @@ static const u16 framework[][2] = { { 3, 0 } };
 #define IC_SERVICE "file copy"
 static const u16 service_versions[][2] = { { 1, 1 } };
 static const u16 framework[][2] = { { 3, 0 } };
+#elif defined(TIMESYNCGUEST)
+#define IC_SERVICE "timesync"
+static const u16 service_versions[][2] = { { 4, 0 }, { 3, 0 }, { 1, 0 } }; /* hv_util.c ts_versions */
+static const u16 framework[][2] = { { 3, 0 }, { 1, 0 } };
 #else
 #define IC_SERVICE "heartbeat"
 static const u16 service_versions[][2] = { { 3, 0 }, { 1, 0 } };
@@ -239,6 +251,8 @@ static void ic_negotiate(void)
 #include "kvp.inc"
 #elif defined(VSSGUEST) || defined(FCOPYGUEST)
 #include "vss-fcopy.inc"
+#elif defined(TIMESYNCGUEST)
+#include "timesync.inc"
 #else
 
 /* One heartbeat: checks it and, if `answer`, sends seq_num + 1 back. Returns its seq_num. */
@@ -567,7 +581,7 @@ void kmain(u64 vcpu_index, u64 vcpu_count)
     printf(PROG ": unload: UNLOAD_RESPONSE\n");
 #if defined(KVPGUEST)
     printf(PROG ": KVP IC negotiated; pools exchanged\n");
-#elif defined(VSSGUEST) || defined(FCOPYGUEST)
+#elif defined(VSSGUEST) || defined(FCOPYGUEST) || defined(TIMESYNCGUEST)
     printf(PROG ": " IC_SERVICE " IC negotiated and answered\n");
 #elif defined(HEARTBEAT)
     printf(PROG ": heartbeat IC negotiated and answered\n");
