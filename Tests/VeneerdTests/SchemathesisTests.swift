@@ -61,13 +61,15 @@ struct SchemathesisTests {
             "--request-timeout", "20",
             "--report-dir", report.path,
         ]
-        let (status, output) = try await run(executable, arguments)
+        let (status, output) = try await run(executable, arguments, directory: report.path)
         print(output.split(separator: "\n").suffix(12).joined(separator: "\n"))
         return (status, output)
     }
 
-    static func run(_ executable: String, _ arguments: [String]) async throws -> (Int32, String) {
+    /// Runs in `directory`, where schemathesis also leaves its cache (`.schemathesis/`).
+    static func run(_ executable: String, _ arguments: [String], directory: String) async throws -> (Int32, String) {
         let process = Process()
+        process.currentDirectoryURL = URL(fileURLWithPath: directory)
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
         var environment = ProcessInfo.processInfo.environment
