@@ -15,7 +15,7 @@ struct EveryPluginConformanceTests {
 
     @Test(arguments: plugins)
     func passesTheConformanceSuite(plugin: String) {
-        let report = ConformanceSuite(plugin: plugin, accesses: 5_000).run()
+        let report = ConformanceSuite(plugin: plugin, parameters: RequiredPortFixture.parameters(for: plugin), accesses: 5_000).run()
         #expect(report.allPassed, "\(report.checks.filter { !$0.passed }.map(\.line))")
     }
 }

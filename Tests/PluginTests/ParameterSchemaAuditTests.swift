@@ -193,6 +193,7 @@ struct ParameterSchemaAuditTests {
             for v in edges {
                 var parameters: [String: ParameterValidation.Input] = [spec.name: .int(v)]
                 if Self.schema(plugin).contains(where: { $0.name == "output" }) { parameters["output"] = .string("none") }
+                for (name, value) in RequiredPortFixture.parameters(for: plugin) { parameters[name] = .string(value) }
                 do { _ = try PluginHarness(plugin: plugin, parameters: parameters) } catch {
                     Issue.record("\(plugin).\(spec.name) = \(v) is in the schema's range but create failed: \(error)")
                 }
@@ -222,6 +223,7 @@ struct ParameterSchemaAuditTests {
                     table[m.name] = .int(v)
                     var parameters: [String: ParameterValidation.Input] = [spec.name: .group([table])]
                     if Self.schema(plugin).contains(where: { $0.name == "output" }) { parameters["output"] = .string("none") }
+                    for (name, value) in RequiredPortFixture.parameters(for: plugin) { parameters[name] = .string(value) }
                     do { _ = try PluginHarness(plugin: plugin, parameters: parameters) } catch {
                         Issue.record("\(plugin).\(spec.name)[0].\(m.name) = \(v) is in the schema's range but create failed: \(error)")
                     }
