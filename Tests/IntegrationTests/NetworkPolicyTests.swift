@@ -16,7 +16,12 @@ struct NetworkPolicyTests {
         defer { [ns, vlan10, vlan20].forEach { $0.close() } }
         let bridge = "vsv\(NetworkTestHost.suffix().prefix(6))"
         try ns.createSwitch(bridge, type: "private")
-        try ns.runChecked(["ip", "link", "set", bridge, "type", "bridge", "vlan_filtering", "1"])
+        do { try ns.runChecked(["ip", "link", "set", bridge, "type", "bridge", "vlan_filtering", "1"]) } catch {
+            // VLAN access ports are the bridge's own VLAN filtering, which some kernels lack.
+            guard "\(error)".contains("Operation not supported") else { throw error }
+            print("SKIPPED: VLAN access ports: this kernel's bridges have no VLAN filtering (CONFIG_BRIDGE_VLAN_FILTERING)")
+            return
+        }
         for (port, namespace, vid, address) in [("vv10", vlan10, "10", "10.99.0.2/24"), ("vv20", vlan20, "20", "10.99.0.3/24")] {
             try ns.veth(inside: port, outside: "eth0", peer: namespace, address: address)
             try ns.runChecked(["ip", "link", "set", port, "master", bridge])
